@@ -1,0 +1,1 @@
+"""Identities: DIDs bound to chain accounts, role credentials, challenge-response and sealed delivery."""

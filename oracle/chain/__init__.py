@@ -1,0 +1,1 @@
+"""The chain: embedded node lifecycle, Web3 connection, compiler, transactions, deployment."""

@@ -1,0 +1,74 @@
+"""Sign locally, send, wait for the receipt: every participant transacts from its own key."""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.types import TxReceipt
+
+from oracle.errors import TdsError
+
+
+class TransactionFailed(TdsError):
+    """A mined transaction reverted, or one could not be sent."""
+
+    def __init__(self, message: str, receipt: TxReceipt | None = None):
+        super().__init__(message)
+        self.receipt = receipt
+
+
+class Sender:
+    """Sends transactions for one account, tracking its nonce locally (safe across threads)."""
+
+    def __init__(self, w3: Web3, account: LocalAccount, *, poll: float = 0.02, timeout: float = 120.0):
+        self.w3 = w3
+        self.account = account
+        self.address = account.address
+        self.poll = poll
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._nonce: int | None = None
+
+    def _next_nonce(self) -> int:
+        if self._nonce is None:
+            self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+        n = self._nonce
+        self._nonce += 1
+        return n
+
+    def resync(self) -> None:
+        """Forget the cached nonce (after an external transaction or a node restart)."""
+        with self._lock:
+            self._nonce = None
+
+    def send(self, fn: ContractFunction | ContractConstructor, *, value: int = 0, gas: int | None = None) -> TxReceipt:
+        """Build, sign and send ``fn``; return its receipt or raise :class:`TransactionFailed`."""
+        with self._lock:
+            params: dict[str, Any] = {"from": self.address, "value": value, "chainId": self.w3.eth.chain_id}
+            if gas is None:
+                gas = int(fn.estimate_gas(params) * 1.2) + 20_000  # reverts surface here, decoded
+            params["gas"] = gas
+            params.update(self._fees())
+            params["nonce"] = self._next_nonce()
+            tx = fn.build_transaction(params)
+            signed = self.account.sign_transaction(tx)
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Exception:
+                self._nonce = None
+                raise
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout, poll_latency=self.poll)
+        if receipt["status"] != 1:
+            raise TransactionFailed(f"transaction {tx_hash.hex()} reverted", receipt)
+        return receipt
+
+    def _fees(self) -> dict[str, int]:
+        block = self.w3.eth.get_block("latest")
+        base = block.get("baseFeePerGas")
+        if base is None:
+            return {"gasPrice": self.w3.eth.gas_price}
+        tip = 0 if base == 0 else self.w3.to_wei(1, "gwei")
+        return {"maxFeePerGas": base * 2 + tip, "maxPriorityFeePerGas": tip}

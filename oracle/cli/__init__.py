@@ -1,0 +1,43 @@
+"""The ``tds`` command line: one subcommand group per concern."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from oracle.cli.chain import chain, compile_cmd, deploy_cmd, setup_cmd
+from oracle.cli.demo import demo
+from oracle.cli.identity import identity
+from oracle.cli.store import store
+from oracle.cli.output import fail
+from oracle.errors import TdsError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trusted-data-space")
+def cli() -> None:
+    """Trusted Data Space: data stays with its owner; ciphertext, permission and proof move."""
+
+
+cli.add_command(setup_cmd)
+cli.add_command(chain)
+cli.add_command(compile_cmd)
+cli.add_command(deploy_cmd)
+cli.add_command(demo)
+cli.add_command(store)
+cli.add_command(identity)
+
+
+def main() -> None:
+    """Console entry point: user errors print one line and exit 1, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except TdsError as exc:
+        fail(str(exc))
+    except click.exceptions.Abort:
+        fail("aborted")
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

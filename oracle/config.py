@@ -1,0 +1,85 @@
+"""All configuration in one place: environment variables over defaults that run locally.
+
+| variable          | meaning                                                   | default                    |
+|-------------------|-----------------------------------------------------------|----------------------------|
+| TDS_PROJECT_ROOT  | project checkout (contracts/, node_modules/, artifacts/)   | this package's checkout    |
+| TDS_HOME          | state folder (node pid/log/state, keystores, journals)    | <project>/.tds             |
+| TDS_RPC_URL       | an external EVM node (consortium chain); unset = embedded | unset                      |
+| TDS_CHAIN_ID      | chain id the external node must report                    | unset (not checked)        |
+| TDS_CHAIN_PORT    | preferred loopback port for the embedded anvil            | 18545                      |
+| TDS_IPFS_API      | a Kubo RPC API (multiaddr or URL); unset = embedded store | unset                      |
+| TDS_DEPLOYMENT    | deployment file (addresses, ABIs, chain id, block)        | <project>/deployments/<chain id>.json |
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SOLC_VERSION = "0.8.37"
+DEFAULT_CHAIN_PORT = 18545
+EMBEDDED_CHAIN_ID = 31337
+
+
+def _optional_int(name: str) -> int | None:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw, 0)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not an integer; set it to a number such as 31337") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Build with :func:`load_settings`; override fields in tests."""
+
+    project_root: Path = PROJECT_ROOT
+    home: Path = field(default_factory=lambda: PROJECT_ROOT / ".tds")
+    rpc_url: str | None = None
+    chain_id: int | None = None
+    chain_port: int = DEFAULT_CHAIN_PORT
+    ipfs_api: str | None = None
+    deployment_file: Path | None = None
+
+    @property
+    def chain_dir(self) -> Path:
+        """Where the embedded node keeps its pid file, log and state."""
+        return self.home / "chain"
+
+    @property
+    def node_modules(self) -> Path:
+        return self.project_root / "node_modules"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.project_root / "artifacts"
+
+    @property
+    def contracts_dir(self) -> Path:
+        return self.project_root / "contracts"
+
+    def deployment_path(self, chain_id: int) -> Path:
+        """The deployment file for ``chain_id`` (TDS_DEPLOYMENT overrides)."""
+        if self.deployment_file is not None:
+            return self.deployment_file
+        return self.project_root / "deployments" / f"{chain_id}.json"
+
+
+def load_settings() -> Settings:
+    """Read the environment once; defaults run on a laptop with no configuration."""
+    root_env = os.environ.get("TDS_PROJECT_ROOT")
+    root = Path(root_env).expanduser().resolve() if root_env else PROJECT_ROOT
+    home = os.environ.get("TDS_HOME")
+    deployment = os.environ.get("TDS_DEPLOYMENT")
+    return Settings(
+        project_root=root,
+        home=Path(home).expanduser().resolve() if home else root / ".tds",
+        rpc_url=os.environ.get("TDS_RPC_URL") or None,
+        chain_id=_optional_int("TDS_CHAIN_ID"),
+        chain_port=_optional_int("TDS_CHAIN_PORT") or DEFAULT_CHAIN_PORT,
+        ipfs_api=os.environ.get("TDS_IPFS_API") or None,
+        deployment_file=Path(deployment).expanduser().resolve() if deployment else None,
+    )

@@ -1,0 +1,33 @@
+"""Shared fixtures: an isolated TDS_HOME and an embedded anvil per test session."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from oracle.chain.node import EmbeddedNode, free_port
+from oracle.config import Settings, load_settings
+
+
+@pytest.fixture
+def tmp_settings(tmp_path: Path) -> Settings:
+    """Settings with a private state folder and a free preferred port."""
+    return replace(load_settings(), home=tmp_path / "tds-home", chain_port=free_port(), rpc_url=None,
+                   chain_id=None, deployment_file=tmp_path / "deployment.json")
+
+
+@pytest.fixture(scope="session")
+def session_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    home = tmp_path_factory.mktemp("tds-session")
+    return replace(load_settings(), home=home, chain_port=free_port(), rpc_url=None, chain_id=None,
+                   deployment_file=home / "deployment.json")
+
+
+@pytest.fixture(scope="session")
+def embedded_node(session_settings: Settings):
+    """One anvil for the session, stopped at the end."""
+    node = EmbeddedNode(session_settings)
+    info = node.up(fresh=True)
+    yield info
+    node.down()
