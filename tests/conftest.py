@@ -1,8 +1,10 @@
 """Shared fixtures: an isolated TDS_HOME and an embedded anvil per test session."""
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -31,3 +33,23 @@ def embedded_node(session_settings: Settings):
     info = node.up(fresh=True)
     yield info
     node.down()
+
+
+FIXTURE_CONTRACTS = Path(__file__).resolve().parent / "fixtures" / "contracts"
+
+
+@pytest.fixture
+def fixture_project(tmp_path: Path, tmp_settings: Settings) -> Callable[..., Settings]:
+    """Make a throw-away Brownie project holding only the named fixture contracts."""
+
+    def make(*names: str) -> Settings:
+        root = tmp_path / "proj"
+        (root / "contracts").mkdir(parents=True)
+        (root / "tests" / "contracts").mkdir(parents=True)
+        for n in names:
+            shutil.copy(FIXTURE_CONTRACTS / n, root / "contracts" / n)
+        shutil.copy(tmp_settings.project_root / "brownie-config.yaml", root / "brownie-config.yaml")
+        (root / "node_modules").symlink_to(tmp_settings.node_modules)
+        return replace(tmp_settings, project_root=root)
+
+    return make

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -13,21 +12,6 @@ import pytest
 from oracle.chain.compiler import FRONTEND, compile_project, install_frontend, run_solc, standard_input
 from oracle.config import SOLC_VERSION
 from oracle.errors import CompilationError
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "contracts"
-
-
-def _project(tmp_path: Path, settings, *names: str):
-    """A copy of the project skeleton with only the given fixture contracts."""
-    root = tmp_path / "proj"
-    (root / "contracts").mkdir(parents=True)
-    for n in names:
-        shutil.copy(FIXTURES / n, root / "contracts" / n)
-    shutil.copy(settings.project_root / "brownie-config.yaml", root / "brownie-config.yaml")
-    (root / "node_modules").symlink_to(settings.node_modules)
-    (root / "tests" / "contracts").mkdir(parents=True)
-    return replace(settings, project_root=root)
-
 
 def test_frontend_version_is_native_form():
     out = subprocess.run(["node", str(FRONTEND), "--version"], capture_output=True, text=True, check=True).stdout
@@ -43,16 +27,16 @@ def test_solcx_sees_installed_compiler(tmp_settings):
     assert any(str(v) == SOLC_VERSION for v in solcx.get_installed_solc_versions())
 
 
-def test_py_solc_x_compiles_openzeppelin_import(tmp_path, tmp_settings):
-    settings = _project(tmp_path, tmp_settings, "Token.sol")
+def test_py_solc_x_compiles_openzeppelin_import(fixture_project, tmp_settings):
+    settings = fixture_project("Token.sol")
     out = run_solc(standard_input(settings), settings)
     token = out["contracts"]["contracts/Token.sol"]["FixtureToken"]
     assert token["evm"]["bytecode"]["object"]
     assert "node_modules/@openzeppelin/contracts/token/ERC20/ERC20.sol" in out["sources"]
 
 
-def test_compile_is_reproducible_and_keeps_metadata(tmp_path, tmp_settings):
-    settings = _project(tmp_path, tmp_settings, "Token.sol")
+def test_compile_is_reproducible_and_keeps_metadata(fixture_project, tmp_settings):
+    settings = fixture_project("Token.sol")
     arts = compile_project(settings)
     first = (settings.artifacts_dir / "FixtureToken.json").read_bytes()
     compile_project(settings, force=True)
@@ -74,16 +58,16 @@ def SOLC_VERSION_CBOR_SUFFIX() -> str:
     return f"64736f6c6343{major:02x}{minor:02x}{patch:02x}0033"
 
 
-def test_compile_error_names_file_and_line(tmp_path, tmp_settings):
-    settings = _project(tmp_path, tmp_settings, "Broken.sol")
+def test_compile_error_names_file_and_line(fixture_project, tmp_settings):
+    settings = fixture_project("Broken.sol")
     with pytest.raises(CompilationError) as err:
         compile_project(settings)
     msg = str(err.value)
     assert "Undeclared identifier" in msg and "contracts/Broken.sol:6" in msg
 
 
-def test_cli_compile_error_exits_nonzero(tmp_path, tmp_settings):
-    settings = _project(tmp_path, tmp_settings, "Broken.sol")
+def test_cli_compile_error_exits_nonzero(fixture_project, tmp_settings):
+    settings = fixture_project("Broken.sol")
     tds = Path(os.sys.executable).with_name("tds")
     env = {**os.environ, "TDS_PROJECT_ROOT": str(settings.project_root)}
     res = subprocess.run([str(tds), "compile"], capture_output=True, text=True, env=env)
@@ -91,9 +75,9 @@ def test_cli_compile_error_exits_nonzero(tmp_path, tmp_settings):
     assert "error:" in res.stderr and "Broken.sol:6" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_brownie_compiles_openzeppelin_import(tmp_path, tmp_settings):
+def test_brownie_compiles_openzeppelin_import(fixture_project, tmp_settings):
     """Brownie finds the front-end as solc-v<version> and compiles an OpenZeppelin import."""
-    settings = _project(tmp_path, tmp_settings, "Token.sol")
+    settings = fixture_project("Token.sol")
     install_frontend(tmp_settings)
     brownie = Path(os.sys.executable).with_name("brownie")
     res = subprocess.run([str(brownie), "compile"], cwd=settings.project_root, capture_output=True, text=True,
