@@ -1,0 +1,172 @@
+"""Gas of the system's hot operations, each measured in a warm, realistic state.
+
+    python -m bench.gas [--json]
+
+Deploys the whole system (oracle.system.deploy_system) to a fresh embedded anvil in a
+temporary folder, plays a short lifecycle, and records ``gasUsed`` of each operation's receipt.
+"Warm" means the state a busy data space is in: the provider already holds certificates, the
+holder's nonce was used before, the grant was used before, every payee was credited before.
+First-time ("cold") figures are printed too where they differ, so the trade-offs are visible.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak
+
+from oracle.chain.accounts import dev_account
+from oracle.chain.connection import connect
+from oracle.chain.deploy import bind
+from oracle.chain.node import EmbeddedNode, free_port
+from oracle.chain.tx import Sender
+from oracle.config import load_settings
+from oracle.contracts.eip712 import GrantTerms, grant_typed_data, job_result_typed_data, sign_typed
+from oracle.system import SYSTEM_CONTRACTS, deploy_system, role_id
+
+TARGETS = {
+    "requestJob (paid, counted, 4-way split)": 85_000,
+    "mint certificate": 170_000,
+    "grantBySignature (EIP-712)": 150_000,
+    "IdentityRegistry.bind": 60_000,
+}
+HOM_AGG, DET_EQ = 4, 1
+PRICE = 10**15
+SPLIT = [7000, 1000, 1500, 500]
+CID = b"\x12\x20" + b"\x11" * 32
+
+
+def measure() -> dict[str, int]:
+    """Run the scenario on a private chain; return {operation: gas}."""
+    with tempfile.TemporaryDirectory(prefix="tds-gas-") as tmp:
+        settings = replace(load_settings(), home=Path(tmp) / "home", chain_port=free_port(), rpc_url=None,
+                           chain_id=None, deployment_file=Path(tmp) / "deployment.json")
+        node = EmbeddedNode(settings)
+        node.up(fresh=True)
+        try:
+            return _scenario(settings)
+        finally:
+            node.down()
+
+
+def _scenario(settings) -> dict[str, int]:
+    w3 = connect(settings)
+    doc = deploy_system(settings, w3=w3)
+    c = {n: bind(w3, doc, n) for n in SYSTEM_CONTRACTS}
+    keys = {name: dev_account(i) for i, name in [(0, "operator"), (1, "regulator"), (3, "provider"),
+                                                 (4, "consumer"), (5, "oracle"), (6, "algorithm")]}
+    tx = {name: Sender(w3, acct) for name, acct in keys.items()}
+    addr = {name: acct.address for name, acct in keys.items()}
+    gas: dict[str, int] = {}
+
+    def run(label: str | None, who: str, fn, value: int = 0) -> Any:
+        receipt = tx[who].send(fn, value=value)
+        if label:
+            gas[label] = receipt["gasUsed"]
+        return receipt
+
+    ident = c["IdentityRegistry"].functions
+    for i, who in enumerate(["provider", "consumer", "oracle", "algorithm"]):
+        did = f"did:key:z6MkBenchParticipant{i:02d}xxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        args = (did, keccak(text=did + "doc"), keccak(text=did + "kak"), keccak(text=did + "proof"))
+        run("IdentityRegistry.bind (first binding)" if who == "provider" else None, who, ident.bind(*args))
+    did = "did:key:z6MkBenchParticipant00xxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+    run("IdentityRegistry.bind", "provider",
+        ident.bind(did, keccak(text="doc2"), keccak(text="kak2"), keccak(text="proof2")))
+    for who, role in [("provider", "PROVIDER"), ("consumer", "CONSUMER"), ("oracle", "COMPUTE_PROVIDER"),
+                      ("algorithm", "ALGORITHM_PROVIDER")]:
+        run("grantParticipantRole" if who == "consumer" else None, "operator",
+            ident.grantParticipantRole(addr[who], role_id(role), keccak(text=f"vc:{who}"), 0))
+    run("publish template", "operator", c["CertificateTemplates"].functions.publish(
+        "standard", CID, keccak(text="terms"), 3, 63, SPLIT))
+
+    mint_args = (CID, b"\x12\x20" + b"\x22" * 32, keccak(text="manifest"), 2, keccak(text="quality"), 1)
+    run("mint certificate (provider's first)", "provider", c["AssetRegistry"].functions.mint(mint_args))
+    run("mint certificate", "provider", c["AssetRegistry"].functions.mint(mint_args))
+    asset_id = 2
+
+    auth = c["Authorizations"]
+    chain_id = w3.eth.chain_id
+    expiry = w3.eth.get_block("latest")["timestamp"] + 30 * 86400
+
+    def terms(purpose: str) -> GrantTerms:
+        return GrantTerms(asset_id, addr["consumer"], keccak(text=purpose), DET_EQ | HOM_AGG, 0, 0, expiry, 100,
+                          "0x" + "00" * 20, PRICE, addr["algorithm"])
+
+    def by_signature(label: str, purpose: str, nonce: int) -> None:
+        t = terms(purpose)
+        deadline = expiry
+        sig = sign_typed(grant_typed_data(t, nonce, deadline, chain_id, auth.address), keys["provider"].key)
+        run(label, "consumer", auth.functions.grantBySignature(t.as_tuple(), nonce, deadline, sig))
+
+    by_signature("grantBySignature (holder's first nonce)", "p1", 0)
+    by_signature("grantBySignature (EIP-712)", "p2", 1)
+    run("grant (direct)", "provider", auth.functions.grant(terms("p3").as_tuple()))
+    grant_id = 2
+
+    jobs = c["Jobs"].functions
+
+    def request(label: str | None) -> int:
+        deadline = w3.eth.get_block("latest")["timestamp"] + 3600
+        receipt = run(label, "consumer", jobs.requestJob(grant_id, HOM_AGG, keccak(text="params"), deadline),
+                      value=PRICE)
+        return c["Jobs"].events.JobRequested().process_receipt(receipt)[0]["args"]["jobId"]
+
+    def finish(job_id: int, accept_label: str | None, complete_label: str | None) -> None:
+        run(accept_label, "oracle", jobs.acceptJob(job_id))
+        rh, cid = keccak(text=f"result{job_id}"), b"\x12\x20" + keccak(text=f"cid{job_id}")
+        sig = sign_typed(job_result_typed_data(job_id, rh, cid, chain_id, c["Jobs"].address), keys["oracle"].key)
+        run(complete_label, "oracle", jobs.completeJob(job_id, cid, rh, sig))
+
+    first = request("requestJob (grant's first use)")
+    finish(first, None, "completeJob (payees' first credit)")
+    second = request("requestJob (paid, counted, 4-way split)")
+    finish(second, "acceptJob", "completeJob (release 4-way split)")
+    run("withdraw (native)", "provider", jobs.withdraw("0x" + "00" * 20))
+
+    credits = c["Credits"]
+    run(None, "regulator", credits.functions.mint(addr["consumer"], 10**22, keccak(text="allocation")))
+    run(None, "consumer", credits.functions.approve(c["Jobs"].address, 2**256 - 1))
+    t = replace(terms("p4"), paymentToken=credits.address, pricePerUse=10**18)
+    run(None, "provider", auth.functions.grant(t.as_tuple()))
+    deadline = w3.eth.get_block("latest")["timestamp"] + 3600
+    for label in (None, "requestJob (Credits ERC-20, paid, counted)"):
+        run(label, "consumer", jobs.requestJob(4, HOM_AGG, keccak(text="params"), deadline))
+    run("rate asset", "consumer", c["QualityRatings"].functions.rate(grant_id, 4))
+    now = w3.eth.get_block("latest")["timestamp"]
+    ev = c["Evidence"].functions
+    run(None, "operator", ev.anchorBatch(keccak(text="root0"), 64, now - 120, now - 60, b"batch-0"))
+    run("anchorBatch", "operator", ev.anchorBatch(keccak(text="root1"), 64, now - 60, now, b"batch-1"))
+    run("anchorHash", "consumer", ev.anchorHash(keccak(text="destruction-proof"), keccak(text="DESTRUCTION")))
+    return gas
+
+
+def table(gas: dict[str, int]) -> str:
+    lines = [f"{'operation':44} {'gas':>9} {'target':>9}  verdict", "-" * 75]
+    for op, g in gas.items():
+        target = TARGETS.get(op)
+        verdict = "" if target is None else ("ok" if g <= target else f"OVER by {g - target:,}")
+        lines.append(f"{op:44} {g:>9,} {'' if target is None else f'{target:,}':>9}  {verdict}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object {operation: gas} on stdout")
+    args = parser.parse_args(argv)
+    gas = measure()
+    if args.json:
+        print(table(gas), file=sys.stderr)
+        print(json.dumps(gas, indent=1))
+    else:
+        print(table(gas))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

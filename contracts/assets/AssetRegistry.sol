@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
+import {IAssetRegistry} from "../interfaces/IAssetRegistry.sol";
+import {ICertificateTemplates} from "../interfaces/ICertificateTemplates.sol";
+import {IIdentityRegistry} from "../interfaces/IIdentityRegistry.sol";
+import {Operations} from "../libraries/Operations.sol";
+import {TdsRoles} from "../libraries/TdsRoles.sol";
+
+/// @title AssetRegistry
+/// @notice Data-asset certificates as ERC-721 tokens. Minting needs the PROVIDER role and an active
+///         template; the certificate snapshots the template's rights, operations and split.
+///         States: Active → Frozen ⇄ Active → Offline (final). Transfers move the holder's rights
+///         (revocation, freezing, revenue of settlements after the transfer) to the new holder.
+contract AssetRegistry is IAssetRegistry, ERC721, AccessControl {
+    /// @notice AccessControl role of regulators (freeze/unfreeze any certificate).
+    bytes32 public constant REGULATOR_ROLE = TdsRoles.REGULATOR;
+    uint16 private constant _RIGHT_TRANSFER = 2;
+
+    IIdentityRegistry private immutable _identity;
+    ICertificateTemplates private immutable _templates;
+    mapping(uint256 assetId => Asset) private _assets;
+    uint256 private _count;
+
+    /// @param admin the operator's admin account.
+    /// @param identity the IdentityRegistry holding participant roles.
+    /// @param templates the CertificateTemplates catalogue.
+    constructor(address admin, IIdentityRegistry identity, ICertificateTemplates templates)
+        ERC721("Trusted Data Space Asset Certificate", "TDSA")
+    {
+        _identity = identity;
+        _templates = templates;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function mint(MintParams calldata p) external returns (uint256 assetId) {
+        if (!_identity.hasParticipantRole(msg.sender, TdsRoles.PROVIDER)) revert ProviderNotRegistered(msg.sender);
+        if (p.contentCid.length == 0) revert EmptyContentCid();
+        (bool active, uint16 rights, uint16 ops, uint64 split) = _templates.mintTerms(p.templateId);
+        if (!active) revert ICertificateTemplates.TemplateNotActive(p.templateId);
+        if (p.classification == Classification.Confidential) ops &= ~Operations.DOWNLOAD;
+        assetId = ++_count;
+        _assets[assetId] = Asset({
+            templateId: p.templateId,
+            classification: p.classification,
+            state: AssetState.Active,
+            frozenBy: FreezeAuthority.None,
+            mintedAt: uint40(block.timestamp),
+            allowedOps: ops,
+            rights: rights,
+            splitBps: split,
+            manifestHash: p.manifestHash,
+            qualityReportHash: p.qualityReportHash
+        });
+        _mint(msg.sender, assetId);
+        emit AssetRegistered(
+            assetId,
+            msg.sender,
+            p.templateId,
+            p.classification,
+            p.contentCid,
+            p.metadataCid,
+            p.manifestHash,
+            p.qualityReportHash
+        );
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function freeze(uint256 assetId, uint16 reasonCode) external {
+        Asset storage a = _existing(assetId);
+        FreezeAuthority authority = _authorityOf(assetId, msg.sender);
+        if (a.state != AssetState.Active) {
+            if (a.state != AssetState.Frozen || a.frozenBy >= authority) revert AssetNotActive(assetId, a.state);
+        }
+        a.state = AssetState.Frozen;
+        a.frozenBy = authority;
+        emit AssetFrozen(assetId, msg.sender, authority, reasonCode);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function unfreeze(uint256 assetId) external {
+        Asset storage a = _existing(assetId);
+        if (a.state != AssetState.Frozen) revert AssetNotFrozen(assetId);
+        FreezeAuthority held = a.frozenBy;
+        if (_authorityOf(assetId, msg.sender) < held) revert FreezeHeldBy(assetId, held);
+        a.state = AssetState.Active;
+        a.frozenBy = FreezeAuthority.None;
+        emit AssetUnfrozen(assetId, msg.sender, held);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    /// @dev Allowed from Active or a holder's own freeze; a regulator's freeze must be lifted first.
+    function takeOffline(uint256 assetId, bytes32 finalRecordHash) external {
+        Asset storage a = _existing(assetId);
+        _requireHolder(assetId);
+        AssetState s = a.state;
+        if (s == AssetState.Offline || (s == AssetState.Frozen && a.frozenBy > FreezeAuthority.Holder)) {
+            revert AssetNotActive(assetId, s);
+        }
+        a.state = AssetState.Offline;
+        a.frozenBy = FreezeAuthority.None;
+        emit AssetTakenOffline(assetId, msg.sender, finalRecordHash);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function updateQualityReport(uint256 assetId, bytes32 qualityReportHash) external {
+        Asset storage a = _existing(assetId);
+        _requireHolder(assetId);
+        if (a.state == AssetState.Offline) revert AssetNotActive(assetId, a.state);
+        a.qualityReportHash = qualityReportHash;
+        emit QualityReportUpdated(assetId, msg.sender, qualityReportHash);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function assetOf(uint256 assetId) external view returns (Asset memory) {
+        return _existing(assetId);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function stateOf(uint256 assetId) external view returns (AssetState) {
+        return _assets[assetId].state;
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function termsOf(uint256 assetId)
+        external
+        view
+        returns (address holder, AssetState state, uint16 allowedOps, uint64 splitBps)
+    {
+        Asset storage a = _assets[assetId];
+        return (_ownerOf(assetId), a.state, a.allowedOps, a.splitBps);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function assetCount() external view returns (uint256) {
+        return _count;
+    }
+
+    /// @inheritdoc ERC721
+    function supportsInterface(bytes4 interfaceId) public view override(ERC721, AccessControl) returns (bool) {
+        return ERC721.supportsInterface(interfaceId) || AccessControl.supportsInterface(interfaceId);
+    }
+
+    /// @dev Transfers (not the mint) need an active, transferable certificate and a registered provider
+    ///      as recipient; burning is not supported (Offline is the end of life).
+    function _update(address to, uint256 tokenId, address auth) internal override returns (address from) {
+        from = super._update(to, tokenId, auth);
+        if (from != address(0)) {
+            Asset storage a = _assets[tokenId];
+            if (a.state != AssetState.Active) revert AssetNotActive(tokenId, a.state);
+            if (a.rights & _RIGHT_TRANSFER == 0) revert NotTransferable(tokenId, a.rights);
+            if (to == address(0) || !_identity.hasParticipantRole(to, TdsRoles.PROVIDER)) {
+                revert RecipientNotProvider(tokenId, to);
+            }
+        }
+    }
+
+    function _existing(uint256 assetId) private view returns (Asset storage a) {
+        a = _assets[assetId];
+        if (a.state == AssetState.None) revert UnknownAsset(assetId);
+    }
+
+    function _requireHolder(uint256 assetId) private view {
+        if (_ownerOf(assetId) != msg.sender) revert NotAssetHolder(assetId, msg.sender);
+    }
+
+    /// @dev Holder < Monitor < Regulator; anyone else may not freeze.
+    function _authorityOf(uint256 assetId, address account) private view returns (FreezeAuthority) {
+        if (hasRole(REGULATOR_ROLE, account)) return FreezeAuthority.Regulator;
+        if (_ownerOf(assetId) == account) return FreezeAuthority.Holder;
+        revert NotAssetHolder(assetId, account);
+    }
+}

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title IAssetRegistry
+/// @notice ERC-721 data-asset certificates (002 §3.4.6.2–3, 000 §10.4.1). Large and variable data
+///         (content CID, metadata CID) travels in the AssetRegistered event; storage keeps digests.
+interface IAssetRegistry {
+    enum Classification { Public, Internal, Sensitive, Confidential }
+    enum AssetState { None, Active, Frozen, Offline }
+    /// @dev Who froze an asset or grant; a higher authority's freeze cannot be lifted by a lower one.
+    enum FreezeAuthority { None, Holder, Monitor, Regulator }
+
+    /// @dev Slot 0 packs everything a grant or job check reads; two digests follow. The content
+    ///      and metadata CIDs live in the AssetRegistered event (chain data, as immutable as storage).
+    struct Asset {
+        uint32 templateId;
+        Classification classification;
+        AssetState state;
+        FreezeAuthority frozenBy;
+        uint40 mintedAt;
+        uint16 allowedOps; // template operations, minus DOWNLOAD for confidential data
+        uint16 rights; // template rights snapshot
+        uint64 splitBps; // template split snapshot (RevenueSplit packing)
+        bytes32 manifestHash;
+        bytes32 qualityReportHash;
+    }
+
+    struct MintParams {
+        bytes contentCid; // CID of the ciphertext (binary CID bytes)
+        bytes metadataCid; // CID of the public metadata document
+        bytes32 manifestHash;
+        Classification classification;
+        bytes32 qualityReportHash;
+        uint32 templateId;
+    }
+
+    /// @notice Catalog entry: emitted when `provider` mints certificate `assetId`.
+    event AssetRegistered(
+        uint256 indexed assetId,
+        address indexed provider,
+        uint32 indexed templateId,
+        Classification classification,
+        bytes contentCid,
+        bytes metadataCid,
+        bytes32 manifestHash,
+        bytes32 qualityReportHash
+    );
+    /// @notice Emitted when `by` freezes `assetId` under `authority` for `reasonCode`.
+    event AssetFrozen(uint256 indexed assetId, address indexed by, FreezeAuthority authority, uint16 reasonCode);
+    /// @notice Emitted when `by` lifts the freeze on `assetId`.
+    event AssetUnfrozen(uint256 indexed assetId, address indexed by, FreezeAuthority liftedAuthority);
+    /// @notice Emitted when the holder takes `assetId` offline for good with a final record (000 §9.4.3).
+    event AssetTakenOffline(uint256 indexed assetId, address indexed by, bytes32 finalRecordHash);
+    /// @notice Emitted when the holder publishes a new quality report for `assetId`.
+    event QualityReportUpdated(uint256 indexed assetId, address indexed by, bytes32 qualityReportHash);
+
+    error ProviderNotRegistered(address account);
+    error EmptyContentCid();
+    error UnknownAsset(uint256 assetId);
+    error NotAssetHolder(uint256 assetId, address account);
+    error AssetNotActive(uint256 assetId, AssetState state);
+    error AssetNotFrozen(uint256 assetId);
+    error FreezeHeldBy(uint256 assetId, FreezeAuthority authority);
+    error NotTransferable(uint256 assetId, uint16 rights);
+    error RecipientNotProvider(uint256 assetId, address to);
+
+    /// @notice Mint a certificate to the sender (who must hold the PROVIDER role).
+    function mint(MintParams calldata params) external returns (uint256 assetId);
+
+    /// @notice Holder or regulator: freeze `assetId` (no new grants, no use, no transfer).
+    function freeze(uint256 assetId, uint16 reasonCode) external;
+
+    /// @notice Lift a freeze; the holder may lift only its own freeze, a regulator any.
+    function unfreeze(uint256 assetId) external;
+
+    /// @notice Holder only: take `assetId` offline for good, anchoring the final record hash.
+    function takeOffline(uint256 assetId, bytes32 finalRecordHash) external;
+
+    /// @notice Holder only: publish a new quality report digest.
+    function updateQualityReport(uint256 assetId, bytes32 qualityReportHash) external;
+
+    /// @notice The certificate record of `assetId` (reverts UnknownAsset).
+    function assetOf(uint256 assetId) external view returns (Asset memory);
+
+    /// @notice The state of `assetId` (None if it does not exist).
+    function stateOf(uint256 assetId) external view returns (AssetState);
+
+    /// @notice What grants and settlements read: holder, state, allowed operations, split.
+    function termsOf(uint256 assetId)
+        external
+        view
+        returns (address holder, AssetState state, uint16 allowedOps, uint64 splitBps);
+
+    /// @notice Number of certificates minted (ids run 1..assetCount).
+    function assetCount() external view returns (uint256);
+}

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title IJobs
+/// @notice Computation jobs under a grant (SPEC step 6–7, 002 §3.3.3, §3.4.6.5). requestJob checks
+///         the grant, counts the use, takes the price into escrow and fixes the split; completion
+///         by the accepting oracle releases the shares to the payees' pull balances; failure or a
+///         passed deadline refunds the consumer. Job id = grantId << 32 | use index.
+interface IJobs {
+    enum JobStatus { None, Requested, Accepted, Completed, Failed, Reclaimed, Cancelled }
+    enum WorkflowStatus { None, Running, Completed, Failed }
+
+    /// @dev Slot written by requestJob.
+    struct JobCore {
+        uint64 grantId;
+        uint96 amount;
+        uint40 deadline;
+        JobStatus status;
+        uint16 operation;
+    }
+
+    /// @dev Slot written by acceptJob (and by a workflow when it opens a step).
+    struct JobExec {
+        address oracle;
+        uint40 acceptedAt;
+        uint32 workflowId;
+        uint8 step;
+    }
+
+    struct Workflow {
+        uint64 grantId;
+        uint8 stepCount;
+        uint8 current;
+        WorkflowStatus status;
+        uint40 stepTimeout;
+        uint96 escrowLeft; // paid for steps not yet opened
+        address consumer;
+    }
+
+    /// @notice Emitted when `consumer` requests job `jobId` under `grantId`; `amount` is in escrow.
+    event JobRequested(
+        uint256 indexed jobId,
+        uint256 indexed grantId,
+        address indexed consumer,
+        uint16 operation,
+        bytes32 paramsHash,
+        address paymentToken,
+        uint256 amount,
+        uint40 deadline
+    );
+    /// @notice Emitted when `oracle` accepts `jobId` (`previousOracle` != 0 on a takeover of a silent oracle).
+    event JobAccepted(uint256 indexed jobId, address indexed oracle, address previousOracle);
+    /// @notice Emitted when `oracle` completes `jobId` with a result sealed to the consumer.
+    event JobCompleted(uint256 indexed jobId, address indexed oracle, bytes32 indexed resultHash, bytes resultCid);
+    /// @notice Emitted when `oracle` reports that `jobId` failed; the consumer is refunded.
+    event JobFailed(uint256 indexed jobId, address indexed oracle, uint16 reasonCode);
+    /// @notice Emitted when the consumer reclaims the payment of `jobId` after its deadline.
+    event JobReclaimed(uint256 indexed jobId, address indexed consumer, uint256 amount);
+    /// @notice Emitted when `consumer` starts workflow `workflowId` of `operations.length` steps.
+    event WorkflowRequested(
+        uint256 indexed workflowId,
+        uint256 indexed grantId,
+        address indexed consumer,
+        uint16[] operations,
+        bytes32[] paramsHashes,
+        uint40 stepTimeout
+    );
+    /// @notice Emitted when step `step` of `workflowId` opens as job `jobId`.
+    event WorkflowStepOpened(uint256 indexed workflowId, uint8 step, uint256 indexed jobId);
+    /// @notice Emitted when the last step of `workflowId` completes.
+    event WorkflowCompleted(uint256 indexed workflowId);
+    /// @notice Emitted when `workflowId` stops at `step` (step failed, expired, or next step refused).
+    event WorkflowStopped(uint256 indexed workflowId, uint8 step, uint16 reasonCode, uint256 refunded);
+
+    error UnknownJob(uint256 jobId);
+    error InvalidDeadline(uint40 deadline, uint256 nowTs);
+    error NotComputeProvider(address account);
+    error JobNotOpen(uint256 jobId, JobStatus status);
+    error JobAlreadyAccepted(uint256 jobId, address oracle, uint40 takeoverAt);
+    error NotJobOracle(uint256 jobId, address account);
+    error JobDeadlinePassed(uint256 jobId, uint40 deadline, uint256 nowTs);
+    error JobNotExpired(uint256 jobId, uint40 deadline, uint256 nowTs);
+    error NotJobConsumer(uint256 jobId, address account);
+    error EmptyResult(uint256 jobId);
+    error InvalidResultSignature(uint256 jobId, address oracle);
+    error InvalidWorkflow(uint256 steps, uint256 paramsHashes);
+    error UnknownWorkflow(uint256 workflowId);
+
+    /// @notice Consumer: request one job under `grantId` (pay `pricePerUse` in native coin as
+    ///         msg.value, or have approved the ERC-20 payment token).
+    function requestJob(uint256 grantId, uint16 operation, bytes32 paramsHash, uint40 deadline)
+        external
+        payable
+        returns (uint256 jobId);
+
+    /// @notice Registered compute provider: accept a requested job, or take over an accepted one
+    ///         whose oracle stayed silent for `acceptTimeout`.
+    function acceptJob(uint256 jobId) external;
+
+    /// @notice The accepting oracle: post the result CID, its hash and an EIP-712 `JobResult`
+    ///         signature; releases the split to the payees.
+    function completeJob(uint256 jobId, bytes calldata resultCid, bytes32 resultHash, bytes calldata signature)
+        external;
+
+    /// @notice The accepting oracle: report failure; the consumer is refunded and a workflow stops.
+    function failJob(uint256 jobId, uint16 reasonCode) external;
+
+    /// @notice Consumer: after the deadline, reclaim the payment of an unfinished job.
+    function reclaim(uint256 jobId) external;
+
+    /// @notice Consumer: start a multi-step workflow; every step is paid up front, each step
+    ///         counts a use when it opens, a completed step opens the next, a failure stops the flow.
+    function requestWorkflow(
+        uint256 grantId,
+        uint16[] calldata operations,
+        bytes32[] calldata paramsHashes,
+        uint40 stepTimeout
+    ) external payable returns (uint256 workflowId);
+
+    /// @notice Job record (both slots).
+    function jobOf(uint256 jobId) external view returns (JobCore memory core, JobExec memory exec);
+
+    /// @notice Workflow record.
+    function workflowOf(uint256 workflowId) external view returns (Workflow memory);
+
+    /// @notice EIP-712 digest an oracle signs for a result.
+    function resultDigest(uint256 jobId, bytes32 resultHash, bytes32 resultCidHash) external view returns (bytes32);
+
+    /// @notice Seconds after acceptance before another oracle may take a job over.
+    function acceptTimeout() external view returns (uint40);
+
+    /// @notice The operator's payee address (operator share).
+    function treasury() external view returns (address);
+}

@@ -1,0 +1,58 @@
+"""Deploy and wire the whole Trusted Data Space with Brownie, then write the deployment file
+(deployments/<chain id>.json, or $TDS_DEPLOYMENT) that the Python packages read.
+
+    brownie run scripts/deploy.py --network tds-anvil
+
+Accounts: accounts[0] = operator (deployer, admin, treasury), accounts[1] = regulator,
+accounts[2] = monitor. The wiring is the same as oracle.system.deploy_system (see its table).
+"""
+from brownie import (AssetRegistry, Authorizations, CertificateTemplates, Credits, Evidence, IdentityRegistry, Jobs,
+                     QualityRatings, accounts, web3)
+from eth_utils import keccak
+
+from oracle.chain.deploy import write_deployment
+from oracle.config import load_settings
+from oracle.system import DEFAULT_ACCEPT_TIMEOUT, SYSTEM_CONTRACTS, SystemRoles
+
+
+def role(name: str) -> bytes:
+    return keccak(text=name)
+
+
+def deploy(operator, regulator, monitor, treasury=None, accept_timeout: int = DEFAULT_ACCEPT_TIMEOUT) -> dict:
+    """Deploy the eight contracts, grant the system roles; return {name: contract}."""
+    treasury = treasury or operator
+    tx = {"from": operator}
+    c = {}
+    c["IdentityRegistry"] = IdentityRegistry.deploy(operator, tx)
+    c["CertificateTemplates"] = CertificateTemplates.deploy(operator, tx)
+    c["AssetRegistry"] = AssetRegistry.deploy(operator, c["IdentityRegistry"], c["CertificateTemplates"], tx)
+    c["Authorizations"] = Authorizations.deploy(operator, c["IdentityRegistry"], c["AssetRegistry"], tx)
+    c["Jobs"] = Jobs.deploy(c["IdentityRegistry"], c["Authorizations"], c["AssetRegistry"], treasury, accept_timeout,
+                            tx)
+    c["Credits"] = Credits.deploy(operator, regulator, tx)
+    c["QualityRatings"] = QualityRatings.deploy(c["Authorizations"], tx)
+    c["Evidence"] = Evidence.deploy(tx)
+    c["AssetRegistry"].grantRole(role("REGULATOR"), regulator, tx)
+    c["Authorizations"].grantRole(role("REGULATOR"), regulator, tx)
+    c["Authorizations"].grantRole(role("MONITOR"), monitor, tx)
+    c["Authorizations"].grantRole(role("JOBS"), c["Jobs"], tx)
+    c["Authorizations"].setPaymentToken(c["Credits"], True, tx)
+    return c
+
+
+def main() -> dict:
+    operator, regulator, monitor = accounts[0], accounts[1], accounts[2]
+    block = web3.eth.block_number
+    contracts = deploy(operator, regulator, monitor)
+    assert set(contracts) == set(SYSTEM_CONTRACTS)
+    roles = SystemRoles(operator=operator.address, regulator=regulator.address, monitor=monitor.address,
+                        treasury=operator.address)
+    artifacts = {name: {"abi": contract.abi} for name, contract in contracts.items()}
+    path = load_settings().deployment_path(web3.eth.chain_id)
+    doc = write_deployment(path, web3, contracts, artifacts, block,
+                           {"roles": roles.__dict__, "acceptTimeout": DEFAULT_ACCEPT_TIMEOUT})
+    print(f"deployment written to {path}")
+    for name, entry in doc["contracts"].items():
+        print(f"  {name:22} {entry['address']}")
+    return doc
