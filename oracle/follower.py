@@ -31,14 +31,14 @@ class Window:
 class EventFollower:
     """Reads logs of ``addresses`` with any of ``topics`` in confirmed, resumable windows."""
 
-    def __init__(self, w3: Web3, journal: Journal, name: str, addresses: Sequence[str], topics: Sequence[bytes],
+    def __init__(self, w3: Web3, journal: Journal, name: str, addresses: Sequence[str], topics: Sequence[bytes | str],
                  *, confirmations: int = 0, start_block: int = 0, max_range: int = 2000,
                  max_reorg: int = 128):
         self.w3 = w3
         self.journal = journal
         self.name = name
         self.addresses = [Web3.to_checksum_address(a) for a in addresses]
-        self.topics = ["0x" + bytes(t).hex() for t in topics]
+        self.topics = [t if isinstance(t, str) else "0x" + bytes(t).hex() for t in topics]
         self.confirmations = confirmations
         self.start_block = start_block
         self.max_range = max_range

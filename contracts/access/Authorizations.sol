@@ -181,7 +181,7 @@ contract Authorizations is IAuthorizations, AccessControl, EIP712, NoncesKeyed {
         uint32 expiry = g.expiry;
         if (expiry != 0 && block.timestamp > expiry) revert GrantExpired(grantId, expiry, block.timestamp);
         uint16 ops = g.operations;  // widened from the stored byte
-        if (!Operations.isSingle(operation) || operation & ops == 0) {
+        if (!Operations.isValidSet(operation) || !Operations.isSubset(operation, ops)) {
             revert OperationNotAllowed(grantId, operation, ops);
         }
         useIndex = g.uses;
@@ -221,8 +221,8 @@ contract Authorizations is IAuthorizations, AccessControl, EIP712, NoncesKeyed {
         Grant storage g = _grants[grantId];
         return g.status == GrantStatus.Active && g.consumer == consumer
             && g.frozenBy == IAssetRegistry.FreezeAuthority.None && block.timestamp >= g.notBefore
-            && (g.expiry == 0 || block.timestamp <= g.expiry) && Operations.isSingle(operation)
-            && operation & g.operations != 0 && g.uses < g.maxUses
+            && (g.expiry == 0 || block.timestamp <= g.expiry) && Operations.isValidSet(operation)
+            && Operations.isSubset(operation, g.operations) && g.uses < g.maxUses
             && _assets.stateOf(g.assetId) == IAssetRegistry.AssetState.Active;
     }
 

@@ -20,11 +20,6 @@ library Operations {
     /// @dev Every defined operation.
     uint16 internal constant ALL = 63;
 
-    /// @notice True if `op` is exactly one defined operation.
-    function isSingle(uint16 op) internal pure returns (bool) {
-        return op != 0 && op & (op - 1) == 0 && op & ~ALL == 0;
-    }
-
     /// @notice True if `ops` is a non-empty set of defined operations.
     function isValidSet(uint16 ops) internal pure returns (bool) {
         return ops != 0 && ops & ~ALL == 0;

@@ -9,6 +9,7 @@ from typing import Any
 from web3 import Web3
 from web3.contract import Contract
 
+from oracle.chain.revert import register_abi
 from oracle.chain.tx import Sender
 from oracle.errors import DeploymentError
 
@@ -17,6 +18,7 @@ def deploy_artifact(sender: Sender, artifact: dict[str, Any], *args: Any) -> Con
     """Deploy one artifact with constructor ``args``; return the bound contract."""
     w3 = sender.w3
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    register_abi(artifact["abi"])
     receipt = sender.send(factory.constructor(*args))
     return w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
 
@@ -57,4 +59,5 @@ def bind(w3: Web3, deployment: dict[str, Any], name: str) -> Contract:
         entry = deployment["contracts"][name]
     except KeyError:
         raise DeploymentError(f"contract {name} is not in the deployment; redeploy with 'tds deploy'") from None
+    register_abi(entry["abi"])
     return w3.eth.contract(address=entry["address"], abi=entry["abi"])

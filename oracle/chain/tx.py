@@ -9,6 +9,9 @@ from web3 import Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.types import TxReceipt
 
+from web3.exceptions import ContractCustomError
+
+from oracle.chain.revert import describe_revert
 from oracle.errors import TdsError
 
 
@@ -18,6 +21,15 @@ class TransactionFailed(TdsError):
     def __init__(self, message: str, receipt: TxReceipt | None = None):
         super().__init__(message)
         self.receipt = receipt
+
+
+class Reverted(TransactionFailed):
+    """The contract refused the call with a custom error (``ErrorName(arg=value, ...)``)."""
+
+    def __init__(self, description: str, data: str):
+        super().__init__(f"reverted: {description}")
+        self.error = description.split("(", 1)[0]
+        self.data = data
 
 
 class Sender:
@@ -49,7 +61,10 @@ class Sender:
         with self._lock:
             params: dict[str, Any] = {"from": self.address, "value": value, "chainId": self.w3.eth.chain_id}
             if gas is None:
-                gas = int(fn.estimate_gas(params) * 1.2) + 20_000  # reverts surface here, decoded
+                try:
+                    gas = int(fn.estimate_gas(params) * 1.2) + 20_000  # reverts surface here
+                except ContractCustomError as exc:
+                    raise Reverted(describe_revert(exc.data), exc.data) from None
             params["gas"] = gas
             params.update(self._fees())
             params["nonce"] = self._next_nonce()

@@ -90,8 +90,10 @@ def test_request_refuses_out_of_scope_operation_and_other_consumer(system):
     gid = grant_direct(system)  # DET_EQ | HOM_AGG
     with reverts("OperationNotAllowed", gid, DOWNLOAD, DET_EQ | HOM_AGG):
         request(system, gid, op=DOWNLOAD)
-    with reverts("OperationNotAllowed", gid, DET_EQ | HOM_AGG, DET_EQ | HOM_AGG):
-        request(system, gid, op=DET_EQ | HOM_AGG)
+    with reverts("OperationNotAllowed", gid, DET_EQ | DOWNLOAD, DET_EQ | HOM_AGG):
+        request(system, gid, op=DET_EQ | DOWNLOAD)  # one operation outside the grant spoils the set
+    with reverts("OperationNotAllowed", gid, 0, DET_EQ | HOM_AGG):
+        request(system, gid, op=0)
     with reverts("NotGrantConsumer", gid, system.cast.consumer2):
         request(system, gid, sender=system.cast.consumer2)
 

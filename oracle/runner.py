@@ -1,0 +1,239 @@
+"""The oracle's job loop: from a ``JobRequested`` event to a completed (or failed) job on chain,
+exactly once.
+
+Each job moves through the journal (seen → accepted → computed → posted). Every journal
+transition is committed before the chain action that depends on it is *considered done*, and
+every chain action is preceded by a fresh read of the job on chain, so after a crash at any
+point the runner reconciles: an accept that was mined but not journaled is recognised (the
+job's oracle is us), a completion that was mined but not journaled is recognised (status
+Completed by us), and a result computed but not posted is posted from the journal, never
+recomputed with new randomness.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+
+from oracle.chain.tx import Sender, TransactionFailed
+from oracle.contracts.eip712 import job_result_typed_data
+from oracle.follower import EventFollower
+from oracle.journal import JobEntry, Journal
+from oracle.retry import is_transient, with_backoff
+
+log = logging.getLogger("tds.oracle")
+
+# IJobs.JobStatus
+NONE, REQUESTED, ACCEPTED, COMPLETED, FAILED, RECLAIMED, CANCELLED = range(7)
+SETTLED = {COMPLETED, FAILED, RECLAIMED, CANCELLED}
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What the compute pipeline needs to know about one job (from its event)."""
+
+    job_id: int
+    grant_id: int
+    consumer: str
+    operation: int
+    params_hash: bytes
+    deadline: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A computed result (stored bytes' CID and keccak hash) or a job error (reason code)."""
+
+    result_cid: bytes = b""
+    result_hash: bytes = b""
+    reason_code: int = 0
+    detail: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.reason_code != 0
+
+
+ComputeFn = Callable[[JobRequest], Outcome]
+
+
+@dataclass
+class RunnerStats:
+    posted: int = 0
+    failed: int = 0
+    skipped: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+class OracleRunner:
+    """Follows the Jobs contract and runs each job once through ``compute``."""
+
+    def __init__(self, w3: Web3, jobs: Contract, account: LocalAccount, journal: Journal, compute: ComputeFn, *,
+                 confirmations: int = 0, start_block: int = 0, threads: int = 4,
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None,
+                 checkpoint: Callable[[str, int], None] | None = None):
+        self.w3 = w3
+        self.jobs = jobs
+        self.account = account
+        self.sender = Sender(w3, account)
+        self.journal = journal
+        self.compute = compute
+        self.chain_id = w3.eth.chain_id
+        self.follower = EventFollower(w3, journal, "jobs", [jobs.address],
+                                      [jobs.events.JobRequested().topic], confirmations=confirmations,
+                                      start_block=start_block)
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tds-job")
+        self.stats = RunnerStats()
+        self.max_attempts = 3
+        self.on_event = on_event or (lambda kind, data: None)
+        # called between each chain action and its journal entry: fault tests crash here
+        self.checkpoint = checkpoint or (lambda point, job_id: None)
+
+    # -- following ------------------------------------------------------------------------
+    def poll_events(self) -> int:
+        """Journal every newly confirmed JobRequested; returns how many were new."""
+        new = 0
+        while (win := self.follower.next_window()) is not None:
+            for raw in win.logs:
+                ev = self.jobs.events.JobRequested().process_log(raw)
+                a = ev["args"]
+                payload = {"grant_id": a["grantId"], "consumer": a["consumer"], "operation": a["operation"],
+                           "params_hash": "0x" + bytes(a["paramsHash"]).hex(), "deadline": a["deadline"]}
+                if self.journal.record_seen(a["jobId"], raw["blockNumber"], "0x" + bytes(raw["transactionHash"]).hex(),
+                                            payload):
+                    new += 1
+            self.follower.commit(win)
+        return new
+
+    def run_once(self) -> int:
+        """One pass: follow events, then advance every unfinished job (in parallel)."""
+        self.poll_events()
+        entries = list(self.journal.unfinished())
+        list(self.pool.map(self._advance_safely, entries))
+        return len(entries)
+
+    def run_forever(self, idle: float = 0.05, stop: Callable[[], bool] = lambda: False) -> None:
+        while not stop():
+            try:
+                if self.run_once() == 0:
+                    time.sleep(idle)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("chain unreachable (%s); retrying", type(exc).__name__)
+                self.sender.resync()
+                time.sleep(min(2.0, idle * 20))
+
+    # -- one job --------------------------------------------------------------------------
+    def _advance_safely(self, entry: JobEntry) -> None:
+        try:
+            self.advance(entry)
+        except Exception as exc:
+            if is_transient(exc):
+                self.sender.resync()
+                return  # picked up again on the next pass
+            attempts = self.journal.bump_attempts(entry.job_id)
+            log.warning("job %s: %s: %s (attempt %d)", entry.job_id, type(exc).__name__, exc, attempts)
+            if attempts >= self.max_attempts:
+                self.journal.transition(entry.job_id, "skipped", {"error": f"{type(exc).__name__}: {exc}"[:500]})
+                self._count("skipped")
+
+    def _on_chain(self, job_id: int) -> tuple[int, str]:
+        core, exec_ = with_backoff(lambda: self.jobs.functions.jobOf(job_id).call())
+        return core[3], exec_[0]
+
+    def advance(self, entry: JobEntry) -> None:
+        """Move one job as far as it can go now, reconciling with the chain first."""
+        job_id = entry.job_id
+        status, oracle = self._on_chain(job_id)
+        mine = oracle == self.account.address
+        state = entry.state
+        if status in SETTLED:
+            final = "posted" if status == COMPLETED and mine else "failed-posted" if status == FAILED and mine else "skipped"
+            self.journal.transition(job_id, final)
+            self._count(final)
+            return
+        if state == "seen":
+            if status == ACCEPTED and not mine:
+                if not self._try_accept(job_id, takeover=True):
+                    return  # another oracle has it, and it is not silent yet
+            elif status == REQUESTED:
+                if not self._try_accept(job_id):
+                    return
+            self.checkpoint("accepted-on-chain", job_id)
+            self.journal.transition(job_id, "accepted")
+            self.on_event("accepted", {"job": job_id})
+            state = "accepted"
+        if state == "accepted":
+            if status == ACCEPTED and not mine and oracle:
+                self.journal.transition(job_id, "skipped")  # taken over by another oracle
+                return
+            outcome = self.compute(_request(entry))
+            if outcome.failed:
+                self._send(self.jobs.functions.failJob(job_id, outcome.reason_code))
+                self.checkpoint("failed-on-chain", job_id)
+                self.journal.transition(job_id, "failed-posted", {"reason": outcome.reason_code, "detail": outcome.detail})
+                self._count("failed-posted")
+                self.on_event("failed", {"job": job_id, "reason": outcome.reason_code, "detail": outcome.detail})
+                return
+            self.checkpoint("computed", job_id)
+            sig = self._attest(job_id, outcome)
+            self.journal.transition(job_id, "computed", {"cid": outcome.result_cid.hex(),
+                                                         "hash": outcome.result_hash.hex(), "sig": sig.hex()})
+            entry = self.journal.get(job_id)
+            state = "computed"
+        if state == "computed":
+            r = entry.result
+            status, oracle = self._on_chain(job_id)
+            if status != ACCEPTED or oracle != self.account.address:
+                self.journal.transition(job_id, "skipped")
+                return
+            self._send(self.jobs.functions.completeJob(job_id, bytes.fromhex(r["cid"]), bytes.fromhex(r["hash"]),
+                                                       bytes.fromhex(r["sig"])))
+            self.checkpoint("completed-on-chain", job_id)
+            self.journal.transition(job_id, "posted")
+            self._count("posted")
+            self.on_event("completed", {"job": job_id, "cid": r["cid"], "hash": r["hash"]})
+
+    def _try_accept(self, job_id: int, takeover: bool = False) -> bool:
+        try:
+            self._send(self.jobs.functions.acceptJob(job_id))
+            return True
+        except TransactionFailed:
+            return False
+        except Exception as exc:  # estimate_gas surfaces the contract's custom error
+            if is_transient(exc):
+                raise
+            status, oracle = self._on_chain(job_id)
+            return status == ACCEPTED and oracle == self.account.address
+
+    def _send(self, fn: Any) -> None:
+        # No blind retry: a transaction whose receipt was lost may have been mined. The next
+        # pass re-reads the job on chain and carries on from what actually happened.
+        self.sender.send(fn)
+
+    def _attest(self, job_id: int, outcome: Outcome) -> bytes:
+        data = job_result_typed_data(job_id, outcome.result_hash, outcome.result_cid, self.chain_id, self.jobs.address)
+        from eth_account.messages import encode_typed_data
+
+        return bytes(self.account.sign_message(encode_typed_data(full_message=data)).signature)
+
+    def _count(self, final: str) -> None:
+        if final == "posted":
+            self.stats.posted += 1
+        elif final == "failed-posted":
+            self.stats.failed += 1
+        else:
+            self.stats.skipped += 1
+
+
+def _request(entry: JobEntry) -> JobRequest:
+    p = entry.payload
+    return JobRequest(entry.job_id, p["grant_id"], p["consumer"], p["operation"], bytes.fromhex(p["params_hash"][2:]),
+                      p["deadline"])
