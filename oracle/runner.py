@@ -32,6 +32,9 @@ log = logging.getLogger("tds.oracle")
 # IJobs.JobStatus
 NONE, REQUESTED, ACCEPTED, COMPLETED, FAILED, RECLAIMED, CANCELLED = range(7)
 SETTLED = {COMPLETED, FAILED, RECLAIMED, CANCELLED}
+# fixed gas for completeJob (measured ~105k; a workflow step also opens the next job): the
+# chain state was just re-read, so the estimate round trip buys nothing
+COMPLETE_GAS = 400_000
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,7 @@ class OracleRunner:
                 self.journal.transition(job_id, "skipped")
                 return
             self._send(self.jobs.functions.completeJob(job_id, bytes.fromhex(r["cid"]), bytes.fromhex(r["hash"]),
-                                                       bytes.fromhex(r["sig"])))
+                                                       bytes.fromhex(r["sig"])), gas=COMPLETE_GAS)
             self.checkpoint("completed-on-chain", job_id)
             self.journal.transition(job_id, "posted")
             self._count("posted")
@@ -213,10 +216,10 @@ class OracleRunner:
             status, oracle = self._on_chain(job_id)
             return status == ACCEPTED and oracle == self.account.address
 
-    def _send(self, fn: Any) -> None:
+    def _send(self, fn: Any, gas: int | None = None) -> None:
         # No blind retry: a transaction whose receipt was lost may have been mined. The next
         # pass re-reads the job on chain and carries on from what actually happened.
-        self.sender.send(fn)
+        self.sender.send(fn, gas=gas)
 
     def _attest(self, job_id: int, outcome: Outcome) -> bytes:
         data = job_result_typed_data(job_id, outcome.result_hash, outcome.result_cid, self.chain_id, self.jobs.address)

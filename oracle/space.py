@@ -9,6 +9,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
+from web3.logs import DISCARD
 
 from oracle.chain.deploy import bind
 from oracle.chain.tx import Sender
@@ -70,13 +71,13 @@ class Space:
                          split_bps: list[int]) -> int:
         r = self.send(operator, self.c["CertificateTemplates"].functions.publish(
             name, keccak(terms), keccak(terms), rights, allowed_ops, split_bps))
-        return self.c["CertificateTemplates"].events.TemplatePublished().process_receipt(r)[0]["args"]["templateId"]
+        return self.c["CertificateTemplates"].events.TemplatePublished().process_receipt(r, errors=DISCARD)[0]["args"]["templateId"]
 
     def register_asset(self, provider: Member, content_cid: bytes, metadata_cid: bytes, manifest_hash: bytes,
                        classification: str, quality_hash: bytes, template_id: int) -> int:
         r = self.send(provider.account, self.c["AssetRegistry"].functions.mint((
             content_cid, metadata_cid, manifest_hash, CLASSIFICATION[classification], quality_hash, template_id)))
-        return self.c["AssetRegistry"].events.AssetRegistered().process_receipt(r)[0]["args"]["assetId"]
+        return self.c["AssetRegistry"].events.AssetRegistered().process_receipt(r, errors=DISCARD)[0]["args"]["assetId"]
 
     # authorizations ---------------------------------------------------------------------
     def grant_by_signature(self, provider: Member, consumer: Member, asset_id: int, operations: int, *,
@@ -92,7 +93,7 @@ class Space:
         data = grant_typed_data(terms, nonce, expiry, self.w3.eth.chain_id, auth.address)
         sig = sign_typed(data, provider.account.key)
         r = self.send(consumer.account, auth.functions.grantBySignature(terms.as_tuple(), nonce, expiry, sig))
-        return auth.events.GrantIssued().process_receipt(r)[0]["args"]["grantId"]
+        return auth.events.GrantIssued().process_receipt(r, errors=DISCARD)[0]["args"]["grantId"]
 
     # jobs -------------------------------------------------------------------------------
     def request_job(self, consumer: Member, grant_id: int, operation: int, query: dict[str, Any], store: Any,
@@ -105,7 +106,7 @@ class Space:
             raise RuntimeError(f"the store answered CID {cid} for the job parameters, expected {params_cid(digest)}")
         r = self.send(consumer.account, self.c["Jobs"].functions.requestJob(
             grant_id, operation, digest, self.now() + ttl), value=value)
-        return self.c["Jobs"].events.JobRequested().process_receipt(r)[0]["args"]["jobId"]
+        return self.c["Jobs"].events.JobRequested().process_receipt(r, errors=DISCARD)[0]["args"]["jobId"]
 
     def job(self, job_id: int) -> tuple[list, list]:
         return self.c["Jobs"].functions.jobOf(job_id).call()

@@ -26,7 +26,8 @@ def connect(settings: Settings | None = None, *, start: bool = True, timeout: fl
         if info is None:
             raise ChainConnectionError("the embedded chain is not running: start it with 'tds chain up'")
         url = info.url
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    # eth_chainId and friends are cached: web3 would otherwise ask for the chain id on every call
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}, cache_allowed_requests=True))
     try:
         chain_id = w3.eth.chain_id
     except Exception as exc:  # requests/urllib errors vary by transport

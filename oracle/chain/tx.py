@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -43,6 +44,8 @@ class Sender:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._nonce: int | None = None
+        self._chain_id: int | None = None
+        self._fee_cache: tuple[float, dict[str, int]] | None = None
 
     def _next_nonce(self) -> int:
         if self._nonce is None:
@@ -59,7 +62,9 @@ class Sender:
     def send(self, fn: ContractFunction | ContractConstructor, *, value: int = 0, gas: int | None = None) -> TxReceipt:
         """Build, sign and send ``fn``; return its receipt or raise :class:`TransactionFailed`."""
         with self._lock:
-            params: dict[str, Any] = {"from": self.address, "value": value, "chainId": self.w3.eth.chain_id}
+            if self._chain_id is None:
+                self._chain_id = self.w3.eth.chain_id
+            params: dict[str, Any] = {"from": self.address, "value": value, "chainId": self._chain_id}
             if gas is None:
                 try:
                     gas = int(fn.estimate_gas(params) * 1.2) + 20_000  # reverts surface here
@@ -81,6 +86,15 @@ class Sender:
         return receipt
 
     def _fees(self) -> dict[str, int]:
+        """EIP-1559 fees from the latest base fee, re-read at most once a second."""
+        now = time.monotonic()
+        if self._fee_cache is not None and now - self._fee_cache[0] < 1.0:
+            return self._fee_cache[1]
+        fees = self._read_fees()
+        self._fee_cache = (now, fees)
+        return fees
+
+    def _read_fees(self) -> dict[str, int]:
         block = self.w3.eth.get_block("latest")
         base = block.get("baseFeePerGas")
         if base is None:

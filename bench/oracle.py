@@ -1,0 +1,133 @@
+"""End-to-end oracle latency and throughput on the embedded chain.
+
+    python -m bench.oracle [--json] [--rows 10000] [--jobs 50] [--threads 4]
+
+Latency: from the consumer's ``requestJob`` receipt to the oracle's ``completeJob`` receipt,
+for a range-filtered SUM over an encrypted table (2048-bit Paillier), one job at a time:
+p50 / p95. Throughput: ``--jobs`` requests submitted at once, drained by one oracle with
+``--threads`` job threads: jobs per second. Baseline beside it: the same query on plaintext,
+and Ocean's compute-to-data status poll interval (5 s) as the reference the targets beat.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from oracle.chain.node import EmbeddedNode, free_port
+from oracle.config import load_settings
+from oracle.ops import HOM_AGG, OPE_RANGE
+from oracle.sandbox import PRICE, build_world
+
+TARGETS = {"latency_p50_s": 1.0, "jobs_per_s": 20.0}
+OCEAN_POLL_S = 5.0
+
+
+def _query(w, lo: int) -> dict:
+    return {"dataset": w.sales_id, "aggregates": [["sum", "amount"]], "where": [["range", "amount", lo, lo + 500]]}
+
+
+def _plain_seconds(rows: list, reps: int = 20) -> float:
+    t = time.perf_counter()
+    for k in range(reps):
+        sum(a for _, _, a in rows if k <= a <= k + 500)
+    return (time.perf_counter() - t) / reps
+
+
+def measure(rows: int, jobs: int, threads: int, hom_bits: int = 2048) -> dict:
+    with tempfile.TemporaryDirectory(prefix="tds-bench-oracle-") as tmp:
+        tmp_path = Path(tmp)
+        settings = replace(load_settings(), home=tmp_path / "home", chain_port=free_port(), rpc_url=None,
+                           chain_id=None, deployment_file=tmp_path / "deployment.json")
+        node = EmbeddedNode(settings)
+        node.up(fresh=True)
+        try:
+            t0 = time.perf_counter()
+            w = build_world(settings, tmp_path, rows=rows, hom_bits=hom_bits,
+                            max_uses=10 * jobs + 100)
+            setup_s = time.perf_counter() - t0
+            done: dict[int, float] = {}
+            cv = threading.Condition()
+
+            def on_event(kind: str, data: dict) -> None:
+                if kind in ("completed", "failed"):
+                    with cv:
+                        done[data["job"]] = time.perf_counter()
+                        cv.notify_all()
+
+            runner = w.runner(tmp_path / "journal.sqlite", threads=threads, on_event=on_event)
+            stop = threading.Event()
+            loop = threading.Thread(target=runner.run_forever, kwargs={"idle": 0.01, "stop": stop.is_set}, daemon=True)
+            loop.start()
+
+            def wait(ids: list[int], timeout: float = 600) -> None:
+                with cv:
+                    cv.wait_for(lambda: all(i in done for i in ids), timeout)
+
+            latencies = []
+            for k in range(jobs):  # one at a time: latency
+                job = w.space.request_job(w.consumer, w.grant_id, OPE_RANGE | HOM_AGG, _query(w, k % 400), w.store,
+                                          value=PRICE)
+                t_req = time.perf_counter()
+                wait([job])
+                latencies.append(done[job] - t_req)
+            t1 = time.perf_counter()  # all at once: throughput
+            burst = [w.space.request_job(w.consumer, w.grant_id, OPE_RANGE | HOM_AGG, _query(w, k % 400), w.store,
+                                         value=PRICE) for k in range(jobs)]
+            submitted = time.perf_counter()
+            wait(burst)
+            t2 = time.perf_counter()
+            stop.set()
+            loop.join(timeout=10)
+            failed = runner.stats.failed
+        finally:
+            node.down()
+    lat = sorted(latencies)
+    p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
+    return {
+        "rows": rows, "jobs": jobs, "threads": threads, "paillier_bits": hom_bits, "setup_s": round(setup_s, 2),
+        "latency_p50_s": round(statistics.median(lat), 4), "latency_p95_s": round(p95, 4),
+        "jobs_per_s": round(jobs / (t2 - t1), 2), "burst_submit_s": round(submitted - t1, 2),
+        "failed_jobs": failed, "plaintext_query_s": round(_plain_seconds(w.sales_rows), 6),
+        "baseline_ocean_poll_s": OCEAN_POLL_S,
+    }
+
+
+def table(r: dict) -> str:
+    rows = [
+        ("latency p50 (request mined → completion mined)", f"{r['latency_p50_s']:.3f} s", "≤ 1 s",
+         r["latency_p50_s"] <= TARGETS["latency_p50_s"]),
+        ("latency p95", f"{r['latency_p95_s']:.3f} s", "", True),
+        (f"sustained throughput ({r['threads']} job threads)", f"{r['jobs_per_s']:.1f} jobs/s", "≥ 20 jobs/s",
+         r["jobs_per_s"] >= TARGETS["jobs_per_s"]),
+        ("same query on plaintext (baseline)", f"{r['plaintext_query_s'] * 1000:.2f} ms", "", True),
+        ("Ocean C2D status poll (reference)", f"{r['baseline_ocean_poll_s']:.0f} s", "", True),
+    ]
+    out = [f"oracle end to end: {r['rows']} rows, {r['paillier_bits']}-bit Paillier, {r['jobs']} jobs",
+           f"{'measure':48} {'value':>14} {'target':>12}  verdict", "-" * 86]
+    out += [f"{a:48} {b:>14} {c:>12}  {'ok' if ok else 'MISSED'}" for a, b, c, ok in rows]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--rows", type=int, default=10_000)
+    ap.add_argument("--jobs", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--bits", type=int, default=2048)
+    a = ap.parse_args(argv)
+    r = measure(a.rows, a.jobs, a.threads, a.bits)
+    print(table(r), file=sys.stderr if a.json else sys.stdout)
+    if a.json:
+        print(json.dumps(r, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
