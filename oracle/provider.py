@@ -41,6 +41,7 @@ class ProviderKeyService:
     seal: Sealer
     oplog: OpLog | None = None
     _released: dict[int, tuple[str, bytes]] = field(default_factory=dict)
+    _prepared: dict[tuple[int, str, str], Grant] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def register_asset(self, asset_id: int, dataset_ids: set[str]) -> None:
@@ -74,13 +75,24 @@ class ProviderKeyService:
 
     def prepare(self, job_id: int, query: Query, oracle: str) -> tuple[EncryptedQuery, PeeledKeys, dict[str, dict]]:
         grant = self._grant_for(job_id, query, oracle)
+        with self._lock:
+            self._prepared[(job_id, oracle, query.hash)] = grant
         enc, peeled = self.service.prepare(query, grant)
         manifests = {d: self.service.manifests[d] for d in enc.datasets.values()}
         self._log("key-release", oracle, {"job": job_id, "grant": grant.grant_id, "layers": peeled.describe()})
         return enc, peeled, manifests
 
     def release(self, job_id: int, query: Query, result: EncryptedResult, oracle: str) -> bytes:
-        grant = self._grant_for(job_id, query, oracle)
+        # the grant was checked on chain moments ago by prepare(); only the job's state can have
+        # moved since (failed, reclaimed, taken over), and that is one read
+        with self._lock:
+            grant = self._prepared.pop((job_id, oracle, query.hash), None)
+        if grant is None:
+            grant = self._grant_for(job_id, query, oracle)
+        else:
+            core, exec_ = self.jobs.functions.jobOf(job_id).call()
+            if core[3] != ACCEPTED or exec_[0] != oracle:
+                raise GrantRefused(f"job {job_id} is no longer accepted by {oracle}")
         with self._lock:
             # One release per job: a retry (oracle restarted mid-job) gets the same sealed
             # bytes, so the CID and hash it posts are the same too.
