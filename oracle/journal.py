@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from oracle.errors import TdsError
+
 # seen -> accepted -> computed -> posted        (happy path)
 # seen|accepted|computed -> failed-posted       (job error reported on chain)
 # any -> skipped                                 (not ours / already settled on chain)
@@ -21,6 +23,7 @@ STATES = ("seen", "accepted", "computed", "posted", "failed-posted", "skipped")
 TERMINAL = frozenset({"posted", "failed-posted", "skipped"})
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cursor (name TEXT PRIMARY KEY, block INTEGER NOT NULL, block_hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -35,6 +38,10 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 """
+
+
+class JournalMismatch(TdsError):
+    """The journal was written for another chain or Jobs contract."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,18 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+
+    def bind_to(self, chain_id: int, jobs_address: str) -> None:
+        """Tie the journal to one Jobs contract: job ids are only unique per contract."""
+        want = f"{chain_id}:{jobs_address.lower()}"
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key='jobs'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta(key, value) VALUES('jobs', ?)", (want,))
+            elif row[0] != want:
+                raise JournalMismatch(
+                    f"journal {self.path} belongs to Jobs {row[0]}, not {want}; use another journal file "
+                    "(each deployment needs its own)")
 
     def close(self) -> None:
         with self._lock:

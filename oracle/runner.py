@@ -88,6 +88,7 @@ class OracleRunner:
         self.journal = journal
         self.compute = compute
         self.chain_id = w3.eth.chain_id
+        journal.bind_to(self.chain_id, jobs.address)
         self.follower = EventFollower(w3, journal, "jobs", [jobs.address],
                                       [jobs.events.JobRequested().topic], confirmations=confirmations,
                                       start_block=start_block)

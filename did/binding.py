@@ -1,0 +1,86 @@
+"""Two-way binding of a DID and an Ethereum account.
+
+The statement ``{did, address, chainId, issuedAt}`` is signed twice:
+
+* by the DID controller (Ed25519 key the did:key encodes) — "this DID claims this account";
+* by the account (EIP-191 ``personal_sign`` of the same canonical JSON text) — "this account
+  claims this DID". A wallet shows the user exactly what it signs.
+
+``binding_proof_hash`` (keccak256 of the canonical proof) is stored in the IdentityRegistry;
+``bind`` is itself sent by the account, so the chain records the binding a third time.
+Verification is offline: the DID gives the Ed25519 key, the signature gives the address.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+
+from did.document import canonical_json
+from did.errors import DidNotBound, UnknownDid
+from did.keys import b64u, b64u_decode, did_from_ed25519, verify_ed25519
+
+STATEMENT_TYPE = "TdsDidAccountBinding"
+DID_DOMAIN = b"tds-binding/v1:"
+
+
+def binding_statement(did: str, address: str, chain_id: int, issued_at: int | None = None) -> dict[str, Any]:
+    return {"type": STATEMENT_TYPE, "version": 1, "did": did, "address": to_checksum_address(address),
+            "chainId": int(chain_id), "issuedAt": int(issued_at if issued_at is not None else time.time())}
+
+
+def make_binding_proof(ed_key: Ed25519PrivateKey, account: LocalAccount, chain_id: int,
+                       issued_at: int | None = None) -> dict[str, Any]:
+    """Both signatures over the statement binding ``ed_key``'s DID and ``account``."""
+    did = did_from_ed25519(ed_key.public_key())
+    statement = binding_statement(did, account.address, chain_id, issued_at)
+    body = canonical_json(statement)
+    did_sig = ed_key.sign(DID_DOMAIN + body)
+    acct_sig = account.sign_message(encode_defunct(text=body.decode()))
+    return {"statement": statement, "didSignature": b64u(did_sig),
+            "accountSignature": "0x" + bytes(acct_sig.signature).hex()}
+
+
+def binding_proof_hash(proof: dict[str, Any]) -> bytes:
+    """bytes32 ``bindingProofHash``: keccak256 of the canonical proof."""
+    return keccak(canonical_json(proof))
+
+
+def verify_binding_proof(proof: dict[str, Any], *, did: str | None = None, address: str | None = None,
+                         chain_id: int | None = None) -> dict[str, Any]:
+    """Check both signatures (offline); return the statement. Raises :class:`DidNotBound`."""
+    try:
+        statement = proof["statement"]
+        if statement.get("type") != STATEMENT_TYPE or statement.get("version") != 1:
+            raise DidNotBound("binding proof has an unknown statement type")
+        s_did, s_addr = statement["did"], to_checksum_address(statement["address"])
+        body = canonical_json(statement)
+        did_sig = b64u_decode(proof["didSignature"])
+        acct_sig = bytes.fromhex(proof["accountSignature"].removeprefix("0x"))
+    except DidNotBound:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DidNotBound(f"binding proof is malformed ({exc!r})") from None
+    if did is not None and s_did != did:
+        raise DidNotBound(f"binding proof is for {s_did}, not {did}")
+    if address is not None and s_addr != to_checksum_address(address):
+        raise DidNotBound(f"binding proof binds {s_did} to {s_addr}, not {to_checksum_address(address)}")
+    if chain_id is not None and statement.get("chainId") != chain_id:
+        raise DidNotBound(f"binding proof is for chain {statement.get('chainId')}, not {chain_id}")
+    try:
+        if not verify_ed25519(s_did, did_sig, DID_DOMAIN + body):
+            raise DidNotBound(f"the DID controller of {s_did} did not sign the binding to {s_addr}")
+    except UnknownDid as exc:
+        raise DidNotBound(f"binding proof names an unresolvable DID: {exc}") from None
+    try:
+        signer = Account.recover_message(encode_defunct(text=body.decode()), signature=acct_sig)
+    except Exception:  # eth-account raises several types for garbage signatures
+        signer = None
+    if signer != s_addr:
+        raise DidNotBound(f"account {s_addr} did not sign the binding to {s_did} (signer {signer})")
+    return statement

@@ -1,0 +1,141 @@
+"""Sealed delivery ("digital envelope") to one named recipient.
+
+seal: fresh ephemeral X25519 key; ``shared = ECDH(ephemeral, recipient key-agreement key)``;
+``key = HKDF-SHA256(shared, salt = epk || rpk, info = "tds-envelope/v1" || canonical{from, to,
+purpose})``; AES-256-GCM over the payload with the canonical header as associated data; the
+sender's DID key (Ed25519) signs ``"tds-envelope/v1" || header || ciphertext``.
+
+open: refuse if the envelope names another recipient DID or key (:class:`EnvelopeNotForYou`),
+then check the sender signature against the sender's did:key and decrypt
+(:class:`EnvelopeAuthError` on any failure). ``to_bytes`` is canonical JSON, so the oracle can
+store a sealed result and post ``keccak256(to_bytes())`` on chain.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eth_utils import keccak
+
+from did.document import canonical_json
+from did.errors import EnvelopeAuthError, EnvelopeNotForYou, MalformedEnvelope, UnknownDid
+from did.keys import b64u, b64u_decode, ed25519_from_did, raw_public, verify_ed25519
+
+if TYPE_CHECKING:
+    from did.identity import Identity
+
+VERSION = 1
+ALG = "X25519-HKDF-SHA256-A256GCM+Ed25519"
+DOMAIN = b"tds-envelope/v1"
+HEADER_KEYS = {"v", "alg", "from", "to", "purpose", "epk", "rpk", "nonce", "created"}
+
+
+@dataclass(frozen=True)
+class Envelope:
+    header: dict[str, Any]
+    ciphertext: bytes
+    signature: bytes
+
+    @property
+    def sender(self) -> str:
+        return self.header["from"]
+
+    @property
+    def recipient(self) -> str:
+        return self.header["to"]
+
+    @property
+    def purpose(self) -> str:
+        return self.header["purpose"]
+
+    def to_bytes(self) -> bytes:
+        return canonical_json({"header": self.header, "ciphertext": b64u(self.ciphertext),
+                               "signature": b64u(self.signature)})
+
+    def digest(self) -> bytes:
+        """keccak256 of the canonical bytes (what goes on chain)."""
+        return keccak(self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "Envelope":
+        try:
+            obj = json.loads(raw)
+            header = obj["header"]
+            if set(obj) != {"header", "ciphertext", "signature"} or set(header) != HEADER_KEYS:
+                raise MalformedEnvelope("envelope has unexpected or missing fields")
+            if header["v"] != VERSION or header["alg"] != ALG:
+                raise MalformedEnvelope(f"unsupported envelope version/algorithm {header['v']}/{header['alg']}")
+            env = cls(header, b64u_decode(obj["ciphertext"]), b64u_decode(obj["signature"]))
+        except MalformedEnvelope:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise MalformedEnvelope(f"not a sealed envelope: {exc!r}") from None
+        if env.to_bytes() != raw:
+            raise MalformedEnvelope("envelope bytes are not in canonical form")
+        return env
+
+
+def _key(shared: bytes, epk: bytes, rpk: bytes, header: dict[str, Any]) -> bytes:
+    info = DOMAIN + canonical_json({"from": header["from"], "to": header["to"], "purpose": header["purpose"]})
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=epk + rpk, info=info).derive(shared)
+
+
+def _signed_bytes(header: dict[str, Any], ciphertext: bytes) -> bytes:
+    return DOMAIN + canonical_json(header) + ciphertext
+
+
+def seal(sender: "Identity", recipient_did: str, recipient_key: bytes | X25519PublicKey, plaintext: bytes,
+         purpose: str) -> Envelope:
+    """Encrypt ``plaintext`` so only ``recipient_did`` (holder of ``recipient_key``) opens it."""
+    try:
+        ed25519_from_did(recipient_did)
+    except UnknownDid as exc:
+        raise EnvelopeNotForYou(f"cannot seal to {recipient_did!r}: {exc}") from None
+    rpk = recipient_key if isinstance(recipient_key, bytes) else raw_public(recipient_key)
+    recipient_pub = X25519PublicKey.from_public_bytes(rpk)
+    eph = X25519PrivateKey.generate()
+    epk = raw_public(eph.public_key())
+    nonce = os.urandom(12)
+    header = {"v": VERSION, "alg": ALG, "from": sender.did, "to": recipient_did, "purpose": str(purpose),
+              "epk": b64u(epk), "rpk": b64u(rpk), "nonce": b64u(nonce), "created": int(time.time())}
+    key = _key(eph.exchange(recipient_pub), epk, rpk, header)
+    ct = AESGCM(key).encrypt(nonce, bytes(plaintext), canonical_json(header))
+    return Envelope(header, ct, sender.ed25519.sign(_signed_bytes(header, ct)))
+
+
+def open_envelope(recipient: "Identity", envelope: Envelope | bytes, *, expected_sender: str | None = None,
+                  purpose: str | None = None) -> bytes:
+    """Check and decrypt an envelope addressed to ``recipient``; return the plaintext."""
+    env = Envelope.from_bytes(envelope) if isinstance(envelope, (bytes, bytearray)) else envelope
+    h = env.header
+    if h["to"] != recipient.did:
+        raise EnvelopeNotForYou(f"envelope is sealed to {h['to']}, not to {recipient.did}")
+    try:
+        rpk, epk, nonce = b64u_decode(h["rpk"]), b64u_decode(h["epk"]), b64u_decode(h["nonce"])
+    except ValueError as exc:
+        raise MalformedEnvelope(f"envelope header is malformed: {exc}") from None
+    if rpk != recipient.x25519_public:
+        raise EnvelopeNotForYou(f"envelope is sealed to another key-agreement key than {recipient.name}'s")
+    if expected_sender is not None and h["from"] != expected_sender:
+        raise EnvelopeAuthError(f"envelope is from {h['from']}, expected {expected_sender}")
+    if purpose is not None and h["purpose"] != purpose:
+        raise EnvelopeAuthError(f"envelope purpose is {h['purpose']!r}, expected {purpose!r}")
+    try:
+        ok = verify_ed25519(h["from"], env.signature, _signed_bytes(h, env.ciphertext))
+    except UnknownDid as exc:
+        raise EnvelopeAuthError(f"envelope sender is not resolvable: {exc}") from None
+    if not ok:
+        raise EnvelopeAuthError(f"envelope signature of {h['from']} does not verify (altered in transit?)")
+    try:
+        key = _key(recipient.x25519.exchange(X25519PublicKey.from_public_bytes(epk)), epk, rpk, h)
+        return AESGCM(key).decrypt(nonce, env.ciphertext, canonical_json(h))
+    except (InvalidTag, ValueError):
+        raise EnvelopeAuthError("envelope ciphertext does not decrypt (altered, or sealed with another key)") from None

@@ -1,0 +1,113 @@
+"""Refusals of the identity layer: one class per reason, each message says what and what to do.
+
+All derive from :class:`IdentityError`, itself an :class:`oracle.errors.TdsError`, so the CLI
+prints one line instead of a traceback.
+"""
+from __future__ import annotations
+
+from oracle.errors import TdsError
+
+
+class IdentityError(TdsError):
+    """Base class of every identity refusal."""
+
+
+# --- keys and storage ---------------------------------------------------------------------------
+class WrongPassword(IdentityError):
+    """A keystore could not be decrypted with the given password."""
+
+
+class KeystoreCorrupt(IdentityError):
+    """A keystore file is malformed or was altered."""
+
+
+class IdentityNotFound(IdentityError):
+    """No stored identity has that name."""
+
+
+class IdentityExists(IdentityError):
+    """An identity of that name is already stored (refusing to overwrite keys)."""
+
+
+class UnknownDid(IdentityError):
+    """A DID is not a did:key Ed25519 DID we can resolve offline, or is not bound on chain."""
+
+
+class InvalidDocument(IdentityError):
+    """A DID document does not match its DID or lacks its key-agreement key."""
+
+
+class DidkitError(IdentityError):
+    """didkit refused an operation (message carries didkit's reason)."""
+
+
+# --- binding ------------------------------------------------------------------------------------
+class DidNotBound(IdentityError):
+    """The DID and the Ethereum account are not bound to each other (both ways)."""
+
+
+# --- credentials --------------------------------------------------------------------------------
+class MalformedCredential(IdentityError):
+    """The credential is not a role credential of this system (missing fields, bad JSON)."""
+
+
+class TamperedCredential(IdentityError):
+    """The credential's proof does not verify: it was altered after issue or forged."""
+
+
+class CredentialExpired(IdentityError):
+    """The credential's validity period has ended."""
+
+
+class CredentialNotYetValid(IdentityError):
+    """The credential's validity period has not started."""
+
+
+class CredentialRevoked(IdentityError):
+    """The operator revoked the credential (on the registry or the local revocation list)."""
+
+
+class UntrustedIssuer(IdentityError):
+    """The credential was issued by a DID that is not a trusted operator."""
+
+
+class SubjectMismatch(IdentityError):
+    """The credential is about another DID or account than the one presenting it."""
+
+
+class RoleMismatch(IdentityError):
+    """The credential states another role than the one required."""
+
+
+# --- challenge-response -------------------------------------------------------------------------
+class UnknownChallenge(IdentityError):
+    """The challenge was not issued by this verifier (or was altered)."""
+
+
+class ChallengeReplayed(IdentityError):
+    """The challenge was already answered once."""
+
+
+class ChallengeExpired(IdentityError):
+    """The challenge's expiry passed before the answer arrived."""
+
+
+class DomainMismatch(IdentityError):
+    """The presentation was made for another domain than this verifier's."""
+
+
+class TamperedPresentation(IdentityError):
+    """The presentation's proof does not verify (altered, or signed by another key)."""
+
+
+# --- envelopes ----------------------------------------------------------------------------------
+class MalformedEnvelope(IdentityError):
+    """The bytes are not a canonical sealed envelope."""
+
+
+class EnvelopeNotForYou(IdentityError):
+    """The envelope is sealed to another recipient (DID or key-agreement key)."""
+
+
+class EnvelopeAuthError(IdentityError):
+    """The envelope's sender signature or ciphertext does not verify."""

@@ -1,0 +1,128 @@
+"""On chain: IdentityRegistry deployed to the session anvil; verification from the DID and the chain only."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from did.credentials import credential_hash, issue_role_credential, verify_role_credential
+from did.envelope import open_envelope, seal
+from did.errors import CredentialRevoked, DidNotBound, InvalidDocument, UnknownDid, UntrustedIssuer
+from did.identity import Identity
+from did.registry import ChainTrust, IdentityRegistryClient
+from oracle.chain.accounts import dev_account
+from oracle.chain.compiler import compile_project
+from oracle.chain.connection import connect
+from oracle.chain.deploy import deploy_artifact
+from oracle.chain.tx import Reverted, Sender
+
+
+@pytest.fixture(scope="module")
+def chain(embedded_node, session_settings):
+    w3 = connect(session_settings)
+    artifacts = compile_project(session_settings)
+    admin = dev_account(0)
+    contract = deploy_artifact(Sender(w3, admin), artifacts["IdentityRegistry"], admin.address)
+    return w3, contract
+
+
+@pytest.fixture(scope="module")
+def people():
+    # dev accounts are funded on anvil; the DID and key-agreement keys are fresh
+    return {"operator": Identity.create("operator", dev_account(0)),
+            "alice": Identity.create("alice", dev_account(3)),
+            "mallory": Identity.create("mallory", dev_account(4))}
+
+
+@pytest.fixture(scope="module")
+def registry(chain, people):
+    w3, contract = chain
+    client = IdentityRegistryClient(w3, contract)
+    for p in people.values():
+        client.bind(p)
+    return client
+
+
+def fresh_view(chain) -> IdentityRegistryClient:
+    """What another machine has: the chain's address and ABI — no keys, no files of ours."""
+    w3, contract = chain
+    return IdentityRegistryClient(w3, w3.eth.contract(address=contract.address, abi=contract.abi))
+
+
+def test_bind_records_did_document_and_binding(chain, registry, people):
+    alice = people["alice"]
+    view = fresh_view(chain)
+    rec = view.verify_identity(alice.did, document=alice.document, binding_proof=alice.binding)
+    assert rec.account == alice.address and rec.key_agreement_key == alice.x25519_public
+    assert rec.doc_digest == alice.document_digest
+    assert view.account_of_did(alice.did) == alice.address
+    with pytest.raises(InvalidDocument):
+        view.verify_identity(alice.did, document=people["mallory"].document)
+    with pytest.raises(DidNotBound):
+        view.verify_identity(alice.did, binding_proof=people["mallory"].binding)
+    with pytest.raises(UnknownDid):
+        view.resolve(Identity.create("ghost").did)
+
+
+def test_did_cannot_be_bound_by_another_account(registry, people):
+    thief = Identity(people["alice"].name, people["alice"].ed25519, people["alice"].x25519, dev_account(5))
+    with pytest.raises(Reverted, match="DidAlreadyBound"):
+        registry.bind(thief)
+
+
+def test_credential_verifies_from_did_and_chain_then_revocation(chain, registry, people):
+    op, alice = people["operator"], people["alice"]
+    vc = issue_role_credential(op, alice.did, "PROVIDER", "Acme Hospital", days=30, subject_account=alice.address)
+    registry.grant_from_credential(op.account, vc)
+    view = fresh_view(chain)
+    trust = ChainTrust(view)
+    v = verify_role_credential(vc, trust, holder_did=alice.did, holder_account=alice.address, role="PROVIDER")
+    assert v.issuer == op.did
+    assert view.has_participant_role(alice.address, "PROVIDER")
+    h, until = view.role_credential(alice.address, "PROVIDER")
+    assert h == credential_hash(vc) and until == int(v.valid_until.timestamp())
+    registry.revoke_credential(op.account, vc, "left the consortium")
+    assert view.is_credential_revoked(vc)
+    assert not view.has_participant_role(alice.address, "PROVIDER")
+    with pytest.raises(CredentialRevoked):
+        verify_role_credential(vc, ChainTrust(fresh_view(chain)))
+
+
+def test_issuer_without_operator_role_is_untrusted(chain, registry, people):
+    mallory, alice = people["mallory"], people["alice"]
+    vc = issue_role_credential(mallory, alice.did, "REGULATOR", "Mallory Ltd", days=1)
+    with pytest.raises(UntrustedIssuer):
+        verify_role_credential(vc, ChainTrust(fresh_view(chain)))
+    with pytest.raises(Reverted):  # nor can mallory grant it on chain
+        registry.grant_from_credential(mallory.account, vc)
+    op_vc = issue_role_credential(people["operator"], alice.did, "CONSUMER", "Acme", days=1)
+    with pytest.raises(UntrustedIssuer):  # pinned anchors narrow the chain's operators
+        verify_role_credential(op_vc, ChainTrust(fresh_view(chain), anchors={mallory.did}))
+
+
+def test_presenter_not_bound_to_did_refused(chain, registry, people):
+    op, alice, mallory = people["operator"], people["alice"], people["mallory"]
+    vc = issue_role_credential(op, alice.did, "CONSUMER", "Acme", days=1)
+    with pytest.raises(DidNotBound):
+        verify_role_credential(vc, ChainTrust(fresh_view(chain)), holder_account=mallory.address)
+    unbound = Identity.create("nobody")
+    vc2 = issue_role_credential(op, unbound.did, "CONSUMER", "Acme", days=1)
+    with pytest.raises(DidNotBound):
+        registry.grant_from_credential(op.account, vc2)
+
+
+def test_expired_role_stops_counting_on_chain(chain, registry, people):
+    op, mallory = people["operator"], people["mallory"]
+    now = datetime.now(timezone.utc)
+    vc = issue_role_credential(op, mallory.did, "DEVELOPER", "M", valid_from=now, valid_until=now + timedelta(days=1))
+    registry.grant_from_credential(op.account, vc)
+    assert registry.has_participant_role(mallory.address, "DEVELOPER")
+    registry.revoke_participant_role(op.account, mallory.address, "DEVELOPER", "test")
+    assert not registry.has_participant_role(mallory.address, "DEVELOPER")
+
+
+def test_seal_to_key_found_on_chain(chain, registry, people):
+    op, alice = people["operator"], people["alice"]
+    key = fresh_view(chain).key_agreement_key(alice.did)
+    env = seal(op, alice.did, key, b"result bytes", "job-1")
+    assert open_envelope(alice, env.to_bytes(), expected_sender=op.did) == b"result bytes"
