@@ -1,0 +1,204 @@
+"""The provider's key service, as pure library code (the HTTP service and the oracle wrap it).
+
+It is the only holder of inner secret keys. For a consumer's query under a grant it
+(1) checks the grant allows every operation and the policy has the onions, (2) turns plaintext
+constants into tokens and peels only the RND layers needed (:meth:`KeyService.prepare`), and
+after the worker ran (3) opens exactly the returned aggregates — never rows — refusing groups
+smaller than the dataset's minimum group size, and returns the plaintext answer with a
+structured release record (:meth:`KeyService.open`). Sealing the answer to the consumer's
+key-agreement key is the identity package's job."""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable
+
+from offchain.canonical import canonical_hash
+from offchain.errors import GrantRefused, KeyAuthenticationError, PolicyError, QueryError
+from offchain.ingest.schema import Schema
+from offchain.onion.dataset import order_int, scaled_value
+from offchain.onion.keys import Keyring
+from offchain.onion.packing import COUNT_SLOT, PackingLayout
+from offchain.onion.peel import PeeledKeys, peel
+from offchain.onion.policy import EQ, ORD, DatasetPolicy
+from offchain.query.engine import EncryptedResult
+from offchain.query.plan import EncryptedQuery, Eq, EqToken, Query, RangeToken, split_ref
+
+RELEASE_FORMAT = "tds-release/1"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The off-chain view of an authorization: who, which datasets, which operations
+    (``"sum:amount"``, ``"range:age"``, ``"group_by:region"``, ``"join:cid"``, ``"count"``)."""
+
+    grant_id: str
+    consumer: str
+    datasets: frozenset[str]
+    operations: frozenset[str]
+    expires_at: int | None = None
+
+
+@dataclass
+class Release:
+    answer: dict
+    record: dict
+
+
+class KeyService:
+    def __init__(self, keyring: Keyring, manifests: dict[str, dict],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.keyring, self.manifests, self.clock = keyring, manifests, clock
+
+    # helpers ---------------------------------------------------------------------------------
+    def _manifest(self, dataset_id: str) -> dict:
+        try:
+            return self.manifests[dataset_id]
+        except KeyError:
+            raise QueryError(f"unknown dataset {dataset_id!r}") from None
+
+    def _sides(self, query: Query) -> dict[str, dict]:
+        sides = {"left": self._manifest(query.dataset)}
+        if query.join:
+            sides["right"] = self._manifest(query.join.dataset)
+        return sides
+
+    def check(self, query: Query, grant: Grant) -> None:
+        """Raise :class:`GrantRefused` unless ``grant`` covers the whole query."""
+        now = self.clock()
+        if grant.expires_at is not None and now > grant.expires_at:
+            raise GrantRefused(f"grant {grant.grant_id} expired at {grant.expires_at}")
+        for m in self._sides(query).values():
+            if m["dataset_id"] not in grant.datasets:
+                raise GrantRefused(f"grant {grant.grant_id} does not cover dataset {m['dataset_id']}")
+        for op in sorted(query.operations()):
+            if op not in grant.operations:
+                raise GrantRefused(f"grant {grant.grant_id} does not allow it", op)
+
+    # prepare ---------------------------------------------------------------------------------
+    def prepare(self, query: Query, grant: Grant) -> tuple[EncryptedQuery, PeeledKeys]:
+        """Tokens for the constants and the RND keys the plan needs — nothing else."""
+        self.check(query, grant)
+        sides = self._sides(query)
+        needs: dict[str, set[tuple[str, str]]] = {s: set() for s in sides}
+
+        def need(ref: str, operation: str) -> tuple[str, str]:
+            side, col = split_ref(ref)
+            policy = DatasetPolicy.from_dict(sides[side]["policy"])
+            onion = policy.require(col, operation)
+            if onion in (EQ, ORD):
+                needs[side].add((col, onion))
+            return side, col
+
+        tokens: list[EqToken | RangeToken] = []
+        for pred in query.where:
+            if isinstance(pred, Eq):
+                side, col = need(pred.column, "equality")
+                meta = sides[side]["columns"][col][EQ]
+                field = Schema.from_dict(sides[side]["schema"]).field(col)
+                value = field.parse(pred.value, None) if isinstance(pred.value, str) else pred.value
+                ct = self.keyring.det(meta["det"]).encrypt(value, meta["domain"])
+                tokens.append(EqToken(side, col, ct))
+            else:
+                side, col = need(pred.column, "range")
+                tokens.append(self._range_token(sides[side], side, col, pred.low, pred.high))
+        for agg in query.aggregates:
+            if agg.column:
+                need(agg.column, agg.func)
+        if query.group_by:
+            need(query.group_by, "group_by")
+        if query.join:
+            ls, lc = need(query.join.left_on, "join")
+            rs, rc = need("right." + query.join.right_on, "join")
+            lm, rm = sides["left"]["columns"][lc][EQ], sides["right"]["columns"][rc][EQ]
+            if (lm["det"], lm["domain"]) != (rm["det"], rm["domain"]):
+                raise PolicyError(lc, "join", f"not joinable with {rc!r}: different DET key or domain")
+        peeled = PeeledKeys()
+        for side, m in sides.items():
+            peeled.merge(peel(m, self.keyring, needs[side]))
+        enc = EncryptedQuery(query.hash, {s: m["dataset_id"] for s, m in sides.items()},
+                             query.aggregates, tuple(tokens), query.group_by, query.join)
+        return enc, peeled
+
+    def _range_token(self, manifest: dict, side: str, col: str, low: Any, high: Any) -> RangeToken:
+        field = Schema.from_dict(manifest["schema"]).field(col)
+        key = self.keyring.order(manifest["columns"][col][ORD]["ope"])
+
+        def conv(v: Any) -> int | None:
+            if v is None:
+                return None
+            return order_int(field, field.parse(v, None) if isinstance(v, str) else
+                             (Decimal(v).quantize(Decimal(1).scaleb(-field.decimals))
+                              if field.type == "decimal" else v))
+
+        lo, hi = conv(low), conv(high)
+        if (lo is not None and lo > key.high) or (hi is not None and hi < key.low) or \
+                (lo is not None and hi is not None and lo > hi):
+            return RangeToken(side, col, None, None, empty=True)
+        lo_code = None if lo is None or lo <= key.low else key.encrypt(lo, col)
+        hi_code = None if hi is None or hi >= key.high else key.encrypt(hi, col)
+        return RangeToken(side, col, lo_code, hi_code)
+
+    # open ------------------------------------------------------------------------------------
+    def open(self, query: Query, grant: Grant, result: EncryptedResult) -> Release:
+        """Decrypt exactly the aggregates of ``result`` that ``query`` asked for."""
+        self.check(query, grant)
+        if result.query_hash != query.hash:
+            raise GrantRefused("result is for a different query")
+        sides = self._sides(query)
+        k = max(DatasetPolicy.from_dict(m["policy"]).min_group_size for m in sides.values())
+        columns = ([query.group_by] if query.group_by else []) + [a.label for a in query.aggregates]
+        rows_out, suppressed, total_rows = [], 0, 0
+        for g in result.groups:
+            if g.rows < k:
+                if query.group_by:
+                    suppressed += 1
+                    continue
+                raise GrantRefused(f"aggregate over {g.rows} rows is below the minimum group size {k}")
+            sums = {side: self._open_hom(sides[side], c, g.rows) for side, c in g.hom.items()}
+            row: list[Any] = []
+            if query.group_by:
+                side, col = split_ref(query.group_by)
+                meta = sides[side]["columns"][col][EQ]
+                row.append(self.keyring.det(meta["det"]).decrypt(g.label or b"", meta["domain"]))
+            for agg in query.aggregates:
+                if agg.func == "count":
+                    row.append(g.rows)
+                    continue
+                side, col = split_ref(agg.column or "")
+                if agg.func in ("sum", "avg"):
+                    if side not in sums:
+                        raise GrantRefused(f"result lacks the HOM aggregate for {agg.column}")
+                    total = sums[side][col]
+                    row.append(total if agg.func == "sum" else Decimal(total) / Decimal(g.rows))
+                else:
+                    code = g.codes.get(f"{agg.func}:{agg.column}")
+                    if code is None:
+                        raise GrantRefused(f"result lacks {agg.label}")
+                    m = sides[side]
+                    plain = self.keyring.order(m["columns"][col][ORD]["ope"]).decrypt(code)
+                    row.append(scaled_value(Schema.from_dict(m["schema"]).field(col), plain))
+            rows_out.append(row)
+            total_rows += g.rows
+        answer = {"columns": columns, "rows": rows_out, "suppressed_groups": suppressed}
+        record = {"format": RELEASE_FORMAT, "release_id": secrets.token_hex(16),
+                  "grant_id": grant.grant_id, "consumer": grant.consumer,
+                  "datasets": sorted(m["dataset_id"] for m in sides.values()),
+                  "query_hash": query.hash, "operations": sorted(query.operations()),
+                  "plan": result.plan, "groups_released": len(rows_out),
+                  "groups_suppressed": suppressed, "rows_aggregated": total_rows,
+                  "min_group_size": k, "answer_hash": canonical_hash(answer),
+                  "released_at": int(self.clock())}
+        return Release(answer, record)
+
+    def _open_hom(self, manifest: dict, ciphertext: int, rows: int) -> dict[str, Any]:
+        hom = manifest["hom"]
+        key = self.keyring.hom(hom["key"])
+        layout = PackingLayout.from_dict(hom["layout"])
+        layout.check_rows(rows)
+        sums = layout.decode_sums(key.decrypt(ciphertext), rows)
+        if layout.has_count and sums[COUNT_SLOT] != rows:
+            raise KeyAuthenticationError(hom["key"], f"aggregate (count slot {sums[COUNT_SLOT]} != {rows} rows)")
+        return sums

@@ -1,0 +1,121 @@
+"""The provider's keystore, encrypted at rest.
+
+File format (JSON): ``{"format": "tds-keystore/1", "kdf": {scrypt n, r, p, salt}, "nonce",
+"ciphertext"}``; the ciphertext is AES-256-GCM over the canonical JSON of all entries, under a
+key derived from the passphrase with scrypt. Each entry records kind, material, status
+(``active`` / ``retired``) and when it was created or retired. Destroyed keys are removed, so
+a ciphertext under them can never be opened again (rotation's point)."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from offchain.errors import KeyNotFound, KeystoreLocked
+from offchain.onion.keys import Key, Keyring, key_from_dict, key_to_dict
+
+FORMAT = "tds-keystore/1"
+DEFAULT_SCRYPT_N = 2 ** 15
+
+
+def _kek(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
+
+
+class Keystore:
+    """Load with :meth:`open` or :meth:`create`; every mutation is saved atomically."""
+
+    def __init__(self, path: Path, passphrase: str, entries: dict[str, dict],
+                 scrypt_n: int = DEFAULT_SCRYPT_N) -> None:
+        self.path, self._passphrase, self.entries, self.scrypt_n = path, passphrase, entries, scrypt_n
+
+    @classmethod
+    def create(cls, path: Path | str, passphrase: str, scrypt_n: int = DEFAULT_SCRYPT_N) -> "Keystore":
+        path = Path(path)
+        if path.exists():
+            raise FileExistsError(f"{path} already exists; open it instead")
+        store = cls(path, passphrase, {}, scrypt_n)
+        store.save()
+        return store
+
+    @classmethod
+    def open(cls, path: Path | str, passphrase: str) -> "Keystore":
+        path = Path(path)
+        try:
+            doc = json.loads(path.read_text())
+            kdf = doc["kdf"]
+            if doc.get("format") != FORMAT:
+                raise KeystoreLocked(f"{path}: not a {FORMAT} file")
+            kek = _kek(passphrase, bytes.fromhex(kdf["salt"]), kdf["n"], kdf["r"], kdf["p"])
+            plain = AESGCM(kek).decrypt(bytes.fromhex(doc["nonce"]), bytes.fromhex(doc["ciphertext"]),
+                                        FORMAT.encode())
+        except InvalidTag:
+            raise KeystoreLocked(f"{path}: wrong passphrase or tampered keystore") from None
+        except (OSError, ValueError, KeyError) as exc:
+            raise KeystoreLocked(f"{path}: unreadable keystore ({exc})") from exc
+        return cls(path, passphrase, json.loads(plain), int(kdf["n"]))
+
+    def save(self) -> None:
+        salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
+        r, p = 8, 1
+        kek = _kek(self._passphrase, salt, self.scrypt_n, r, p)
+        plain = json.dumps(self.entries, sort_keys=True, separators=(",", ":")).encode()
+        doc = {"format": FORMAT, "kdf": {"name": "scrypt", "n": self.scrypt_n, "r": r, "p": p,
+                                         "salt": salt.hex()},
+               "nonce": nonce.hex(), "ciphertext": AESGCM(kek).encrypt(nonce, plain, FORMAT.encode()).hex()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=1)
+        os.replace(tmp, self.path)
+
+    # keys ------------------------------------------------------------------------------------
+    def add(self, key: Key, save: bool = True) -> str:
+        entry = key_to_dict(key)
+        entry.update(status="active", created=int(time.time()))
+        self.entries[key.key_id] = entry
+        if save:
+            self.save()
+        return key.key_id
+
+    def add_keyring(self, ring: Keyring) -> list[str]:
+        ids = [self.add(k, save=False) for k in ring.keys.values()]
+        self.save()
+        return ids
+
+    def get(self, key_id: str) -> Key:
+        try:
+            return key_from_dict(self.entries[key_id])
+        except KeyError:
+            raise KeyNotFound(key_id) from None
+
+    def status(self, key_id: str) -> str:
+        if key_id not in self.entries:
+            raise KeyNotFound(key_id)
+        return self.entries[key_id]["status"]
+
+    def retire(self, key_id: str) -> None:
+        """Mark a key as rotated away (still decrypts old data until destroyed)."""
+        if key_id not in self.entries:
+            raise KeyNotFound(key_id)
+        self.entries[key_id].update(status="retired", retired=int(time.time()))
+        self.save()
+
+    def destroy(self, key_id: str) -> None:
+        if self.entries.pop(key_id, None) is None:
+            raise KeyNotFound(key_id)
+        self.save()
+
+    def keyring(self, include_retired: bool = False) -> Keyring:
+        ring = Keyring()
+        for key_id, entry in self.entries.items():
+            if include_retired or entry["status"] == "active":
+                ring.add(key_from_dict(entry))
+        return ring

@@ -1,0 +1,57 @@
+"""Onion peeling: release exactly the RND layer keys an operation needs.
+
+``eq`` needs the RND key over that column's DET onion; ``ord`` (and its order index) the RND
+key over the order onion; ``hom`` needs nothing (the worker computes with the public key).
+DET, order and Paillier secret keys are never released, and ``blob`` onions are never peeled
+for computation."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from offchain.errors import PolicyError
+from offchain.onion.keys import Keyring
+from offchain.onion.policy import BLOB, EQ, HOM, ORD
+from offchain.onion.rnd import RndKey
+
+
+@dataclass
+class PeeledKeys:
+    """What a worker receives: RND keys by id, and which (dataset, column, onion) each opens."""
+
+    keys: dict[str, RndKey] = field(default_factory=dict)
+    scope: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+
+    def rnd(self, key_id: str) -> RndKey:
+        from offchain.errors import KeyNotFound
+        try:
+            return self.keys[key_id]
+        except KeyError:
+            raise KeyNotFound(key_id) from None
+
+    def merge(self, other: "PeeledKeys") -> None:
+        self.keys.update(other.keys)
+        self.scope.update(other.scope)
+
+    def describe(self) -> list[dict]:
+        return [{"key_id": k, "dataset": d, "column": c, "onion": o}
+                for k, (d, c, o) in sorted(self.scope.items())]
+
+
+def peel(manifest: dict, keyring: Keyring, needs: set[tuple[str, str]]) -> PeeledKeys:
+    """RND keys for each (column, onion) in ``needs``; refuses onions that do not exist or
+    must never be peeled."""
+    out = PeeledKeys()
+    for column, onion in sorted(needs):
+        if onion == HOM:
+            continue
+        if onion == BLOB:
+            raise PolicyError(column, "peel", "opaque (blob) onions are never released for computation")
+        if onion not in (EQ, ORD):
+            raise PolicyError(column, "peel", f"unknown onion {onion!r}")
+        meta = manifest["columns"].get(column, {}).get(onion)
+        if meta is None:
+            raise PolicyError(column, onion, "the dataset has no such onion")
+        key = keyring.rnd(meta["rnd"])
+        out.keys[key.key_id] = key
+        out.scope[key.key_id] = (manifest["dataset_id"], column, onion)
+    return out

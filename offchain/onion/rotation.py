@@ -1,0 +1,82 @@
+"""Key rotation with re-encryption (000 §12.2.1.1): the provider opens every layer with the
+old keys, re-encrypts under fresh keys (same dataset id, new key ids in the manifest), then
+retires — or destroys — the old keys. After destruction nothing under them opens again."""
+from __future__ import annotations
+
+from typing import Any
+
+from offchain.ingest.classification import Classification
+from offchain.ingest.schema import Schema
+from offchain.ingest.table import Table
+from offchain.onion.chunks import split_fixed, split_varlen, unpack_object
+from offchain.onion.dataset import EncryptedDataset, encrypt_table, scaled_value
+from offchain.onion.det import decode_value
+from offchain.onion.keys import Keyring
+from offchain.onion.keystore import Keystore
+from offchain.onion.packing import PackingLayout
+from offchain.onion.policy import BLOB, EQ, HOM, ORD, DatasetPolicy
+
+
+def manifest_key_ids(manifest: dict) -> set[str]:
+    ids = set()
+    for meta in manifest["columns"].values():
+        for onion_meta in meta.values():
+            ids.update(v for k, v in onion_meta.items() if k in ("rnd", "det", "ope", "key"))
+    if manifest.get("hom"):
+        ids.add(manifest["hom"]["key"])
+    return ids
+
+
+def decrypt_dataset(ds: EncryptedDataset, keyring: Keyring) -> Table:
+    """Provider-side: recover the plaintext table from its onions (any wrong or missing key
+    raises an authentication / key-not-found error, never returns garbage)."""
+    m = ds.manifest
+    schema = Schema.from_dict(m["schema"])
+    cols: dict[str, list[Any]] = {f.name: [] for f in schema.fields}
+    hom_rows: list[dict] = []
+    for chunk in m["chunks"]:
+        for f in schema.fields:
+            meta = m["columns"][f.name]
+            onion = next((o for o in (BLOB, EQ, ORD) if o in meta), None)
+            if onion is None:
+                continue
+            header, hbytes, body = unpack_object(ds.get(chunk["objects"][f"{f.name}/{onion}"]))
+            plain = keyring.rnd(meta[onion]["rnd"]).open(body, hbytes)
+            if onion == BLOB:
+                cols[f.name] += [decode_value(v) for v in split_varlen(plain)]
+            elif onion == EQ:
+                det = keyring.det(meta[EQ]["det"])
+                cols[f.name] += [det.decrypt(v, meta[EQ]["domain"]) for v in split_varlen(plain)]
+            else:
+                ok = keyring.order(meta[ORD]["ope"])
+                cols[f.name] += [scaled_value(f, ok.decrypt(c)) for c in split_fixed(plain, meta[ORD]["width"])]
+        if m.get("hom") and chunk["rows"]:
+            key = keyring.hom(m["hom"]["key"])
+            layout = PackingLayout.from_dict(m["hom"]["layout"])
+            _, _, body = unpack_object(ds.get(chunk["objects"][f"__hom__/{HOM}"]))
+            for c in split_fixed(body, key.public.width):
+                hom_rows.append(layout.decode_sums(key.decrypt(key.public.from_bytes(c)), 1))
+    for f in schema.fields:
+        if set(m["columns"][f.name]) == {HOM}:
+            cols[f.name] = [r[f.name] for r in hom_rows]
+    return Table(schema, cols, m["name"])
+
+
+def rotate_dataset(ds: EncryptedDataset, keystore: Keystore, destroy_old: bool = False,
+                   processes: int = 1, det_keys: dict | None = None) -> EncryptedDataset:
+    """Re-encrypt under fresh keys (saved to ``keystore``) and retire/destroy the old ones.
+    Datasets joined through a shared DET key must be rotated together (pass ``det_keys``)."""
+    m = ds.manifest
+    old = keystore.keyring(include_retired=True)
+    table = decrypt_dataset(ds, old)
+    ring = Keyring()
+    new = encrypt_table(table, DatasetPolicy.from_dict(m["policy"]),
+                        Classification(m["classification"]["dataset"], m["classification"]["fields"]),
+                        ring, det_keys=det_keys, quality_hash=m.get("quality_report_hash"),
+                        chunk_rows=m["chunk_rows"], processes=processes, dataset_id=m["dataset_id"])
+    new.manifest["rotated_from"] = ds.manifest_hash
+    keystore.add_keyring(ring)
+    for key_id in manifest_key_ids(m) - manifest_key_ids(new.manifest):
+        if key_id in keystore.entries:
+            keystore.destroy(key_id) if destroy_old else keystore.retire(key_id)
+    return new
