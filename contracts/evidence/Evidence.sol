@@ -28,10 +28,12 @@ contract Evidence is IEvidence {
 
     /// @inheritdoc IEvidence
     function anchorHash(bytes32 hash, bytes32 kind) external {
-        uint40 previous = _anchoredAt[msg.sender][hash];
-        if (previous != 0) revert HashAlreadyAnchored(hash, msg.sender, previous);
-        _anchoredAt[msg.sender][hash] = uint40(block.timestamp);
-        emit HashAnchored(hash, msg.sender, kind);
+        _anchorHash(hash, kind, 0);
+    }
+
+    /// @inheritdoc IEvidence
+    function anchorHash(bytes32 hash, bytes32 kind, uint256 subjectId) external {
+        _anchorHash(hash, kind, subjectId);
     }
 
     /// @inheritdoc IEvidence
@@ -61,6 +63,15 @@ contract Evidence is IEvidence {
     /// @inheritdoc IEvidence
     function batchCount() external view returns (uint256) {
         return _count;
+    }
+
+    /// @dev A producer anchors a given hash once; the first anchor's time is kept.
+    function _anchorHash(bytes32 hash, bytes32 kind, uint256 subjectId) private {
+        if (hash == bytes32(0)) revert ZeroHash();
+        uint40 previous = _anchoredAt[msg.sender][hash];
+        if (previous != 0) revert HashAlreadyAnchored(hash, msg.sender, previous);
+        _anchoredAt[msg.sender][hash] = uint40(block.timestamp);
+        emit HashAnchored(hash, msg.sender, kind, subjectId);
     }
 
     function _existing(uint256 batchId) private view returns (Batch storage b) {

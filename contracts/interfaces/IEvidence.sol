@@ -22,11 +22,14 @@ interface IEvidence {
         uint256 indexed batchId, address indexed producer, bytes32 indexed root, uint32 count,
         uint40 periodStart, uint40 periodEnd, bytes batchRef
     );
-    /// @notice Emitted when `producer` anchors a single `hash` of kind `kind`.
-    event HashAnchored(bytes32 indexed hash, address indexed producer, bytes32 indexed kind);
+    /// @notice Emitted when `producer` anchors a single `hash` of kind `kind` about `subjectId`
+    ///         (the asset id for a quality report or final record, the grant id for a destruction
+    ///         proof, the job id for a key release; 0 when the hash concerns no single subject).
+    event HashAnchored(bytes32 indexed hash, address indexed producer, bytes32 indexed kind, uint256 subjectId);
 
     error EmptyBatch();
     error ZeroRoot();
+    error ZeroHash();
     error InvalidPeriod(uint40 periodStart, uint40 periodEnd);
     error UnknownBatch(uint256 batchId);
     error HashAlreadyAnchored(bytes32 hash, address producer, uint40 anchoredAt);
@@ -36,8 +39,12 @@ interface IEvidence {
         external
         returns (uint256 batchId);
 
-    /// @notice Anchor one hash under a kind tag (e.g. keccak256("DESTRUCTION_PROOF")).
+    /// @notice Anchor one hash under a kind tag (e.g. keccak256("DESTRUCTION_PROOF")), about no
+    ///         particular subject (subjectId 0).
     function anchorHash(bytes32 hash, bytes32 kind) external;
+
+    /// @notice Anchor one hash under a kind tag about `subjectId` (asset, grant or job id).
+    function anchorHash(bytes32 hash, bytes32 kind, uint256 subjectId) external;
 
     /// @notice True if `leaf` (= keccak256(keccak256(record))) is in batch `batchId`.
     function verifyInclusion(uint256 batchId, bytes32 leaf, bytes32[] calldata proof) external view returns (bool);

@@ -37,11 +37,15 @@ interface IJobs {
         address consumer;
     }
 
-    /// @notice Emitted when `consumer` requests job `jobId` under `grantId`; `amount` is in escrow.
+    /// @notice Emitted when `consumer` requests job `jobId` under `grantId` over `assetId`;
+    ///         `amount` is in escrow. Everything an oracle needs is here: the query parameters are
+    ///         the content-addressed block whose sha2-256 is `paramsHash` (CIDv1, raw codec,
+    ///         sha2-256 multihash of that digest), so no other call or event is needed.
     event JobRequested(
         uint256 indexed jobId,
         uint256 indexed grantId,
         address indexed consumer,
+        uint256 assetId,
         uint16 operation,
         bytes32 paramsHash,
         address paymentToken,

@@ -75,10 +75,11 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
         if (deadline <= block.timestamp || deadline > block.timestamp + MAX_JOB_TTL) {
             revert InvalidDeadline(deadline, block.timestamp);
         }
-        (uint32 useIndex,, address token, uint96 price) = _authorizations.consume(grantId, msg.sender, operation);
+        (uint32 useIndex, uint256 assetId, address token, uint96 price) =
+            _authorizations.consume(grantId, msg.sender, operation);
         jobId = (grantId << 32) | useIndex;
         _core[jobId] = JobCore(uint64(grantId), price, deadline, JobStatus.Requested, operation);
-        emit JobRequested(jobId, grantId, msg.sender, operation, paramsHash, token, price, deadline);
+        emit JobRequested(jobId, grantId, msg.sender, assetId, operation, paramsHash, token, price, deadline);
         _collect(token, msg.sender, price);
     }
 
@@ -181,10 +182,7 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
         _workflowOps[workflowId] = operations;
         _workflowParams[workflowId] = paramsHashes;
         emit WorkflowRequested(workflowId, grantId, msg.sender, operations, paramsHashes, stepTimeout);
-        (uint32 useIndex,, address token, uint96 price) =
-            _authorizations.consume(grantId, msg.sender, operations[0]);
-        _openStep(workflowId, 0, useIndex, token, price);
-        _collect(token, msg.sender, total);
+        _collect(_openFirstStep(workflowId, grantId, operations[0]), msg.sender, total);
     }
 
     /// @notice The operations and parameter hashes of every step of `workflowId`.
@@ -260,30 +258,45 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
         _release(_treasury, token, jobId, o, Share.Operator);
     }
 
+    /// @dev Count the first step's use (every term checked, reverting) and open it; returns the payment token.
+    function _openFirstStep(uint256 workflowId, uint256 grantId, uint16 operation) private returns (address) {
+        (uint32 useIndex, uint256 assetId, address token, uint96 price) =
+            _authorizations.consume(grantId, msg.sender, operation);
+        _openStep(workflowId, 0, useIndex, assetId, token, price);
+        return token;
+    }
+
     /// @dev Record step `step` of `workflowId` as a job paid from the workflow's escrow.
-    function _openStep(uint256 workflowId, uint8 step, uint32 useIndex, address token, uint96 price) private {
+    function _openStep(uint256 workflowId, uint8 step, uint32 useIndex, uint256 assetId, address token, uint96 price)
+        private
+    {
         Workflow storage w = _workflows[workflowId];
         uint256 jobId = (uint256(w.grantId) << 32) | useIndex;
         uint40 deadline = uint40(block.timestamp) + w.stepTimeout;
-        uint16 op = _workflowOps[workflowId][step];
         w.escrowLeft -= price;
         w.current = step;
-        _core[jobId] = JobCore(w.grantId, price, deadline, JobStatus.Requested, op);
+        _core[jobId] = JobCore(w.grantId, price, deadline, JobStatus.Requested, _workflowOps[workflowId][step]);
         _exec[jobId] = JobExec(address(0), 0, uint32(workflowId), step);
-        _emitStepRequested(jobId, w, op, _workflowParams[workflowId][step], token, price, deadline);
+        _emitStepRequested(jobId, workflowId, step, assetId, token);
         emit WorkflowStepOpened(workflowId, step, jobId);
     }
 
-    function _emitStepRequested(
-        uint256 jobId,
-        Workflow storage w,
-        uint16 op,
-        bytes32 paramsHash,
-        address token,
-        uint96 price,
-        uint40 deadline
-    ) private {
-        emit JobRequested(jobId, w.grantId, w.consumer, op, paramsHash, token, price, deadline);
+    /// @dev JobRequested for a workflow step, read back from the records just written (stack depth).
+    function _emitStepRequested(uint256 jobId, uint256 workflowId, uint8 step, uint256 assetId, address token)
+        private
+    {
+        JobCore memory c = _core[jobId];
+        emit JobRequested(
+            jobId,
+            c.grantId,
+            _workflows[workflowId].consumer,
+            assetId,
+            c.operation,
+            _workflowParams[workflowId][step],
+            token,
+            c.amount,
+            c.deadline
+        );
     }
 
     /// @dev A step completed: open the next one, or finish the workflow.
@@ -296,9 +309,9 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
             return;
         }
         try _authorizations.consume(w.grantId, w.consumer, _workflowOps[workflowId][next]) returns (
-            uint32 useIndex, uint256, address token, uint96 price
+            uint32 useIndex, uint256 assetId, address token, uint96 price
         ) {
-            _openStep(workflowId, next, useIndex, token, price);
+            _openStep(workflowId, next, useIndex, assetId, token, price);
         } catch (bytes memory reason) {
             if (reason.length == 0) revert StepOpeningFailed(workflowId, next);
             _stop(workflowId, next, REASON_NEXT_STEP_REFUSED, _authorizations.grantOf(w.grantId));

@@ -159,12 +159,12 @@ class EmbeddedNode:
         return info
 
     def down(self, timeout: float = 10.0) -> NodeInfo | None:
-        """Stop exactly the recorded process (SIGTERM lets anvil dump its state); None if none ran."""
+        """Stop exactly the recorded process (SIGINT lets anvil dump its state); None if none ran."""
         info = self.status()
         if info is None:
             return None
         try:
-            os.kill(info.pid, signal.SIGTERM)
+            os.kill(info.pid, signal.SIGINT)  # anvil dumps its state on Ctrl-C (SIGTERM skips the dump)
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + timeout

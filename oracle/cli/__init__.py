@@ -5,8 +5,10 @@ import sys
 
 import click
 
+from oracle.cli.audit import audit
 from oracle.cli.chain import chain, compile_cmd, deploy_cmd, setup_cmd
 from oracle.cli.demo import demo
+from oracle.cli.gateway import gateway
 from oracle.cli.identity import identity
 from oracle.cli.store import store
 from oracle.cli.output import fail
@@ -26,6 +28,8 @@ cli.add_command(deploy_cmd)
 cli.add_command(demo)
 cli.add_command(store)
 cli.add_command(identity)
+cli.add_command(audit)
+cli.add_command(gateway)
 
 
 def main() -> None:

@@ -77,3 +77,18 @@ def test_single_hash_anchored_once_per_producer(system):
     with reverts("HashAlreadyAnchored", H("destruction-proof"), c.consumer, tx.timestamp):
         system.evidence.anchorHash(H("destruction-proof"), H("DESTRUCTION_PROOF"), {"from": c.consumer})
     system.evidence.anchorHash(H("destruction-proof"), H("WITNESS"), {"from": c.regulator})  # others may attest too
+
+
+def test_single_hash_about_a_subject(system):
+    c = system.cast
+    fn = system.evidence.anchorHash["bytes32,bytes32,uint256"]
+    tx = fn(H("quality-report-v2"), H("QUALITY_REPORT"), system.asset_id, {"from": c.provider})
+    ev = tx.events["HashAnchored"]
+    assert (ev["hash"], ev["producer"], ev["kind"], ev["subjectId"]) == (
+        H("quality-report-v2"), c.provider, H("QUALITY_REPORT"), system.asset_id)
+    no_subject = system.evidence.anchorHash(H("x"), H("NOTE"), {"from": c.provider})
+    assert no_subject.events["HashAnchored"]["subjectId"] == 0
+    with reverts("ZeroHash"):
+        fn("0x" + "00" * 32, H("QUALITY_REPORT"), 1, {"from": c.provider})
+    with reverts("HashAlreadyAnchored", H("quality-report-v2"), c.provider, tx.timestamp):
+        fn(H("quality-report-v2"), H("QUALITY_REPORT"), 2, {"from": c.provider})

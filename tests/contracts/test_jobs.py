@@ -27,6 +27,9 @@ def test_request_counts_use_escrows_price_and_emits(system):
     assert system.jobs.balanceOf(system.cast.provider, ZERO) == 0
     ev = tx.events["JobRequested"]
     assert ev["consumer"] == system.cast.consumer and ev["paramsHash"] == H("params") and ev["operation"] == HOM_AGG
+    # everything an oracle needs, without another call
+    assert (ev["jobId"], ev["grantId"], ev["assetId"]) == (jid, gid, system.asset_id)
+    assert (ev["paymentToken"], ev["amount"]) == (ZERO, PRICE) and ev["deadline"] > now() - 10
 
 
 # ---------------------------------------------------------------- requestJob: refusing
@@ -286,6 +289,9 @@ def test_completed_step_opens_the_next_until_done(system):
         tx = complete(system, jid)
         if step < 2:
             assert tx.events["WorkflowStepOpened"]["step"] == step + 1
+            opened = tx.events["JobRequested"]  # the oracle sees the next step like any job
+            assert (opened["jobId"], opened["assetId"], opened["paramsHash"]) == (
+                job_id(gid, step + 1), system.asset_id, H(f"step{step + 1}"))
     assert "WorkflowCompleted" in tx.events
     assert system.jobs.workflowOf(wid)["status"] == 2 and system.auth.grantOf(gid)["uses"] == 3
     assert sum(system.jobs.balanceOf(a, ZERO) for a in system.cast.__dict__.values()) == system.jobs.balance()

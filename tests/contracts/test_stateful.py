@@ -10,7 +10,9 @@ Invariants held after every step:
   refuses reverts with the named error the model predicts, and counts nothing;
 - withdraw cannot be re-entered: the ReentrancyProbe payee receives exactly its credit, once.
 """
-from brownie import ReentrancyProbe, chain
+from itertools import count
+
+from brownie import ReentrancyProbe, accounts, chain, web3
 from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
@@ -57,11 +59,24 @@ class TdsMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         chain.revert()  # back to the configured state (Brownie keeps the snapshot for the next example)
+        self._fresh_nonces()
         self.m = Model()
         self.m.asset_frozen = {self.s.asset_id: False, self.asset2: False}
         self.m.asset_offline = {self.s.asset_id: False, self.asset2: False}
 
     # ------------------------------------------------------------ helpers
+    _examples = count(1)
+
+    def _fresh_nonces(self):
+        """Move every account's nonce forward by a per-example amount. After a revert, an example
+        that repeats an earlier one's first steps would re-send byte-identical transactions (same
+        nonce, same calldata, gas price 0); Brownie's history still holds the reverted copy under
+        that hash and reports the new one as "dropped without known replacement". Fresh nonces
+        make every transaction hash unique across examples."""
+        bump = 1000 * next(self._examples)
+        for acct in accounts:
+            web3.provider.make_request("anvil_setNonce", [acct.address, hex(acct.nonce + bump)])
+
     def _pick(self, d, idx):
         keys = sorted(d)
         return keys[idx % len(keys)] if keys else None
