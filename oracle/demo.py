@@ -100,9 +100,9 @@ def write_samples(folder: Path, rows: int = 600) -> dict[str, Path]:
 def run_demo(settings: Settings, say: Callable[[str], None] = print, rows: int = 600) -> Report:
     """Run the whole lifecycle on the configured chain (the embedded one by default)."""
     rep = Report()
-    work = settings.home / "demo"
     w3 = connect(settings)
     doc = deploy_system(settings, w3=w3)
+    work = settings.home / "demo" / f"chain{doc['chainId']}-block{doc['block']}"  # one folder per deployment
     space = Space(w3, doc)
     say(f"deployed {len(doc['contracts'])} contracts on chain {doc['chainId']} (block {doc['block']})")
     rep.step("deploy", contracts={k: v["address"] for k, v in doc["contracts"].items()})
