@@ -6,7 +6,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# CI explores the same examples every run (a failure reproduces locally with CI=true);
+# developers' runs stay randomized and keep finding new cases.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 from oracle.chain.node import EmbeddedNode, free_port
 from oracle.config import Settings, load_settings

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 from gmpy2 import mpz
 
 from offchain.canonical import canonical_hash, canonical_json
-from offchain.errors import DatasetFormatError, SchemaViolation, SlotRangeError
+from offchain.errors import DatasetFormatError, PackingOverflow, SchemaViolation, SlotRangeError
 from offchain.ingest.classification import Classification
 from offchain.ingest.schema import Field, Schema
 from offchain.ingest.table import Table
@@ -106,6 +106,19 @@ class EncryptedDataset:
         return add_bytes(self.manifest_bytes)
 
 
+JOIN_HEADROOM_ROWS = 1 << 32
+
+
+def hom_layout(slots: list[Slot], rows: int, plaintext_bits: int) -> PackingLayout:
+    """Slots wide enough for 2^32 summed rows when the key allows it: a JOIN repeats a row once
+    per matching partner row, so sums can cover more rows than the table has. Falls back to the
+    table's own row count (still overflow-checked at aggregation time) for tight layouts."""
+    try:
+        return PackingLayout.create(slots, max(JOIN_HEADROOM_ROWS, 1 << max(1, rows).bit_length()), plaintext_bits)
+    except PackingOverflow:
+        return PackingLayout.create(slots, 1 << max(1, rows).bit_length(), plaintext_bits)
+
+
 def _check_present(table: Table, column: str, onion: str) -> None:
     for value, line in zip(table.columns[column], table.lines):
         if value is None:
@@ -170,8 +183,7 @@ def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classific
     if hom_fields:
         sk = hom_key or K.new_hom()
         keyring.add(sk)
-        max_rows = 1 << max(1, n).bit_length()
-        layout = PackingLayout.create([hom_slot(f) for f in hom_fields], max_rows, sk.public.bits - 1)
+        layout = hom_layout([hom_slot(f) for f in hom_fields], n, sk.public.bits - 1)
         for f in hom_fields:
             _check_present(table, f.name, HOM)
         plains = [layout.encode([table.columns[f.name][i] for f in hom_fields], table.lines[i])
