@@ -9,13 +9,15 @@ Format (all contexts resolve offline: ``credentials/v1`` is bundled in didkit, o
                            "account": "0x…"}, "proof": {…}}
 
 The credential hash (keccak256 of the canonical JSON, proof included) is what the registry
-stores when the operator grants the role and what it marks on revocation. Verification uses
+stores when the operator grants the role and what it marks on revocation; only the exact issued
+form verifies (:func:`check_issued_form`), so a signed credential has one hash. Verification uses
 public data only, through a :class:`TrustContext`: the chain (``did.registry.ChainTrust``) or,
 without a chain, :class:`OfflineTrust` (pinned operator DIDs + a local revocation list).
 """
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -29,7 +31,7 @@ from did.document import canonical_json
 from did.errors import (CredentialExpired, CredentialNotYetValid, CredentialRevoked, DidkitError, DidNotBound,
                         MalformedCredential, RoleMismatch, SubjectMismatch, TamperedCredential, UnknownDid,
                         UntrustedIssuer)
-from did.keys import ed25519_from_did, verification_method_id
+from did.keys import b64u, b64u_decode, ed25519_from_did, verification_method_id
 
 if TYPE_CHECKING:
     from did.identity import Identity
@@ -70,9 +72,22 @@ def credential_hash(vc: dict[str, Any]) -> bytes:
 
 def issue_role_credential(operator: "Identity", subject_did: str, role: str, organization: str, *,
                           valid_from: datetime | None = None, valid_until: datetime | None = None,
-                          days: float | None = None, subject_account: str | None = None) -> dict[str, Any]:
-    """The operator signs a role credential for ``subject_did``."""
+                          days: float | None = None, subject_account: str | None = None,
+                          binding_proof: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The operator signs a role credential for ``subject_did``.
+
+    With ``binding_proof`` (the subject's two-way binding, checked here) the credential names the
+    bound account; ``subject_account`` names one on the operator's own word. Either way the
+    operator's signature then attests the DID side of the binding to every verifier.
+    """
     ed25519_from_did(subject_did)  # subject must be a resolvable did:key
+    if binding_proof is not None:
+        from did.binding import verify_binding_proof
+
+        bound = verify_binding_proof(binding_proof, did=subject_did)["address"]
+        if subject_account is not None and to_checksum_address(subject_account) != bound:
+            raise DidNotBound(f"{subject_did} is bound to {bound}, not to {subject_account}")
+        subject_account = bound
     if not organization or not str(organization).strip():
         raise MalformedCredential("organization must not be empty")
     start = valid_from or datetime.now(timezone.utc)
@@ -104,6 +119,10 @@ class TrustContext(Protocol):
 
     def account_of(self, did: str) -> str | None: ...
 
+    def has_binding_proof(self, did: str) -> bool:
+        """True if the DID controller's signature over ``account_of(did)`` was checked."""
+        ...
+
 
 @dataclass
 class OfflineTrust:
@@ -134,6 +153,9 @@ class OfflineTrust:
     def account_of(self, did: str) -> str | None:
         return self.bindings.get(did)
 
+    def has_binding_proof(self, did: str) -> bool:
+        return did in self.bindings  # only add_binding (a verified proof) fills it
+
     def add_binding(self, proof: dict[str, Any]) -> None:
         from did.binding import verify_binding_proof
 
@@ -159,6 +181,48 @@ class VerifiedCredential:
     valid_until: datetime
     credential_hash: bytes
     account: str | None
+
+
+_TOP_KEYS = {"@context", "id", "type", "issuer", "issuanceDate", "expirationDate", "credentialSubject", "proof"}
+_SUBJECT_KEYS = {"id", "role", "organization", "account"}
+_PROOF_KEYS = {"type", "proofPurpose", "verificationMethod", "created", "jws"}
+_UUID_URN = re.compile(r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def check_issued_form(vc: dict[str, Any]) -> None:
+    """Accept only the exact JSON shape :func:`issue_role_credential` produces.
+
+    Revocation is by ``credential_hash`` (keccak of the JSON), but the signature covers the
+    JSON-LD *graph*: reordering ``type``, repeating a context, adding ``null`` members or
+    ``@``-keys leaves the graph — and the proof — intact while changing the hash. Without this
+    check a revoked credential so rewritten would verify again. Raises :class:`TamperedCredential`.
+    """
+    subject, proof = vc["credentialSubject"], vc["proof"]
+    problems = []
+    if set(vc) != _TOP_KEYS:
+        problems.append(f"members {sorted(set(vc) ^ _TOP_KEYS)}")
+    if vc.get("@context") != [VC_CONTEXT, {"@vocab": TDS_VOCAB}]:
+        problems.append("@context")
+    if vc.get("type") != ["VerifiableCredential", CREDENTIAL_TYPE]:
+        problems.append("type")
+    if not isinstance(vc.get("id"), str) or not _UUID_URN.match(vc["id"]):
+        problems.append("id")
+    if not all(isinstance(vc.get(k), str) for k in ("issuanceDate", "expirationDate")):
+        problems.append("dates")
+    if not set(subject) <= _SUBJECT_KEYS or not all(isinstance(v, str) for v in subject.values()):
+        problems.append("credentialSubject members")
+    if not isinstance(proof, dict) or set(proof) != _PROOF_KEYS or not all(isinstance(v, str) for v in proof.values()):
+        problems.append("proof members")
+    else:
+        header, _, sig = proof["jws"].rpartition(".")
+        try:
+            canonical = b64u(b64u_decode(sig)) == sig and header.endswith(".")
+        except ValueError:
+            canonical = False
+        if not canonical:
+            problems.append("jws encoding")
+    if problems:
+        raise TamperedCredential(f"credential was rewritten after issue; not as issued: {', '.join(problems)}")
 
 
 def parse_role_credential(vc: Any) -> dict[str, Any]:
@@ -187,8 +251,9 @@ def verify_role_credential(vc: Any, trust: TrustContext, *, now: datetime | None
     issuer = vc["issuer"]
     if not trust.is_trusted_issuer(issuer):
         raise UntrustedIssuer(f"credential issuer {issuer} is not a trusted operator")
+    check_issued_form(vc)
     proof = vc["proof"]
-    if not isinstance(proof, dict) or proof.get("verificationMethod") != verification_method_id(issuer):
+    if proof.get("verificationMethod") != verification_method_id(issuer):
         raise TamperedCredential("credential proof is not by the issuer's DID key")
     try:
         result = _didkit.verify_credential(vc, {"proofPurpose": "assertionMethod"})
@@ -211,18 +276,40 @@ def verify_role_credential(vc: Any, trust: TrustContext, *, now: datetime | None
         raise SubjectMismatch(f"credential is about {subject_did}, not the presenter {holder_did}")
     claimed = subject.get("account")
     if holder_account is not None or claimed is not None:
-        try:
-            bound = trust.account_of(subject_did)
-        except UnknownDid:
-            bound = None
-        if holder_account is not None:
-            if claimed is not None and to_checksum_address(claimed) != to_checksum_address(holder_account):
-                raise SubjectMismatch(f"credential names account {claimed}, not the presenter {holder_account}")
-            if bound is None or bound != to_checksum_address(holder_account):
-                raise DidNotBound(f"{subject_did} is not bound to account {holder_account} (bound: {bound})")
-        elif bound is not None and bound != to_checksum_address(claimed):
-            raise DidNotBound(f"{subject_did} is bound to {bound}, not to the credential's account {claimed}")
+        _check_binding(trust, subject_did, claimed, holder_account)
     if role is not None and normalize_role(role) != subject["role"]:
         raise RoleMismatch(f"credential grants {subject['role']}, not {normalize_role(role)}")
     return VerifiedCredential(subject_did, subject["role"], subject["organization"], issuer, start, end, h,
                               to_checksum_address(claimed) if claimed else None)
+
+
+def _check_binding(trust: TrustContext, did: str, claimed: str | None, holder: str | None) -> None:
+    """The subject DID must be bound to the presenting account, both ways.
+
+    ``claimed`` (the operator-signed ``account``) attests the DID side — the operator checked the
+    subject's binding proof before issuing — and the registry record attests the account side.
+    Without a claimed account, the registry alone is only the account's word (anyone may
+    ``bind`` any DID first), so the DID controller's binding proof must have been checked.
+    """
+    try:
+        bound = trust.account_of(did)
+    except UnknownDid:
+        bound = None
+    try:
+        holder = to_checksum_address(holder) if holder is not None else None
+        claimed = to_checksum_address(claimed) if claimed is not None else None
+    except ValueError:
+        raise DidNotBound(f"{holder or claimed!r} is not an Ethereum address") from None
+    if claimed is not None:
+        if holder is not None and holder != claimed:
+            raise SubjectMismatch(f"credential names account {claimed}, not the presenter {holder}")
+        if bound is not None and bound != claimed:
+            raise DidNotBound(f"{did} is bound to {bound}, not to the credential's account {claimed}")
+        if holder is not None and bound is None:
+            raise DidNotBound(f"{did} is not bound to account {holder} (no binding recorded)")
+        return
+    if bound != holder:
+        raise DidNotBound(f"{did} is not bound to account {holder} (bound: {bound})")
+    if not trust.has_binding_proof(did):
+        raise DidNotBound(f"{did} -> {holder} is recorded, but the DID controller's binding proof was not checked; "
+                          "present it (trust.add_binding) or use a credential naming the account")

@@ -86,12 +86,26 @@ class IdentityRegistryClient:
                                                           int(valid_until))
         return self.sender(operator).send(fn)
 
-    def grant_from_credential(self, operator: LocalAccount, vc: dict[str, Any]) -> "TxReceipt":
-        """Grant the role a credential states to the account bound to its subject DID."""
+    def grant_from_credential(self, operator: LocalAccount, vc: dict[str, Any],
+                              binding_proof: dict[str, Any] | None = None) -> "TxReceipt":
+        """Grant the role a credential states to the account bound to its subject DID.
+
+        ``bind`` is first come, first served and the EVM cannot check the DID's Ed25519
+        signature, so the registry's ``accountOfDid`` alone could be a squatter. The grant goes
+        ahead only if the account is also vouched for by the DID side: the credential's
+        operator-signed ``account``, or the subject's ``binding_proof`` matching the chain record.
+        """
         subject = vc["credentialSubject"]
         account = self.account_of_did(subject["id"])
         if account is None:
             raise DidNotBound(f"{subject['id']} is not bound on chain; the subject must run 'tds id bind' first")
+        claimed = subject.get("account")
+        if claimed is not None and to_checksum_address(claimed) != account:
+            raise DidNotBound(f"{subject['id']} is bound on chain to {account}, not to the credential's account {claimed}")
+        if binding_proof is not None:
+            self.verify_identity(subject["id"], binding_proof=binding_proof)
+        elif claimed is None:
+            raise DidNotBound(f"the credential names no account for {subject['id']}: pass the subject's binding proof")
         until = datetime.fromisoformat(vc["expirationDate"].replace("Z", "+00:00")).astimezone(timezone.utc)
         return self.grant_participant_role(operator, account, subject["role"], vc, until)
 
@@ -172,9 +186,23 @@ class ChainTrust:
     OPERATOR role on chain.
     """
 
-    def __init__(self, client: IdentityRegistryClient, anchors: Iterable[str] | None = None):
+    def __init__(self, client: IdentityRegistryClient, anchors: Iterable[str] | None = None,
+                 binding_proofs: Iterable[dict[str, Any]] = ()):
         self.client = client
         self.anchors = set(anchors) if anchors is not None else None
+        self._proven: dict[str, str] = {}
+        for proof in binding_proofs:
+            self.add_binding(proof)
+
+    def add_binding(self, proof: dict[str, Any]) -> None:
+        """Check a subject's binding proof (signatures + hash recorded on chain) and remember it."""
+        did = proof.get("statement", {}).get("did") if isinstance(proof, dict) else None
+        if not isinstance(did, str):
+            raise DidNotBound("binding proof is malformed (no statement.did)")
+        self._proven[did] = self.client.verify_identity(did, binding_proof=proof).account
+
+    def has_binding_proof(self, did: str) -> bool:
+        return did in self._proven and self._proven[did] == self.client.account_of_did(did)
 
     def is_trusted_issuer(self, did: str) -> bool:
         if self.anchors is not None and did not in self.anchors:

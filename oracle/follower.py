@@ -10,9 +10,10 @@ re-reading is harmless because journaling a job is idempotent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from web3 import Web3
+from web3.exceptions import BlockNotFound
 
 from oracle.journal import Journal
 from oracle.retry import with_backoff
@@ -33,7 +34,7 @@ class EventFollower:
 
     def __init__(self, w3: Web3, journal: Journal, name: str, addresses: Sequence[str], topics: Sequence[bytes | str],
                  *, confirmations: int = 0, start_block: int = 0, max_range: int = 2000,
-                 max_reorg: int = 128):
+                 max_reorg: int = 128, on_reorg: Callable[[int], None] | None = None):
         self.w3 = w3
         self.journal = journal
         self.name = name
@@ -43,9 +44,14 @@ class EventFollower:
         self.start_block = start_block
         self.max_range = max_range
         self.max_reorg = max_reorg
+        self.on_reorg = on_reorg or (lambda ancestor: None)
 
     def _hash(self, number: int) -> str:
-        return "0x" + bytes(with_backoff(lambda: self.w3.eth.get_block(number))["hash"]).hex()
+        """The block's hash, or "" if the chain has no such block (it was rolled back)."""
+        try:
+            return "0x" + bytes(with_backoff(lambda: self.w3.eth.get_block(number))["hash"]).hex()
+        except BlockNotFound:
+            return ""
 
     def _rewind_if_reorged(self) -> int:
         """Next block to read, after undoing any reorg below the cursor."""
@@ -62,6 +68,7 @@ class EventFollower:
                 break
         self.journal.forget_blocks_from(ancestor + 1)
         self.journal.forget_jobs_from_block(ancestor + 1)
+        self.on_reorg(ancestor)
         if ancestor >= 0:
             self.journal.set_cursor(self.name, ancestor, self._hash(ancestor))
         return ancestor + 1

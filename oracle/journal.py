@@ -163,6 +163,15 @@ class Journal:
             cur = self._db.execute("DELETE FROM jobs WHERE request_block >= ? AND state='seen'", (block,))
             return cur.rowcount
 
+    def reopen_recent(self, since: float) -> int:
+        """After a reorg: settled jobs touched since ``since`` go back to be re-checked against
+        the chain (to ``computed`` if a result is journaled, else to ``seen``)."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE jobs SET state = CASE WHEN result LIKE '%\"cid\"%' THEN 'computed' ELSE 'seen' END "
+                "WHERE state IN ('posted', 'failed-posted', 'skipped') AND updated_at >= ?", (since,))
+            return cur.rowcount
+
     def counts(self) -> dict[str, int]:
         return dict(self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
 

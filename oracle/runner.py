@@ -35,6 +35,7 @@ SETTLED = {COMPLETED, FAILED, RECLAIMED, CANCELLED}
 # fixed gas for completeJob (measured ~105k; a workflow step also opens the next job): the
 # chain state was just re-read, so the estimate round trip buys nothing
 COMPLETE_GAS = 400_000
+REORG_RECHECK_S = 3600  # after a reorg, jobs settled this recently are re-checked on chain
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class OracleRunner:
         journal.bind_to(self.chain_id, jobs.address)
         self.follower = EventFollower(w3, journal, "jobs", [jobs.address],
                                       [jobs.events.JobRequested().topic], confirmations=confirmations,
-                                      start_block=start_block)
+                                      start_block=start_block, on_reorg=self._on_reorg)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tds-job")
         self.stats = RunnerStats()
         self.max_attempts = 3
@@ -133,6 +134,12 @@ class OracleRunner:
                 log.warning("chain unreachable (%s); retrying", type(exc).__name__)
                 self.sender.resync()
                 time.sleep(min(2.0, idle * 20))
+
+    def _on_reorg(self, ancestor: int) -> None:
+        """Blocks above ``ancestor`` were replaced: recently settled jobs are re-checked on chain."""
+        n = self.journal.reopen_recent(time.time() - REORG_RECHECK_S)
+        log.warning("chain reorganised below block %d; re-checking %d recently settled jobs", ancestor + 1, n)
+        self.sender.resync()
 
     # -- one job --------------------------------------------------------------------------
     def _advance_safely(self, entry: JobEntry) -> None:
@@ -195,6 +202,10 @@ class OracleRunner:
         if state == "computed":
             r = entry.result
             status, oracle = self._on_chain(job_id)
+            if status == REQUESTED:  # our accept was rolled back with a reorg: take the job again
+                if not self._try_accept(job_id):
+                    return
+                status, oracle = ACCEPTED, self.account.address
             if status != ACCEPTED or oracle != self.account.address:
                 self.journal.transition(job_id, "skipped")
                 return

@@ -163,6 +163,7 @@ class EmbeddedNode:
         info = self.status()
         if info is None:
             return None
+        _save_state(info.url, Path(info.state_file))  # everything mined so far, not the last interval's dump
         try:
             os.kill(info.pid, signal.SIGINT)  # anvil dumps its state on Ctrl-C (SIGTERM skips the dump)
         except ProcessLookupError:
@@ -191,6 +192,25 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def _save_state(url: str, path: Path) -> None:
+    """Write the node's full current state (``anvil_dumpState``) where ``--state`` loads it from."""
+    import gzip
+    import urllib.request
+
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "anvil_dumpState", "params": []}).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            result = json.loads(resp.read()).get("result")
+    except OSError:
+        return  # the node is already gone: its last interval dump is what there is
+    if isinstance(result, str) and result.startswith("0x"):
+        raw = bytes.fromhex(result[2:])
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+        tmp.replace(path)
 
 
 def _rpc_ready(url: str) -> bool:

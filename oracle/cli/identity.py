@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from eth_utils import is_address
 
 from did.credentials import (ROLES, OfflineTrust, credential_hash, issue_role_credential,
                              parse_role_credential, verify_role_credential)
-from did.errors import IdentityError, IdentityExists, MalformedCredential, UnknownDid
+from did.errors import DidNotBound, IdentityError, IdentityExists, MalformedCredential, UnknownDid
 from did.identity import Identity, list_identities, read_public
 from did.keys import ed25519_from_did
 from oracle.cli.output import emit_json
@@ -59,16 +60,33 @@ def _read_credential(path: Path) -> dict[str, Any]:
     return vc
 
 
-def _subject(settings: Settings, subject: str) -> tuple[str, str | None]:
-    """A DID, or the name of a local identity (then its account is named in the credential)."""
+def _read_binding(path: Path | None) -> dict[str, Any] | None:
+    """A binding proof file: the proof itself, or a ``public.json`` / ``tds id show --json`` holding one."""
+    if path is None:
+        return None
+    try:
+        obj = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DidNotBound(f"no binding proof file at {path}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DidNotBound(f"{path} is not a JSON binding proof: {exc}") from None
+    proof = obj.get("binding", obj) if isinstance(obj, dict) else None
+    if not isinstance(proof, dict) or "statement" not in proof:
+        raise DidNotBound(f"{path} holds no binding proof (run 'tds id bind' for that identity first)")
+    return proof
+
+
+def _subject(settings: Settings, subject: str) -> tuple[str, dict[str, Any] | None, str | None]:
+    """A DID, or the name of a local identity: then its binding proof (if bound) or else its
+    address from this machine's own key folder names the account."""
     if subject.startswith("did:"):
         ed25519_from_did(subject)
-        return subject, None
+        return subject, None, None
     try:
         pub = read_public(_root(settings), subject)
     except IdentityError:
         raise UnknownDid(f"subject {subject!r} is neither a did:key DID nor a local identity name") from None
-    return pub["did"], pub["address"]
+    return pub["did"], pub.get("binding"), pub["address"]
 
 
 @click.group("id")
@@ -164,25 +182,29 @@ def credential() -> None:
 @click.option("--org", required=True, help="Organization the subject acts for.")
 @click.option("--days", type=click.FloatRange(min=0, min_open=True), default=365.0, show_default=True)
 @click.option("--subject-account", default=None, help="Ethereum account to name in the credential.")
+@click.option("--binding", "binding_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The subject's binding proof (or its 'tds id show --json'); names the bound account.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--grant", is_flag=True, help="Also grant the role on chain (subject must be bound).")
 @click.option("--password-env", metavar="VAR")
 def credential_issue(operator_name: str, subject: str, role: str, org: str, days: float,
-                     subject_account: str | None, out: Path | None, grant: bool, password_env: str | None) -> None:
+                     subject_account: str | None, binding_file: Path | None, out: Path | None, grant: bool,
+                     password_env: str | None) -> None:
     """Issue (sign) a role credential; write it to --out or stdout."""
     settings = load_settings()
-    subject_did, account = _subject(settings, subject)
+    subject_did, binding, local_account = _subject(settings, subject)
+    binding = _read_binding(binding_file) or binding
+    if binding is None and subject_account is None:
+        subject_account = local_account
     if subject_account:
-        from eth_utils import is_address
-
         if not is_address(subject_account):
             raise IdentityError(f"--subject-account {subject_account!r} is not an Ethereum address")
-        account = subject_account
     op = Identity.load(_root(settings), operator_name, _password(password_env, operator_name))
-    vc = issue_role_credential(op, subject_did, role, org, days=days, subject_account=account)
+    vc = issue_role_credential(op, subject_did, role, org, days=days, subject_account=subject_account,
+                               binding_proof=binding)
     text = json.dumps(vc, indent=1, sort_keys=True) + "\n"
     if grant:
-        receipt = _registry(settings).grant_from_credential(op.account, vc)
+        receipt = _registry(settings).grant_from_credential(op.account, vc, binding)
         click.echo(f"granted {role.upper()} on chain (tx 0x{receipt['transactionHash'].hex()})", err=True)
     if out is None:
         click.echo(text, nl=False)
@@ -196,10 +218,12 @@ def credential_issue(operator_name: str, subject: str, role: str, org: str, days
 @click.option("--trust", "anchors", multiple=True, help="Trusted operator DID (repeatable). Required with --offline.")
 @click.option("--offline", is_flag=True, help="No chain: trust --trust DIDs, revocations from the local list.")
 @click.option("--holder-account", default=None, help="Check the subject DID is bound to this account.")
+@click.option("--binding", "binding_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The subject's binding proof (needed with --holder-account when the credential names no account).")
 @click.option("--role", type=click.Choice(ROLES, case_sensitive=False), default=None)
 @click.option("--json", "as_json", is_flag=True)
 def credential_verify(file: Path, anchors: tuple[str, ...], offline: bool, holder_account: str | None,
-                      role: str | None, as_json: bool) -> None:
+                      binding_file: Path | None, role: str | None, as_json: bool) -> None:
     """Verify a role credential with public data only (the chain, or pinned DIDs offline)."""
     settings = load_settings()
     vc = _read_credential(file)
@@ -214,6 +238,11 @@ def credential_verify(file: Path, anchors: tuple[str, ...], offline: bool, holde
         client = _registry(settings)
         trust = ChainTrust(client, anchors or None)
         source = f"IdentityRegistry on chain {client.chain_id}"
+    if holder_account is not None and not is_address(holder_account):
+        raise IdentityError(f"--holder-account {holder_account!r} is not an Ethereum address")
+    binding = _read_binding(binding_file)
+    if binding is not None:
+        trust.add_binding(binding)
     v = verify_role_credential(vc, trust, holder_account=holder_account, role=role)
     if as_json:
         emit_json({"valid": True, "subject": v.subject_did, "role": v.role, "organization": v.organization,

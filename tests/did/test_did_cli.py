@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from did.errors import CredentialRevoked, IdentityExists, UntrustedIssuer, WrongPassword
+from did.errors import CredentialRevoked, DidNotBound, IdentityExists, UntrustedIssuer, WrongPassword
 from oracle.chain.accounts import dev_account
 from oracle.chain.compiler import compile_project
 from oracle.chain.connection import connect
@@ -82,6 +82,18 @@ def test_on_chain_bind_grant_verify_revoke(env, embedded_node, session_settings,
     res = json.loads(run("id", "credential", "verify", str(vc_file), "--holder-account", bob["address"],
                          "--json").output)
     assert res["role"] == "COMPUTE_PROVIDER" and res["revocationSource"].startswith("IdentityRegistry")
+    # a credential naming no account: the holder's account needs the subject's published binding proof
+    monkeypatch.setenv("TDS_HOME", str(env / "home"))
+    bare_file, bob_pub = env / "bare.json", env / "bob-public.json"
+    run("id", "credential", "issue", "--operator", "op", "--subject", bob["did"], "--role", "DEVELOPER",
+        "--org", "Oracle Co", "--days", "1", "--out", str(bare_file), "--password-env", "PW")
+    assert "account" not in json.loads(bare_file.read_text())["credentialSubject"]
+    bob_pub.write_text(json.dumps(bob))
+    monkeypatch.setenv("TDS_HOME", str(env / "elsewhere"))
+    res = run("id", "credential", "verify", str(bare_file), "--holder-account", bob["address"], ok=False)
+    assert isinstance(res.exception, DidNotBound)
+    assert "valid: DEVELOPER" in run("id", "credential", "verify", str(bare_file), "--holder-account",
+                                     bob["address"], "--binding", str(bob_pub)).output
     monkeypatch.setenv("TDS_HOME", str(env / "home"))
     run("id", "credential", "revoke", str(vc_file), "--operator", "op", "--reason", "test", "--password-env", "PW")
     monkeypatch.setenv("TDS_HOME", str(env / "elsewhere"))

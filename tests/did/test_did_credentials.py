@@ -116,3 +116,56 @@ def test_issued_on_one_machine_verifies_elsewhere(vc, operator, tmp_path):
     again = json.loads((tmp_path / "vc.json").read_text())
     assert verify_role_credential(again, OfflineTrust({operator.did})).role == "PROVIDER"
     assert isinstance(Identity.create("x").did, str)
+
+
+def _rewrites(vc):
+    """JSON-LD-equivalent rewrites: same graph (the proof still verifies), different JSON hash."""
+    def edit(f):
+        bad = copy.deepcopy(vc)
+        f(bad)
+        return bad
+    yield "type reordered", edit(lambda v: v.__setitem__("type", v["type"][::-1]))
+    yield "type repeated", edit(lambda v: v["type"].append("VerifiableCredential"))
+    yield "null member", edit(lambda v: v.__setitem__("note", None))
+    yield "@-member", edit(lambda v: v.__setitem__("@note", 1))
+    yield "null subject member", edit(lambda v: v["credentialSubject"].__setitem__("x", None))
+    yield "null proof member", edit(lambda v: v["proof"].__setitem__("x", None))
+    yield "context repeated", edit(lambda v: v["@context"].append({"@vocab": v["@context"][1]["@vocab"]}))
+    yield "empty context", edit(lambda v: v["@context"].append({}))
+
+
+def test_rewritten_revoked_credential_stays_refused(vc, operator, monkeypatch):
+    """Revocation is by JSON hash; a rewrite that keeps the signed graph must not revive the credential."""
+    t = OfflineTrust({operator.did})
+    t.revoke(credential_hash(vc))
+    for name, bad in _rewrites(vc):
+        assert credential_hash(bad) != credential_hash(vc), name
+        with pytest.raises(TamperedCredential, match="rewritten"):
+            verify_role_credential(bad, t)
+    # the rewrites really keep the proof valid: without the form check they would pass
+    import did.credentials as creds
+    monkeypatch.setattr(creds, "check_issued_form", lambda vc: None)
+    name, bad = next(_rewrites(vc))
+    assert verify_role_credential(bad, OfflineTrust({operator.did})).role == "PROVIDER"
+
+
+def test_issue_from_binding_proof(operator, alice, bob):
+    proof = make_binding_proof(alice.ed25519, alice.account, 31337)
+    vc = issue_role_credential(operator, alice.did, "DEVELOPER", "Acme", days=1, binding_proof=proof)
+    assert vc["credentialSubject"]["account"] == alice.address
+    with pytest.raises(DidNotBound):  # a binding proof of another DID
+        issue_role_credential(operator, bob.did, "DEVELOPER", "Acme", days=1, binding_proof=proof)
+    with pytest.raises(DidNotBound):  # contradicts the account the operator was told
+        issue_role_credential(operator, alice.did, "DEVELOPER", "Acme", days=1, binding_proof=proof,
+                              subject_account=bob.address)
+
+
+def test_holder_account_without_named_account_needs_binding_proof(operator, alice, bob):
+    bare = issue_role_credential(operator, alice.did, "CONSUMER", "Acme", days=1)
+    t = OfflineTrust({operator.did})
+    with pytest.raises(DidNotBound):
+        verify_role_credential(bare, t, holder_account=alice.address)
+    t.add_binding(make_binding_proof(alice.ed25519, alice.account, 31337))
+    assert verify_role_credential(bare, t, holder_account=alice.address).account is None
+    with pytest.raises(DidNotBound):
+        verify_role_credential(bare, t, holder_account=bob.address)

@@ -32,3 +32,27 @@ def test_callable_from_inside_an_event_loop():
         return _didkit.verification_method(ident.jwk)
 
     assert asyncio.run(handler()) == ident.verification_method
+
+
+def test_cli_runs_exit_cleanly(tmp_path):
+    """`tds id credential issue|verify` call didkit and exit through click: no abort at exit."""
+    import json
+    import os
+    from pathlib import Path
+
+    tds = str(Path(sys.executable).parent / "tds")
+    env = dict(os.environ, TDS_HOME=str(tmp_path / "home"), PW="pw")
+
+    def tds_run(*args: str) -> str:
+        res = subprocess.run([tds, *args], capture_output=True, text=True, env=env, timeout=120)
+        assert res.returncode == 0, (args, res.returncode, res.stderr[-500:])
+        return res.stdout
+
+    for name in ("op", "al"):  # low scrypt work factor (recorded in the files) keeps the runs short
+        Identity.create(name).save(tmp_path / "home" / "identities", "pw", scrypt_n=2 ** 10)
+    op = json.loads(tds_run("id", "show", "op", "--json"))
+    vc = str(tmp_path / "vc.json")
+    tds_run("id", "credential", "issue", "--operator", "op", "--subject", "al", "--role", "PROVIDER",
+            "--org", "Acme", "--days", "1", "--out", vc, "--password-env", "PW")
+    for _ in range(2):  # the abort at exit was intermittent: run more than once
+        assert "valid: PROVIDER" in tds_run("id", "credential", "verify", vc, "--offline", "--trust", op["did"])

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from did.binding import binding_proof_hash, make_binding_proof
 from did.credentials import credential_hash, issue_role_credential, verify_role_credential
 from did.envelope import open_envelope, seal
 from did.errors import CredentialRevoked, DidNotBound, InvalidDocument, UnknownDid, UntrustedIssuer
@@ -93,8 +94,8 @@ def test_issuer_without_operator_role_is_untrusted(chain, registry, people):
     vc = issue_role_credential(mallory, alice.did, "REGULATOR", "Mallory Ltd", days=1)
     with pytest.raises(UntrustedIssuer):
         verify_role_credential(vc, ChainTrust(fresh_view(chain)))
-    with pytest.raises(Reverted):  # nor can mallory grant it on chain
-        registry.grant_from_credential(mallory.account, vc)
+    with pytest.raises(Reverted, match="AccessControl"):  # nor can mallory grant it on chain
+        registry.grant_from_credential(mallory.account, vc, alice.binding)
     op_vc = issue_role_credential(people["operator"], alice.did, "CONSUMER", "Acme", days=1)
     with pytest.raises(UntrustedIssuer):  # pinned anchors narrow the chain's operators
         verify_role_credential(op_vc, ChainTrust(fresh_view(chain), anchors={mallory.did}))
@@ -115,7 +116,7 @@ def test_expired_role_stops_counting_on_chain(chain, registry, people):
     op, mallory = people["operator"], people["mallory"]
     now = datetime.now(timezone.utc)
     vc = issue_role_credential(op, mallory.did, "DEVELOPER", "M", valid_from=now, valid_until=now + timedelta(days=1))
-    registry.grant_from_credential(op.account, vc)
+    registry.grant_from_credential(op.account, vc, mallory.binding)
     assert registry.has_participant_role(mallory.address, "DEVELOPER")
     registry.revoke_participant_role(op.account, mallory.address, "DEVELOPER", "test")
     assert not registry.has_participant_role(mallory.address, "DEVELOPER")
@@ -126,3 +127,43 @@ def test_seal_to_key_found_on_chain(chain, registry, people):
     key = fresh_view(chain).key_agreement_key(alice.did)
     env = seal(op, alice.did, key, b"result bytes", "job-1")
     assert open_envelope(alice, env.to_bytes(), expected_sender=op.did) == b"result bytes"
+
+
+def test_squatted_did_gains_nothing(chain, registry, people):
+    """bind is first come, first served: mallory's account binds a victim's DID before the victim.
+
+    The chain alone then says victim DID -> mallory; the DID side (operator-signed account or the
+    victim's binding proof) is what keeps the squatter out.
+    """
+    op, mallory = people["operator"], people["mallory"]
+    victim = Identity.create("victim", dev_account(7))
+    squatter = Identity(victim.name, victim.ed25519, victim.x25519, dev_account(8))
+    squatter.binding = make_binding_proof(mallory.ed25519, dev_account(8), registry.chain_id)  # mallory's own DID key
+    registry.sender(dev_account(8)).send(registry.contract.functions.bind(
+        victim.did, victim.document_digest, mallory.x25519_public, binding_proof_hash(squatter.binding)))
+    view = fresh_view(chain)
+    assert view.account_of_did(victim.did) == dev_account(8).address  # the chain alone is fooled
+    with pytest.raises(DidNotBound):  # no proof signed by the victim's DID key matches the record
+        view.verify_identity(victim.did, binding_proof=squatter.binding)
+    with pytest.raises(DidNotBound):
+        ChainTrust(view, binding_proofs=[squatter.binding])
+    vc = issue_role_credential(op, victim.did, "PROVIDER", "Victim Co", days=1, subject_account=victim.address)
+    with pytest.raises(DidNotBound, match="bound on chain to"):  # the operator will not grant it to mallory
+        registry.grant_from_credential(op.account, vc)
+    bare = issue_role_credential(op, victim.did, "PROVIDER", "Victim Co", days=1)  # names no account
+    with pytest.raises(DidNotBound, match="binding proof"):
+        registry.grant_from_credential(op.account, bare)
+    with pytest.raises(DidNotBound, match="binding proof"):  # the squatter cannot hold it either
+        verify_role_credential(bare, ChainTrust(view), holder_account=dev_account(8).address)
+    assert not view.has_participant_role(dev_account(8).address, "PROVIDER")
+
+
+def test_holder_account_proven_by_binding_proof(chain, registry, people):
+    op, alice = people["operator"], people["alice"]
+    bare = issue_role_credential(op, alice.did, "CONSUMER", "Acme", days=1)
+    with pytest.raises(DidNotBound, match="binding proof"):
+        verify_role_credential(bare, ChainTrust(fresh_view(chain)), holder_account=alice.address)
+    trust = ChainTrust(fresh_view(chain), binding_proofs=[alice.binding])
+    assert verify_role_credential(bare, trust, holder_account=alice.address).subject_did == alice.did
+    registry.grant_from_credential(op.account, bare, alice.binding)
+    assert fresh_view(chain).role_credential(alice.address, "CONSUMER")[0] == credential_hash(bare)

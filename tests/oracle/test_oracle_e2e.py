@@ -152,3 +152,4 @@ def test_crashes_at_random_points_complete_every_job_exactly_once(world, tmp_pat
     for job, q in zip(jobs, queries):
         lo, hi = q["where"][0][2], q["where"][0][3]
         assert _open(w, job)["rows"][0] == list(_plain_sum_count(w.sales_rows, lo, hi))
+
