@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from oracle.errors import TdsError
 
-class DataPlaneError(Exception):
-    """Base class of every off-chain data-plane error."""
+
+class DataPlaneError(TdsError):
+    """Base class of every off-chain data-plane error (a :class:`TdsError`, so the ``tds``
+    command line prints it as one line)."""
 
 
 # --- ingestion -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from offchain.canonical import canonical_hash
 from offchain.errors import GrantRefused, KeyAuthenticationError, PolicyError, QueryError
@@ -22,7 +22,8 @@ from offchain.onion.dataset import order_int, scaled_value
 from offchain.onion.keys import Keyring
 from offchain.onion.packing import COUNT_SLOT, PackingLayout
 from offchain.onion.peel import PeeledKeys, peel
-from offchain.onion.policy import EQ, ORD, DatasetPolicy
+from offchain.ingest.classification import Classification
+from offchain.onion.policy import EQ, ORD, DatasetPolicy, ReleaseRules, exposure
 from offchain.query.engine import EncryptedResult
 from offchain.query.plan import EncryptedQuery, Eq, EqToken, Query, RangeToken, split_ref
 
@@ -39,6 +40,54 @@ class Grant:
     datasets: frozenset[str]
     operations: frozenset[str]
     expires_at: int | None = None
+    price: int = 0
+
+    @classmethod
+    def covering(cls, query: Query, operations: Iterable[str], consumer: str = "",
+                 grant_id: str = "ad-hoc", price: int = 0) -> "Grant":
+        """A grant of ``operations`` over exactly the query's dataset(s)."""
+        datasets = {query.dataset} | ({query.join.dataset} if query.join else set())
+        return cls(grant_id, consumer, frozenset(datasets), frozenset(operations), price=price)
+
+
+def parse_operation(op: str) -> tuple[str, str, str | None]:
+    """``"sum:right.amount"`` -> ("sum", "right", "amount"); ``"count"`` -> ("count", "left", None)."""
+    name, _, ref = op.partition(":")
+    if not ref:
+        return name, "left", None
+    side, col = split_ref(ref)
+    return name, side, col
+
+
+def grant_exposure(manifest: dict, operations: Iterable[str], consumer: str = "", price: int = 0,
+                   rules: ReleaseRules = ReleaseRules()) -> dict:
+    """What granting ``operations`` on this dataset exposes, field by field (which onions get
+    peeled and what DET / order layers leak) — shown to the provider before signing. Canonical
+    JSON with a hash, so the UI can show exactly what the signature covers. ``right.`` refs
+    are the joined dataset's columns: pass that dataset's manifest for those."""
+    policy = DatasetPolicy.from_dict(manifest["policy"])
+    cls = Classification(manifest["classification"]["dataset"], manifest["classification"]["fields"])
+    pairs, unknown = [], []
+    for op in sorted(set(operations)):
+        name, _, col = parse_operation(op)
+        if col is None:
+            continue            # COUNT needs no onion and exposes only the row count
+        if col not in policy.fields:
+            unknown.append(op)
+            continue
+        pairs.append((name, col))
+    items = [e.to_dict() for e in exposure(policy, cls, pairs, consumer, price, rules)]
+    peeled = sorted({(e["column"], e["onion"]) for e in items if e["allowed"] and e["onion"] in (EQ, ORD)})
+    rank = {"n/a": -1, "none": 0, "low": 1, "medium": 2, "high": 3}
+    worst = max((e["severity"] for e in items if e["allowed"]), key=rank.__getitem__, default="low")
+    out = {"format": "tds-exposure/1", "dataset_id": manifest["dataset_id"], "consumer": consumer,
+           "price": price, "classification": cls.dataset,
+           "min_group_size": policy.min_group_size, "fields": items,
+           "peeled_layers": [{"column": c, "onion": o} for c, o in peeled],
+           "worst_severity": worst, "refused": [f"{e['operation']}:{e['column']}" for e in items if not e["allowed"]],
+           "unknown": unknown}
+    out["hash"] = canonical_hash(out)
+    return out
 
 
 @dataclass
@@ -48,9 +97,12 @@ class Release:
 
 
 class KeyService:
+    """``rules`` (optional) make release depend on consumer identity and price: leaky layers
+    (DET / order) of sensitive fields go only to trusted consumers or at a high enough price."""
+
     def __init__(self, keyring: Keyring, manifests: dict[str, dict],
-                 clock: Callable[[], float] = time.time) -> None:
-        self.keyring, self.manifests, self.clock = keyring, manifests, clock
+                 clock: Callable[[], float] = time.time, rules: ReleaseRules | None = None) -> None:
+        self.keyring, self.manifests, self.clock, self.rules = keyring, manifests, clock, rules
 
     # helpers ---------------------------------------------------------------------------------
     def _manifest(self, dataset_id: str) -> dict:
@@ -76,6 +128,30 @@ class KeyService:
         for op in sorted(query.operations()):
             if op not in grant.operations:
                 raise GrantRefused(f"grant {grant.grant_id} does not allow it", op)
+        if self.rules is not None:
+            for side, m in self._sides(query).items():
+                ops = [op for op in query.operations() if parse_operation(op)[1] == side]
+                bare = [op.replace("right.", "") for op in ops]
+                ex = grant_exposure(m, bare, grant.consumer, grant.price, self.rules)
+                if ex["refused"]:
+                    raise GrantRefused(f"release rules refuse it for {grant.consumer or 'this consumer'} "
+                                       f"at price {grant.price}", ex["refused"][0])
+
+    # the names the SPEC's step 7 uses ---------------------------------------------------------
+    def release_layer_keys(self, grant_ops: Iterable[str] | Grant, query: Query
+                           ) -> tuple[EncryptedQuery, PeeledKeys]:
+        """Step 7, before the worker runs: tokens + the RND layer keys this query needs."""
+        grant = grant_ops if isinstance(grant_ops, Grant) else Grant.covering(query, grant_ops)
+        return self.prepare(query, grant)
+
+    def open_aggregate(self, encrypted_result: "EncryptedResult | dict", grant_ops: Iterable[str] | Grant,
+                       query: Query, min_group: int | None = None) -> Release:
+        """Step 7, after the worker ran: open exactly the aggregate (``encrypted_result`` may be
+        its JSON form); ``min_group`` can only raise the datasets' minimum group size."""
+        grant = grant_ops if isinstance(grant_ops, Grant) else Grant.covering(query, grant_ops)
+        result = (EncryptedResult.from_dict(encrypted_result) if isinstance(encrypted_result, dict)
+                  else encrypted_result)
+        return self.open(query, grant, result, min_group)
 
     # prepare ---------------------------------------------------------------------------------
     def prepare(self, query: Query, grant: Grant) -> tuple[EncryptedQuery, PeeledKeys]:
@@ -142,13 +218,17 @@ class KeyService:
         return RangeToken(side, col, lo_code, hi_code)
 
     # open ------------------------------------------------------------------------------------
-    def open(self, query: Query, grant: Grant, result: EncryptedResult) -> Release:
+    def open(self, query: Query, grant: Grant, result: EncryptedResult,
+             min_group: int | None = None) -> Release:
         """Decrypt exactly the aggregates of ``result`` that ``query`` asked for."""
         self.check(query, grant)
         if result.query_hash != query.hash:
             raise GrantRefused("result is for a different query")
+        if result.datasets != {s: m["dataset_id"] for s, m in self._sides(query).items()}:
+            raise GrantRefused("result is over other datasets than the query")
         sides = self._sides(query)
-        k = max(DatasetPolicy.from_dict(m["policy"]).min_group_size for m in sides.values())
+        k = max([min_group or 1] + [DatasetPolicy.from_dict(m["policy"]).min_group_size
+                                    for m in sides.values()])
         columns = ([query.group_by] if query.group_by else []) + [a.label for a in query.aggregates]
         rows_out, suppressed, total_rows = [], 0, 0
         for g in result.groups:
@@ -197,8 +277,11 @@ class KeyService:
         hom = manifest["hom"]
         key = self.keyring.hom(hom["key"])
         layout = PackingLayout.from_dict(hom["layout"])
-        layout.check_rows(rows)
-        sums = layout.decode_sums(key.decrypt(ciphertext), rows)
+        layout.check_rows(rows)      # slots cannot have carried: rows <= max_rows
+        plain = key.decrypt(ciphertext, bound_bits=layout.bits)
+        if plain >> layout.bits:     # impossible for an honest sum: wrong key or forged input
+            raise KeyAuthenticationError(hom["key"], "aggregate (bits set beyond the packing layout)")
+        sums = layout.decode_sums(plain, rows)
         if layout.has_count and sums[COUNT_SLOT] != rows:
             raise KeyAuthenticationError(hom["key"], f"aggregate (count slot {sums[COUNT_SLOT]} != {rows} rows)")
         return sums

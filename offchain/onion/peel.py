@@ -33,8 +33,25 @@ class PeeledKeys:
         self.scope.update(other.scope)
 
     def describe(self) -> list[dict]:
+        """The release without key material (for logs and the release record)."""
         return [{"key_id": k, "dataset": d, "column": c, "onion": o}
                 for k, (d, c, o) in sorted(self.scope.items())]
+
+    def to_dict(self) -> dict:
+        """With key material (hex): only ever sent sealed to the worker that runs the job."""
+        return {"format": "tds-peeled-keys/1",
+                "keys": [{**entry, "key": self.keys[entry["key_id"]].key.hex()} for entry in self.describe()]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PeeledKeys":
+        out = cls()
+        for e in d.get("keys", []):
+            key = RndKey(bytes.fromhex(e["key"]))
+            if key.key_id != e["key_id"]:
+                raise PolicyError(e.get("column", "?"), "peel", f"key material does not match id {e['key_id']}")
+            out.keys[key.key_id] = key
+            out.scope[key.key_id] = (e["dataset"], e["column"], e["onion"])
+        return out
 
 
 def peel(manifest: dict, keyring: Keyring, needs: set[tuple[str, str]]) -> PeeledKeys:

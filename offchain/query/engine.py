@@ -166,6 +166,18 @@ class EncryptedResult:
                             "codes": {k: v.hex() for k, v in sorted(g.codes.items())}}
                            for g in self.groups]}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "EncryptedResult":
+        """Inverse of :meth:`to_dict` (what the oracle stores or sends to the key service)."""
+        try:
+            groups = [GroupResult(None if g["label"] is None else bytes.fromhex(g["label"]), int(g["rows"]),
+                                  {s: int(c, 16) for s, c in g.get("hom", {}).items()},
+                                  {k: bytes.fromhex(v) for k, v in g.get("codes", {}).items()})
+                      for g in d["groups"]]
+            return cls(str(d["query_hash"]), dict(d["datasets"]), groups, str(d["plan"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise QueryError(f"malformed encrypted result: {exc!r}") from None
+
 
 _PRODUCT_INPUT: list = []
 

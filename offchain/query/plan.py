@@ -119,11 +119,22 @@ class Query:
         return canonical_hash(self.to_dict())
 
 
+def _hex(b: bytes | None) -> str | None:
+    return None if b is None else bytes(b).hex()
+
+
+def _unhex(text: str | None) -> bytes | None:
+    return None if text is None else bytes.fromhex(text)
+
+
 @dataclass(frozen=True)
 class EqToken:
     side: str
     column: str
     ciphertext: bytes
+
+    def to_dict(self) -> dict:
+        return {"kind": "eq", "side": self.side, "column": self.column, "ciphertext": _hex(self.ciphertext)}
 
 
 @dataclass(frozen=True)
@@ -134,10 +145,27 @@ class RangeToken:
     high: bytes | None
     empty: bool = False   # the plaintext range is empty or outside the domain
 
+    def to_dict(self) -> dict:
+        return {"kind": "range", "side": self.side, "column": self.column, "low": _hex(self.low),
+                "high": _hex(self.high), "empty": self.empty}
+
+
+def token_from_dict(d: dict) -> EqToken | RangeToken:
+    try:
+        if d["kind"] == "eq":
+            return EqToken(d["side"], d["column"], bytes.fromhex(d["ciphertext"]))
+        if d["kind"] == "range":
+            return RangeToken(d["side"], d["column"], _unhex(d.get("low")), _unhex(d.get("high")),
+                              bool(d.get("empty", False)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise QueryError(f"malformed query token {d!r}: {exc}") from None
+    raise QueryError(f"unknown query token kind {d.get('kind')!r}")
+
 
 @dataclass(frozen=True)
 class EncryptedQuery:
-    """What the worker runs: no plaintext constants, only tokens."""
+    """What the worker runs: no plaintext constants, only tokens. JSON round-trips through
+    :meth:`to_dict` / :meth:`from_dict` (hex for bytes), so it can travel over HTTP."""
 
     query_hash: str
     datasets: dict[str, str]                       # side -> dataset id
@@ -146,3 +174,22 @@ class EncryptedQuery:
     group_by: str | None = None
     join: Join | None = None
     hints: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"format": "tds-encrypted-query/1", "query_hash": self.query_hash,
+                "datasets": dict(sorted(self.datasets.items())),
+                "aggregates": [[a.func, a.column] for a in self.aggregates],
+                "where": [t.to_dict() for t in self.where], "group_by": self.group_by,
+                "join": None if not self.join else [self.join.dataset, self.join.left_on, self.join.right_on],
+                "hints": self.hints}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EncryptedQuery":
+        try:
+            j = d.get("join")
+            return cls(str(d["query_hash"]), {str(k): str(v) for k, v in d["datasets"].items()},
+                       tuple(Agg(a[0], a[1] if len(a) > 1 else None) for a in d["aggregates"]),
+                       tuple(token_from_dict(t) for t in d.get("where", [])), d.get("group_by"),
+                       Join(*j) if j else None, dict(d.get("hints") or {}))
+        except (KeyError, TypeError, IndexError) as exc:
+            raise QueryError(f"malformed encrypted query: {exc!r}") from None

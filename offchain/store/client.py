@@ -78,13 +78,18 @@ class KuboStore:
         self.client.pin.rm(cid)
 
 
+def embedded_root(home: Path | str) -> Path:
+    """Where the embedded store keeps its blocks and pins: ``<home>/store``."""
+    return Path(home) / "store"
+
+
 def open_store(home: Path | str, api: str | None = None) -> ContentStore:
     """``api`` (or ``TDS_IPFS_API``) selects a Kubo API; otherwise the embedded store under
-    ``<home>/ipfs``."""
+    ``<home>/store``."""
     api = api or os.environ.get("TDS_IPFS_API") or None
     if api:
         return KuboStore(api)
-    return EmbeddedStore(Path(home) / "ipfs")
+    return EmbeddedStore(embedded_root(home))
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ import click
 
 from oracle.cli.audit import audit
 from oracle.cli.chain import chain, compile_cmd, deploy_cmd, setup_cmd
+from oracle.cli.data import data
 from oracle.cli.demo import demo
 from oracle.cli.gateway import gateway
 from oracle.cli.identity import identity
@@ -27,6 +28,7 @@ cli.add_command(compile_cmd)
 cli.add_command(deploy_cmd)
 cli.add_command(demo)
 cli.add_command(store)
+cli.add_command(data)
 cli.add_command(identity)
 cli.add_command(audit)
 cli.add_command(gateway)

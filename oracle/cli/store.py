@@ -1,9 +1,10 @@
-"""``tds store ...``: the content-addressed store (Kubo-compatible CIDs) and the data-plane
-commands (ingest -> quality report, encrypt -> encrypted dataset in the store)."""
+"""``tds store ...``: the content-addressed store — CIDs identical to Kubo's default
+``ipfs add``, pins and garbage collection, and the Kubo RPC subset served on loopback. With
+``TDS_IPFS_API`` set, add and cat go to that Kubo API instead (the provider's data commands
+are in :mod:`oracle.cli.data`)."""
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any, Callable
 
 import click
 
-from oracle.cli.output import console, emit_json
+from oracle.cli.output import console
 from oracle.config import load_settings
 
 
@@ -36,12 +37,16 @@ def _blocks():
     from offchain.store.blockstore import BlockStore
     if os.environ.get("TDS_IPFS_API"):
         raise click.ClickException("pin/gc/serve act on the embedded store; unset TDS_IPFS_API")
-    return BlockStore(load_settings().home / "ipfs")
+    from offchain.store.client import embedded_root
+    return BlockStore(embedded_root(load_settings().home))
+
+
+PROGRESS_FROM_BYTES = 16 << 20
 
 
 @click.group("store")
 def store() -> None:
-    """The content-addressed store (Kubo-compatible CIDs) and the data plane."""
+    """The content-addressed store (Kubo-compatible CIDs, pins, GC, Kubo RPC server)."""
 
 
 @store.command("add")
@@ -54,7 +59,25 @@ def add_cmd(file: Path, cid_version: str, pin: bool) -> None:
     if os.environ.get("TDS_IPFS_API"):
         click.echo(_store().add_bytes(file.read_bytes(), int(cid_version), pin))
         return
-    click.echo(_blocks().add_file(file, int(cid_version), pin).cid)
+    size = file.stat().st_size
+    with open(file, "rb") as fh:
+        if size < PROGRESS_FROM_BYTES:
+            click.echo(_blocks().add_stream(fh, int(cid_version), pin).cid)
+            return
+        from rich.progress import Progress
+
+        from oracle.cli.output import err_console
+        with Progress(console=err_console, transient=True) as bar:
+            task = bar.add_task(f"adding {file.name}", total=size)
+
+            class _Counting:
+                def read(self, n: int = -1) -> bytes:
+                    piece = fh.read(n)
+                    bar.advance(task, len(piece))
+                    return piece
+
+            result = _blocks().add_stream(_Counting(), int(cid_version), pin)  # type: ignore[arg-type]
+    click.echo(result.cid)
 
 
 @store.command("cat")
@@ -123,84 +146,3 @@ def serve_cmd(host: str, port: int) -> None:
         pass
     finally:
         server.httpd.server_close()
-
-
-def _load_table(file: Path, schema_path: Path | None, clean_path: Path | None, yes: bool):
-    from offchain.ingest.cleaning import clean, rule_from_dict
-    from offchain.ingest.readers import read_raw
-    from offchain.ingest.schema import Schema
-    raw = read_raw(file)
-    schema = Schema.load(schema_path) if schema_path else None
-    table = raw.typed(schema)
-    if schema is None:
-        console.print("[bold]inferred schema[/] (save it and pass --schema to declare constraints):")
-        emit_json(table.schema.to_dict())
-        if not yes and not click.confirm("use the inferred schema?", default=True):
-            raise click.Abort()
-    rules = [rule_from_dict(r) for r in json.loads(clean_path.read_text())] if clean_path else []
-    return clean(table, rules)
-
-
-@store.command("ingest")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--schema", "schema_path", type=click.Path(exists=True, path_type=Path))
-@click.option("--clean", "clean_path", type=click.Path(exists=True, path_type=Path),
-              help="JSON list of cleaning rules")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write the report here")
-@click.option("--yes", is_flag=True, help="accept an inferred schema without asking")
-@_errors
-def ingest_cmd(file: Path, schema_path: Path | None, clean_path: Path | None, out: Path | None,
-               yes: bool) -> None:
-    """Read CSV/JSON/XLSX, clean, and print the quality report and its hash."""
-    from offchain.ingest.quality import assess
-    table, log = _load_table(file, schema_path, clean_path, yes)
-    report = assess(table, log)
-    if out:
-        out.write_bytes(report.canonical())
-    emit_json({"report": report.to_dict(), "hash": report.hash})
-
-
-@store.command("encrypt")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--schema", "schema_path", type=click.Path(exists=True, path_type=Path))
-@click.option("--clean", "clean_path", type=click.Path(exists=True, path_type=Path))
-@click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path),
-              help="default: $TDS_HOME/keys/provider.json")
-@click.option("--min-group-size", default=5, show_default=True, type=int)
-@click.option("--processes", default=os.cpu_count() or 1, show_default=True, type=int)
-@click.option("--yes", is_flag=True)
-@_errors
-def encrypt_cmd(file: Path, schema_path: Path | None, clean_path: Path | None,
-                keystore: Path | None, min_group_size: int, processes: int, yes: bool) -> None:
-    """Ingest, score, classify and onion-encrypt FILE into the store; prints the manifest CID.
-    The keystore passphrase comes from $TDS_KEYSTORE_PASSPHRASE or a prompt."""
-    from rich.progress import Progress
-
-    from offchain.ingest.classification import classify
-    from offchain.ingest.quality import assess
-    from offchain.onion.dataset import encrypt_table
-    from offchain.onion.keys import Keyring
-    from offchain.onion.keystore import Keystore
-    from offchain.onion.policy import default_policy
-    table, log = _load_table(file, schema_path, clean_path, yes)
-    report = assess(table, log)
-    classification = classify(table.schema)
-    policy = default_policy(table.schema, classification, min_group_size)
-    path = keystore or load_settings().home / "keys" / "provider.json"
-    passphrase = os.environ.get("TDS_KEYSTORE_PASSPHRASE") or click.prompt(
-        "keystore passphrase", hide_input=True, confirmation_prompt=not path.exists())
-    ks = Keystore.open(path, passphrase) if path.exists() else Keystore.create(path, passphrase)
-    ring = Keyring()
-    hom_rows = table.num_rows if any("hom" in f.onions for f in policy.fields.values()) else 0
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("encrypting", total=len(table.schema.fields) + hom_rows)
-        ds = encrypt_table(table, policy, classification, ring, quality_hash=report.hash,
-                           processes=processes,
-                           progress=lambda stage, k: bar.advance(task, k) if stage != "chunk" else None)
-    ks.add_keyring(ring)
-    store_ = _store()
-    manifest_cid = ds.publish(store_.add_bytes)
-    emit_json({"manifest_cid": manifest_cid, "manifest_hash": ds.manifest_hash,
-               "dataset_id": ds.dataset_id, "rows": table.num_rows, "objects": len(ds.objects),
-               "quality_report_hash": report.hash, "classification": classification.dataset,
-               "keystore": str(path)})

@@ -39,6 +39,7 @@ def test_well_known_cids():
     assert file_cid(b"hello world\n") == "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
     # `ipfs add --cid-version 1` (raw leaves by default): a one-chunk file is its raw leaf
     assert file_cid(b"", 1) == "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+    assert file_cid(b"hello world", 1) == "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
     # --cid-version 1 --raw-leaves=false (what ipfshttpclient sends by default; kubo#293 report)
     assert file_cid(b"", 1, raw_leaves=False) == "bafybeif7ztnhq65lumvvtr4ekcwd2ifwgm3awq4zfr3srh462rwyinlb4y"
 

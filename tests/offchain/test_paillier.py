@@ -47,3 +47,16 @@ def test_key_sizes():
     assert k.decrypt(k.encrypt(5)) == 5
     with pytest.raises(ValueError):
         generate_keypair(256)
+
+
+@given(st.integers(min_value=0, max_value=2 ** 500))
+@settings(max_examples=25, deadline=None)
+def test_bounded_decryption_uses_one_prime(hom_key, m):
+    c = hom_key.encrypt(m)
+    assert hom_key.decrypt(c, bound_bits=501) == m == hom_key.decrypt(c)
+
+
+def test_bound_at_or_above_the_prime_falls_back_to_crt(hom_key):
+    m = hom_key.public.n - 3                     # needs both halves
+    c = hom_key.encrypt(m)
+    assert hom_key.decrypt(c, bound_bits=hom_key.public.bits) == m

@@ -1,8 +1,6 @@
 """`tds store ...` through click's runner (the real commands, an isolated TDS_HOME)."""
 from __future__ import annotations
 
-import json
-
 import pytest
 from click.testing import CliRunner
 
@@ -31,26 +29,12 @@ def test_add_cat_pin_gc(runner, tmp_path):
     assert bad.exit_code == 1 and "invalid CID" in bad.output
 
 
-def test_ingest_and_encrypt(runner, tmp_path, monkeypatch):
-    f = tmp_path / "orders.csv"
-    f.write_text("customer_id,amount,qty\nc1,10.50,1\nc2,3.25,2\nc2,3.25,2\n")
-    res = runner.invoke(store, ["ingest", str(f), "--yes"])
+def test_large_add_streams_with_progress_and_matches_kubo_layout(runner, tmp_path):
+    from oracle.cli.store import PROGRESS_FROM_BYTES
+    data = bytes(range(256)) * ((PROGRESS_FROM_BYTES + 300_000) // 256)
+    f = tmp_path / "big.bin"
+    f.write_bytes(data)
+    res = runner.invoke(store, ["add", str(f)])
     assert res.exit_code == 0, res.output
-    body = json.loads(res.output[res.output.index('{\n  "hash"'):])
-    assert body["hash"].startswith("0x") and body["report"]["dimensions"]["uniqueness"]["failed"] == 1
-    import offchain.onion.keys as K
-    monkeypatch.setattr(K, "new_hom", lambda *a, **k: K.generate_keypair(768, 128))
-    monkeypatch.setenv("TDS_KEYSTORE_PASSPHRASE", "pw")
-    res = runner.invoke(store, ["encrypt", str(f), "--yes", "--processes", "1"])
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.output[res.output.index('{\n  "classification"'):])
-    assert out["manifest_cid"].startswith("Qm") and out["rows"] == 3
-    manifest = json.loads(runner.invoke(store, ["cat", out["manifest_cid"]]).output)
-    assert manifest["dataset_id"] == out["dataset_id"]
-
-
-def test_bad_file_is_one_line_error(runner, tmp_path):
-    f = tmp_path / "bad.csv"
-    f.write_text("a,b\n1\n")
-    res = runner.invoke(store, ["ingest", str(f), "--yes"])
-    assert res.exit_code == 1 and "bad.csv, row 2, column 'b'" in res.output
+    assert res.stdout.strip() == file_cid(data)
+    assert runner.invoke(store, ["cat", res.stdout.strip()]).stdout_bytes == data
