@@ -112,3 +112,33 @@ class ProviderKeyService:
         if self.oplog is not None:
             self.oplog.append(OpRecord(action=action, actor_did=self.provider_did, actor_address=self.provider,
                                        object={**obj, "requester": requester}))
+
+
+def discover_datasets(assets: Contract, fetch: Callable[[str], bytes], provider: str, from_block: int = 0
+                      ) -> tuple[dict[str, dict], dict[int, set[str]]]:
+    """The provider's registered datasets, from chain events and the content store.
+
+    Each ``AssetRegistered`` of ``provider`` names the manifest's CID and hash; the manifest is
+    fetched and kept only if its canonical hash is the one on chain (a store serving other
+    bytes is ignored, not trusted). Assets since transferred away are skipped."""
+    import json
+
+    from offchain.canonical import canonical_hash
+    from offchain.store.cid import cid_from_bytes
+
+    manifests: dict[str, dict] = {}
+    by_asset: dict[int, set[str]] = {}
+    logs = assets.events.AssetRegistered().get_logs(from_block=from_block, argument_filters={"provider": provider})
+    for ev in logs:
+        a = ev["args"]
+        if assets.functions.ownerOf(a["assetId"]).call() != provider:
+            continue
+        try:
+            manifest = json.loads(fetch(cid_from_bytes(bytes(a["contentCid"])).encode()))
+        except Exception:
+            continue  # not in this store (e.g. another key service's data)
+        if bytes.fromhex(canonical_hash(manifest)[2:]) != bytes(a["manifestHash"]):
+            continue
+        manifests[manifest["dataset_id"]] = manifest
+        by_asset[a["assetId"]] = {manifest["dataset_id"]}
+    return manifests, by_asset

@@ -99,6 +99,7 @@ class OracleRunner:
         self.on_event = on_event or (lambda kind, data: None)
         # called between each chain action and its journal entry: fault tests crash here
         self.checkpoint = checkpoint or (lambda point, job_id: None)
+        self._outage_since: float | None = None
 
     # -- following ------------------------------------------------------------------------
     def poll_events(self) -> int:
@@ -119,6 +120,14 @@ class OracleRunner:
     def run_once(self) -> int:
         """One pass: follow events, then advance every unfinished job (in parallel)."""
         self.poll_events()
+        if self._outage_since is not None:
+            # The node was unreachable: it may have come back with fewer blocks than we saw (a
+            # restarted dev node, a failover to a lagging replica) without the follower's cursor
+            # block changing. Jobs settled recently are re-checked against the chain.
+            n = self.journal.reopen_recent(self._outage_since - REORG_RECHECK_S)
+            log.warning("chain reachable again after %.1f s; re-checking %d recently settled jobs",
+                        time.time() - self._outage_since, n)
+            self._outage_since = None
         entries = list(self.journal.unfinished())
         list(self.pool.map(self._advance_safely, entries))
         return len(entries)
@@ -132,8 +141,13 @@ class OracleRunner:
                 if not is_transient(exc):
                     raise
                 log.warning("chain unreachable (%s); retrying", type(exc).__name__)
-                self.sender.resync()
+                self._mark_outage()
                 time.sleep(min(2.0, idle * 20))
+
+    def _mark_outage(self) -> None:
+        self.sender.resync()
+        if self._outage_since is None:
+            self._outage_since = time.time()
 
     def _on_reorg(self, ancestor: int) -> None:
         """Blocks above ``ancestor`` were replaced: recently settled jobs are re-checked on chain."""
@@ -147,7 +161,7 @@ class OracleRunner:
             self.advance(entry)
         except Exception as exc:
             if is_transient(exc):
-                self.sender.resync()
+                self._mark_outage()
                 return  # picked up again on the next pass
             attempts = self.journal.bump_attempts(entry.job_id)
             log.warning("job %s: %s: %s (attempt %d)", entry.job_id, type(exc).__name__, exc, attempts)
@@ -177,10 +191,15 @@ class OracleRunner:
             elif status == REQUESTED:
                 if not self._try_accept(job_id):
                     return
+            status, oracle, mine = ACCEPTED, self.account.address, True
             self.checkpoint("accepted-on-chain", job_id)
             self.journal.transition(job_id, "accepted")
             self.on_event("accepted", {"job": job_id})
             state = "accepted"
+        if state == "accepted" and status == REQUESTED:  # our accept was rolled back (reorg, node restart)
+            if not self._try_accept(job_id):
+                return
+            status, oracle, mine = ACCEPTED, self.account.address, True
         if state == "accepted":
             if status == ACCEPTED and not mine and oracle:
                 self.journal.transition(job_id, "skipped")  # taken over by another oracle

@@ -10,7 +10,7 @@ from web3 import Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.types import TxReceipt
 
-from web3.exceptions import ContractCustomError
+from web3.exceptions import ContractCustomError, TimeExhausted, TransactionNotFound
 
 from oracle.chain.revert import describe_revert
 from oracle.errors import TdsError
@@ -22,6 +22,14 @@ class TransactionFailed(TdsError):
     def __init__(self, message: str, receipt: TxReceipt | None = None):
         super().__init__(message)
         self.receipt = receipt
+
+
+DROP_CHECK_S = 2.0  # how often a transaction still without a receipt is looked up
+
+
+class TransactionDropped(TdsError, ConnectionError):
+    """A sent transaction vanished from the node (it restarted without it): re-read the chain
+    and decide again. A ``ConnectionError``, so retry loops treat it as transient."""
 
 
 class Reverted(TransactionFailed):
@@ -80,10 +88,33 @@ class Sender:
             except Exception:
                 self._nonce = None
                 raise
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout, poll_latency=self.poll)
+        receipt = self._wait(tx_hash)
         if receipt["status"] != 1:
             raise TransactionFailed(f"transaction {tx_hash.hex()} reverted", receipt)
         return receipt
+
+    def _wait(self, tx_hash: bytes) -> TxReceipt:
+        """The receipt of ``tx_hash``. A transaction the node no longer knows (dropped when it
+        restarted) raises :class:`TransactionDropped` within seconds instead of waiting out the
+        timeout: the caller re-reads the chain and decides again."""
+        deadline = time.monotonic() + self.timeout
+        next_check = time.monotonic() + DROP_CHECK_S
+        while True:
+            try:
+                return self.w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                pass
+            now = time.monotonic()
+            if now >= deadline:
+                raise TimeExhausted(f"transaction {tx_hash.hex()} not mined after {self.timeout:.0f} s")
+            if now >= next_check:
+                next_check = now + DROP_CHECK_S
+                try:
+                    self.w3.eth.get_transaction(tx_hash)
+                except TransactionNotFound:
+                    self.resync()
+                    raise TransactionDropped(f"transaction {tx_hash.hex()} was dropped by the node") from None
+            time.sleep(self.poll)
 
     def _fees(self) -> dict[str, int]:
         """EIP-1559 fees from the latest base fee, re-read at most once a second."""

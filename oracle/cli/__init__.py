@@ -12,6 +12,7 @@ from oracle.cli.demo import demo
 from oracle.cli.gateway import gateway
 from oracle.cli.identity import identity
 from oracle.cli.store import store
+from oracle.cli.services import oracle, provider
 from oracle.cli.output import fail
 from oracle.errors import TdsError
 
@@ -32,6 +33,8 @@ cli.add_command(data)
 cli.add_command(identity)
 cli.add_command(audit)
 cli.add_command(gateway)
+cli.add_command(oracle)
+cli.add_command(provider)
 
 
 def main() -> None:

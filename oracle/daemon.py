@@ -1,0 +1,174 @@
+"""``tds oracle run``: the oracle as a long-running process.
+
+It checks that its DID is bound on chain to its account and that the account holds
+COMPUTE_PROVIDER, then runs :class:`oracle.runner.OracleRunner` with the compute pipeline
+(providers' key services over HTTP, the content store, queries in worker processes). Every
+accept / complete / fail goes into the oracle's operation log, whose batches it anchors through
+the Evidence contract every ``anchor_every`` seconds (and once more on a clean stop). SIGTERM
+and SIGINT stop it after the current pass; SIGKILL at any point is safe (the journal).
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from web3 import Web3
+from web3.contract import Contract
+
+from did.identity import Identity
+from did.registry import IdentityRegistryClient
+from oracle.audit.oplog import Batch, OpLog, OpRecord
+from oracle.chain.deploy import bind, read_deployment
+from oracle.chain.tx import Sender
+from oracle.config import Settings
+from oracle.errors import TdsError
+from oracle.journal import Journal
+from oracle.keyservice_client import HttpKeyService, KeyServiceRouter
+from oracle.pipeline import JobPipeline
+from oracle.runner import OracleRunner
+
+log = logging.getLogger("tds.oracle")
+
+
+class OracleNotRegistered(TdsError):
+    """The oracle's identity is not bound on chain, or its account lacks COMPUTE_PROVIDER."""
+
+
+@dataclass
+class DaemonOptions:
+    """What ``tds oracle run`` was asked to do (configuration lives in :mod:`oracle.config`)."""
+
+    key_services: dict[str, str]          # provider address -> URL ("*" for the default)
+    confirmations: int = 1
+    threads: int = 4
+    processes: int = 1
+    anchor_every: float = 60.0
+    idle: float = 0.05
+    start_block: int | None = None
+
+
+def work_dir(settings: Settings, chain_id: int, jobs_address: str) -> Path:
+    """Where this oracle keeps its journal and log for one deployment."""
+    return settings.home / "oracle" / f"{chain_id}-{jobs_address.lower()[2:10]}"
+
+
+class Anchorer:
+    """Anchors the Merkle root of each closed operation-log batch through the Evidence contract.
+
+    Idempotent across crashes: a batch file is anchored unless a ``BatchAnchored`` event of this
+    producer with its root is already on chain (a crash after closing the batch but before the
+    anchoring transaction leaves a file that the next call anchors; one after the transaction
+    leaves a file that is recognised)."""
+
+    def __init__(self, oplog: OpLog, evidence: Contract, sender: Sender, w3: Web3, from_block: int = 0):
+        self.oplog, self.evidence, self.sender, self.w3 = oplog, evidence, sender, w3
+        self.from_block = from_block
+        self._on_chain: set[bytes] | None = None
+        self.anchored = 0
+
+    def _anchored_roots(self) -> set[bytes]:
+        if self._on_chain is None:
+            logs = self.evidence.events.BatchAnchored().get_logs(
+                from_block=self.from_block, argument_filters={"producer": self.sender.account.address})
+            self._on_chain = {bytes(e["args"]["root"]) for e in logs}
+        return self._on_chain
+
+    def anchor(self) -> int:
+        """Close the open records into a batch and anchor every batch not yet on chain; returns
+        the number of records anchored by this call."""
+        self.oplog.close_batch()
+        done = self._anchored_roots()
+        count = 0
+        for path in sorted(self.oplog.folder.glob("batch-*.jsonl")):
+            batch = Batch.from_jsonl(self.oplog.producer, path.read_bytes(), str(path))
+            if not batch.records or batch.root in done:
+                continue
+            now = self.w3.eth.get_block("latest")["timestamp"]
+            hi = min(batch.period[1], now)       # a period may not end after the anchoring block
+            lo = min(batch.period[0], hi)
+            self.sender.send(self.evidence.functions.anchorBatch(batch.root, len(batch.records), lo, hi,
+                                                                 path.name.encode()))
+            done.add(batch.root)
+            count += len(batch.records)
+            log.info("anchored %d log records (root %s, %s)", len(batch.records), batch.root.hex()[:16], path.name)
+        self.anchored += count
+        return count
+
+
+def check_registration(registry: IdentityRegistryClient, identity: Identity) -> None:
+    """Refuse to start unless the chain knows this oracle (says which command fixes it)."""
+    on_chain = registry.identity_of(identity.address)
+    if on_chain is None or registry.account_of_did(identity.did) != identity.address:
+        raise OracleNotRegistered(f"identity {identity.name!r} ({identity.did}) is not bound to {identity.address} "
+                                  f"on chain; run 'tds id bind {identity.name}' first")
+    if not registry.has_participant_role(identity.address, "COMPUTE_PROVIDER"):
+        raise OracleNotRegistered(f"{identity.address} does not hold COMPUTE_PROVIDER on chain; an operator must "
+                                  f"grant it ('tds id credential issue … --role COMPUTE_PROVIDER' then 'grant')")
+
+
+class OracleDaemon:
+    """The runner, its pipeline, its log and its anchoring, wired from settings."""
+
+    def __init__(self, settings: Settings, w3: Web3, identity: Identity, store: Any, options: DaemonOptions,
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None):
+        self.settings, self.w3, self.identity, self.options = settings, w3, identity, options
+        deployment = read_deployment(settings.deployment_path(w3.eth.chain_id), w3.eth.chain_id)
+        c = {n: bind(w3, deployment, n) for n in ("Jobs", "Authorizations", "AssetRegistry", "Evidence",
+                                                  "IdentityRegistry")}
+        check_registration(IdentityRegistryClient(w3, c["IdentityRegistry"]), identity)
+        services = {a: HttpKeyService(u, identity) for a, u in options.key_services.items() if a != "*"}
+        default = HttpKeyService(options.key_services["*"], identity) if "*" in options.key_services else None
+        router = KeyServiceRouter(c["Jobs"], c["Authorizations"], c["AssetRegistry"], services, default)
+        folder = work_dir(settings, w3.eth.chain_id, c["Jobs"].address)
+        self.oplog = OpLog(folder / "log", identity.did)
+        self._user_event = on_event or (lambda kind, data: None)
+        pipeline = JobPipeline(store, router, identity.address, processes=options.processes)
+        start = options.start_block if options.start_block is not None else deployment["block"]
+        self.runner = OracleRunner(w3, c["Jobs"], identity.account, Journal(folder / "journal.sqlite"), pipeline,
+                                   confirmations=options.confirmations, start_block=start, threads=options.threads,
+                                   on_event=self._on_event)
+        self.anchorer = Anchorer(self.oplog, c["Evidence"], self.runner.sender, w3, deployment["block"])
+        self.folder = folder
+        self._stop = threading.Event()
+
+    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
+        action = {"accepted": "accept", "completed": "complete", "failed": "fail"}[kind]
+        failed = kind == "failed"
+        self.oplog.append(OpRecord(action=action, actor_did=self.identity.did, actor_address=self.identity.address,
+                                   object=dict(data), result="failed" if failed else "ok",
+                                   error_code=str(data.get("reason")) if failed else None))
+        self._user_event(kind, data)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def run(self, until: Callable[[], bool] = lambda: False) -> None:
+        """Run until stopped (or ``until()``), anchoring the log every ``anchor_every`` seconds."""
+        next_anchor = time.monotonic() + self.options.anchor_every
+
+        def stop() -> bool:
+            nonlocal next_anchor
+            if time.monotonic() >= next_anchor:
+                next_anchor = time.monotonic() + self.options.anchor_every
+                self._anchor_safely()
+            return self._stop.is_set() or until()
+
+        try:
+            self.runner.run_forever(idle=self.options.idle, stop=stop)
+        finally:
+            self._anchor_safely()
+
+    def _anchor_safely(self) -> None:
+        try:
+            self.anchorer.anchor()
+        except Exception as exc:  # the records stay in the batch file; anchoring is retried next time
+            log.warning("anchoring the operation log failed: %s: %s", type(exc).__name__, exc)
