@@ -35,6 +35,9 @@ SETTLED = {COMPLETED, FAILED, RECLAIMED, CANCELLED}
 # fixed gas for completeJob (measured ~105k; a workflow step also opens the next job): the
 # chain state was just re-read, so the estimate round trip buys nothing
 COMPLETE_GAS = 400_000
+# acceptJob (measured ~60k first accept, ~45k takeover): the job was just read, so an estimate's
+# round trip only re-checks what we know; a lost race is a cheap revert the next pass reconciles
+ACCEPT_GAS = 150_000
 REORG_RECHECK_S = 3600  # after a reorg, jobs settled this recently are re-checked on chain
 
 
@@ -179,6 +182,7 @@ class OracleRunner:
         status, oracle = self._on_chain(job_id)
         mine = oracle == self.account.address
         state = entry.state
+        fresh = False  # True once this call itself accepted and computed the job
         if status in SETTLED:
             final = "posted" if status == COMPLETED and mine else "failed-posted" if status == FAILED and mine else "skipped"
             self.journal.transition(job_id, final)
@@ -217,10 +221,11 @@ class OracleRunner:
             self.journal.transition(job_id, "computed", {"cid": outcome.result_cid.hex(),
                                                          "hash": outcome.result_hash.hex(), "sig": sig.hex()})
             entry = self.journal.get(job_id)
-            state = "computed"
+            state, fresh = "computed", True
         if state == "computed":
             r = entry.result
-            status, oracle = self._on_chain(job_id)
+            if not fresh:  # resumed from the journal: the chain may have moved since
+                status, oracle = self._on_chain(job_id)
             if status == REQUESTED:  # our accept was rolled back with a reorg: take the job again
                 if not self._try_accept(job_id):
                     return
@@ -237,7 +242,9 @@ class OracleRunner:
 
     def _try_accept(self, job_id: int, takeover: bool = False) -> bool:
         try:
-            self._send(self.jobs.functions.acceptJob(job_id))
+            # a takeover is estimated first: before the timeout it reverts there, without a mined
+            # failing transaction every pass
+            self._send(self.jobs.functions.acceptJob(job_id), gas=None if takeover else ACCEPT_GAS)
             return True
         except TransactionFailed:
             return False
