@@ -1,10 +1,14 @@
 """Deploy and wire the whole Trusted Data Space with Brownie, then write the deployment file
 (deployments/<chain id>.json, or $TDS_DEPLOYMENT) that the Python packages read.
 
-    brownie run scripts/deploy.py --network tds-anvil
+    brownie run scripts/deploy.py --network tds-anvil        (after 'tds chain up')
 
-Accounts: accounts[0] = operator (deployer, admin, treasury), accounts[1] = regulator,
-accounts[2] = monitor. The wiring is the same as oracle.system.deploy_system (see its table).
+The first of the lifecycle scripts (see scripts/_common.py for the order); the next is
+scripts/identities.py. Accounts on a development network: accounts[0] = operator (deployer,
+admin, treasury), accounts[1] = regulator, accounts[2] = monitor. On any other network the keys
+come from the identities ``operator``, ``regulator`` and (optionally, else the operator)
+``monitor`` made beforehand with ``tds id new NAME --private-key-env VAR`` (passphrase in
+$TDS_KEYSTORE_PASSPHRASE). The wiring is the same as oracle.system.deploy_system (see its table).
 """
 from brownie import (AssetRegistry, Authorizations, CertificateTemplates, Credits, Evidence, IdentityRegistry, Jobs,
                      QualityRatings, accounts, web3)
@@ -13,6 +17,8 @@ from eth_utils import keccak
 from oracle.chain.deploy import write_deployment
 from oracle.config import load_settings
 from oracle.system import DEFAULT_ACCEPT_TIMEOUT, SYSTEM_CONTRACTS, SystemRoles
+
+from ._common import check_persistent_chain, is_development, run_line, signer_from_identity
 
 
 def role(name: str) -> bytes:
@@ -42,7 +48,12 @@ def deploy(operator, regulator, monitor, treasury=None, accept_timeout: int = DE
 
 
 def main() -> dict:
-    operator, regulator, monitor = accounts[0], accounts[1], accounts[2]
+    check_persistent_chain()
+    if is_development():
+        operator, regulator, monitor = accounts[0], accounts[1], accounts[2]
+    else:
+        operator, regulator = signer_from_identity("operator"), signer_from_identity("regulator")
+        monitor = signer_from_identity("monitor", default=operator)
     block = web3.eth.block_number
     contracts = deploy(operator, regulator, monitor)
     assert set(contracts) == set(SYSTEM_CONTRACTS)
@@ -55,4 +66,5 @@ def main() -> dict:
     print(f"deployment written to {path}")
     for name, entry in doc["contracts"].items():
         print(f"  {name:22} {entry['address']}")
+    print(f"next: {run_line('identities')}")
     return doc

@@ -48,8 +48,11 @@ FIXTURE_CONTRACTS = Path(__file__).resolve().parent / "fixtures" / "contracts"
 
 
 @pytest.fixture
-def fixture_project(tmp_path: Path, tmp_settings: Settings) -> Callable[..., Settings]:
-    """Make a throw-away Brownie project holding only the named fixture contracts."""
+def fixture_project(tmp_path: Path, tmp_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
+    """Make a throw-away Brownie project holding only the named fixture contracts. Its compiler
+    front-end goes to a private folder (SOLCX_BINARY_PATH): the user's ~/.solcx keeps pointing at
+    the real project, not at a temporary one pytest deletes later."""
+    monkeypatch.setenv("SOLCX_BINARY_PATH", str(tmp_path / "solcx"))
 
     def make(*names: str) -> Settings:
         root = tmp_path / "proj"
