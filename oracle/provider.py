@@ -21,6 +21,7 @@ from offchain.query.engine import EncryptedResult
 from offchain.query.plan import EncryptedQuery, Query
 from oracle import ops
 from oracle.audit.oplog import OpLog, OpRecord
+from oracle.retry import is_transient
 from oracle.runner import ACCEPTED
 
 # seal(payload, consumer_address) -> bytes only that consumer can open
@@ -47,14 +48,36 @@ class ProviderKeyService:
     def register_asset(self, asset_id: int, dataset_ids: set[str]) -> None:
         self.datasets_by_asset[asset_id] = set(dataset_ids)
 
-    def _grant_for(self, job_id: int, query: Query, oracle: str) -> Grant:
+    def _read_chain(self, job_id: int, query: Query) -> tuple[tuple, tuple, tuple, str | None]:
+        """(job core, job exec, grant, holder of the grant's asset). One JSON-RPC batch when the
+        job id names its grant (``grantId << 32 | useIndex``) and the query's dataset names the
+        asset — both re-checked against what the chain returns; otherwise three reads in turn."""
+        asset_guess = next((a for a, ids in self.datasets_by_asset.items() if query.dataset in ids), None)
+        if asset_guess is not None:
+            try:
+                with self.jobs.w3.batch_requests() as batch:
+                    batch.add(self.jobs.functions.jobOf(job_id))
+                    batch.add(self.authorizations.functions.grantOf(job_id >> 32))
+                    batch.add(self.assets.functions.ownerOf(asset_guess))
+                    (core, exec_), g, owner = batch.execute()
+                if core[0] == job_id >> 32 and g[8] == asset_guess:
+                    return core, exec_, g, owner
+            except Exception as exc:  # an unknown job or grant reverts: the plain reads name it
+                if is_transient(exc):
+                    raise
         core, exec_ = self.jobs.functions.jobOf(job_id).call()
+        g = self.authorizations.functions.grantOf(core[0]).call()
+        return core, exec_, g, None
+
+    def _grant_for(self, job_id: int, query: Query, oracle: str) -> Grant:
+        core, exec_, g, owner = self._read_chain(job_id, query)
         grant_id, status, paid_mask = core[0], core[3], core[4]
         if status != ACCEPTED or exec_[0] != oracle:
             raise GrantRefused(f"job {job_id} is not accepted by {oracle}")
-        g = self.authorizations.functions.grantOf(grant_id).call()
         consumer, granted_mask, asset_id, expiry = g[0], g[3], g[8], g[10]
-        if self.assets.functions.ownerOf(asset_id).call() != self.provider:
+        if owner is None:
+            owner = self.assets.functions.ownerOf(asset_id).call()
+        if owner != self.provider:
             raise GrantRefused(f"asset {asset_id} of job {job_id} is not held by this provider")
         datasets = set(self.datasets_by_asset.get(asset_id, set()))
         if not datasets:
