@@ -10,13 +10,14 @@ TDS   := $(VENV)/bin/tds
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup prereqs demo test test-python test-contracts bench clean
+.PHONY: help setup prereqs browser demo test test-python test-contracts bench clean
 
 help:
 	@echo "make demo   - set up (first run) and run the full lifecycle demo"
 	@echo "make test   - set up (first run) and run the whole test suite"
 	@echo "make bench  - run the benchmarks"
 	@echo "make setup  - only set up (venv, pip, npm, compiler front-end, Brownie networks)"
+	@echo "make browser - install Debian's chromium + chromium-driver (auditor page test)"
 
 prereqs:
 	@command -v python3 >/dev/null || { echo "python3 is missing: install Python 3.11+ (Debian: apt-get install python3 python3-venv)"; exit 1; }
@@ -40,17 +41,24 @@ $(VENV)/.setup-done: $(VENV)/.installed node_modules/.installed
 	$(TDS) setup
 	@touch $@
 
+# headless Chromium for the auditor-page test (tests/oracle/test_auditor_page_browser.py)
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ]; then \
+	  echo "chromium/chromedriver missing and cannot install them (needs apt-get as root): apt-get install chromium chromium-driver"; exit 1; fi; \
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+
 setup: $(VENV)/.setup-done
 	@$(TDS) setup >/dev/null   # cheap re-check: front-end, links and Brownie networks still in place
 
 demo: setup
 	$(TDS) demo
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -p no:pytest-brownie tests --ignore=tests/contracts -q
 	$(VENV)/bin/brownie test tests/contracts --network tds-test
 
-test-python: setup
+test-python: setup browser
 	$(PY) -m pytest -p no:pytest-brownie tests --ignore=tests/contracts -q
 
 test-contracts: setup

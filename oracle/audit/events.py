@@ -81,6 +81,16 @@ class ChainReader:
         self._head: int | None = None
         self._bindings: dict[str, list[tuple[tuple[int, int], str]]] | None = None
 
+    @classmethod
+    def open(cls, settings: Any, *, start: bool = False) -> "ChainReader":
+        """A reader over the chain and the deployment file that ``settings`` (:class:`oracle.config.Settings`) name."""
+        from oracle.chain.connection import connect
+        from oracle.chain.deploy import read_deployment
+
+        w3 = connect(settings, start=start)
+        chain_id = w3.eth.chain_id
+        return cls(w3, read_deployment(settings.deployment_path(chain_id), chain_id))
+
     # ------------------------------------------------------------------ events
 
     @property

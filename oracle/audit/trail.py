@@ -19,7 +19,7 @@ batches anchored, after *A* was registered, by a participant who acted on *A*.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from oracle.audit.events import ChainEvent, ChainReader, iso_time, plain
 from oracle.errors import TdsError
@@ -208,6 +208,15 @@ def asset_events(reader: ChainReader, asset_id: int) -> tuple[AssetScope, list[C
     return s, events
 
 
+def chain_entries(reader: ChainReader, keep: Callable[[ChainEvent], bool] | None = None) -> list[TrailEntry]:
+    """Trail entries of every audited event ``keep`` accepts (all when None), in chain order,
+    across the whole deployment (no asset scope): the audit log as one stream. A mint's
+    ``Transfer`` from zero is left out, as in a trail (its ``AssetRegistered`` says it)."""
+    return [_entry(reader, ev) for ev in reader.events
+            if (ev.contract, ev.name) in ACTIONS and not (ev.name == "Transfer" and ev.args["from"] == ZERO)
+            and (keep is None or keep(ev))]
+
+
 def build_trail(reader: ChainReader, asset_id: int) -> list[TrailEntry]:
     """Who did what to asset ``asset_id``, when, with what result — from chain events alone."""
     s, events = asset_events(reader, asset_id)
@@ -255,8 +264,8 @@ def job_summary(reader: ChainReader, job_id: int) -> dict[str, Any] | None:
         return None
     r = req[0].args
     grant = reader.select("Authorizations", "GrantIssued", grantId=r["grantId"])
-    history = [_entry(reader, ev).to_dict() for ev in reader.events
-               if ev.contract == "Jobs" and ev.args.get("jobId") == job_id and (ev.contract, ev.name) in ACTIONS]
+    history = [e.to_dict() for e in chain_entries(
+        reader, lambda ev: ev.contract == "Jobs" and ev.args.get("jobId") == job_id)]
     status = {"JobRequested": "requested", "JobAccepted": "accepted", "JobCompleted": "completed",
               "JobFailed": "failed", "JobReclaimed": "reclaimed"}
     last = [h["event"] for h in history if h["event"] in status]

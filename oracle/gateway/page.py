@@ -1,6 +1,7 @@
 """The auditor's page: one static HTML document; its script reads the gateway's JSON API only
 (``/assets/{id}/trail`` and ``/audit/verify?asset=id``), so everything it shows can also be
-rebuilt with an independent client from the chain's events."""
+rebuilt with an independent client from the chain's events: each timeline step names its
+event (``Contract.Event``), its decoded arguments and its id (``txhash:logIndex``)."""
 
 AUDITOR_PAGE = """<!doctype html>
 <html lang="en">
@@ -17,7 +18,7 @@ AUDITOR_PAGE = """<!doctype html>
  ol#timeline li { margin: 0 0 .8rem 1rem; position: relative; }
  ol#timeline li::before { content: ""; position: absolute; left: -1.45rem; top: .35rem; width: .7rem;
    height: .7rem; border-radius: 50%; background: #88a; }
- .when { color: #666; font-size: .85em; } .action { font-weight: 600; } code { font-size: .85em; }
+ .event { color: #445; font-size: .85em; } .when { color: #666; font-size: .85em; } .action { font-weight: 600; } code { font-size: .85em; }
  .checks span { margin-right: .6rem; font-size: .9em; }
  table { border-collapse: collapse; width: 100%; } td, th { border-bottom: 1px solid #eee; padding: .25rem .4rem;
    text-align: left; vertical-align: top; }
@@ -36,7 +37,8 @@ AUDITOR_PAGE = """<!doctype html>
 const MARK = {pass: "\\u2713", fail: "\\u2717", skip: "\\u2013"};
 function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls;
   if (text !== undefined) e.textContent = text; return e; }
-function objText(o) { return Object.entries(o).map(([k, v]) => k + " " + v).join(", "); }
+function objText(o) { return Object.entries(o).filter(([, v]) => v !== null)
+  .map(([k, v]) => k + " " + (typeof v === "object" ? JSON.stringify(v) : v)).join(", "); }
 function relevant(entry, v) {
   const r = v.refs || {}, o = entry.object || {};
   if (r.job !== undefined) return o.job === r.job && ["complete", "fail", "reclaim"].includes(entry.action);
@@ -48,7 +50,7 @@ function relevant(entry, v) {
 async function getJson(url) {
   const resp = await fetch(url);
   const body = await resp.json();
-  if (!resp.ok) throw new Error(body.error || resp.statusText);
+  if (!resp.ok) throw new Error(body.detail || body.error || resp.statusText);
   return body;
 }
 async function audit(id) {
@@ -59,25 +61,32 @@ async function audit(id) {
     const [trail, report] = await Promise.all([getJson("/assets/" + id + "/trail"),
                                                getJson("/audit/verify?asset=" + id)]);
     for (const e of trail.trail) {
-      const li = el("li"); li.dataset.id = e.id; li.dataset.action = e.action;
+      const li = el("li"); li.dataset.id = e.id; li.dataset.action = e.action; li.dataset.result = e.result;
       li.append(el("div", "when", e.time_iso + "  \\u00b7  block " + e.block));
       const line = el("div"); line.append(el("span", "action", e.action + " "),
         el("span", "", objText(e.object) + " by " + (e.actor_did || e.actor)));
       if (e.result !== "ok") line.append(el("span", "fail", " [" + e.result +
         (e.error_code !== null ? " " + e.error_code : "") + "]"));
-      li.append(line, el("code", "", e.id));
+      const ev = el("div", "event"); ev.dataset.event = e.event;
+      ev.append(el("span", "", e.contract + "." + e.event + " "),
+                el("code", "args", objText(Object.assign({}, e.object, e.detail))));
+      li.append(line, ev, el("code", "uid", e.id));
       const checks = el("div", "checks");
-      for (const v of report.verdicts.filter(v => relevant(e, v)))
-        checks.append(el("span", v.status, MARK[v.status] + " " + v.step));
+      for (const v of report.verdicts.filter(v => relevant(e, v))) {
+        const c = el("span", "check " + v.status, MARK[v.status] + " " + v.step);
+        c.dataset.step = v.step; c.dataset.status = v.status; checks.append(c);
+      }
       if (checks.childElementCount) li.append(checks);
       tl.append(li);
     }
     for (const v of report.verdicts) {
       const tr = el("tr"); tr.className = "verdict " + v.status;
+      tr.dataset.step = v.step; tr.dataset.subject = v.subject; tr.dataset.status = v.status;
       tr.append(el("td", v.status, MARK[v.status]), el("td", "", v.step), el("td", "", v.subject),
                 el("td", "", v.detail));
       tb.append(tr);
     }
+    document.body.dataset.loaded = id;
     const failed = report.verdicts.filter(v => v.status === "fail").length;
     status.className = report.ok ? "pass" : "fail";
     status.textContent = (report.ok ? "PASS" : "FAIL") + ": " + (report.verdicts.length - failed) + "/" +

@@ -66,7 +66,8 @@ def test_jobs(client: TestClient, lc: Lifecycle):
 def test_bad_input_is_a_json_4xx(client: TestClient, url: str, status: int, needle: str):
     r = client.get(url)
     assert r.status_code == status
-    assert needle in r.json()["error"]
+    body = r.json()
+    assert set(body) == {"error", "detail"} and needle in body["detail"]
 
 
 def test_auditor_page_and_openapi(client: TestClient):
@@ -83,7 +84,8 @@ def test_auditor_page_and_openapi(client: TestClient):
 def test_chain_unreachable_is_503(lc: Lifecycle):
     settings = replace(lc.settings, rpc_url="http://127.0.0.1:9")
     r = TestClient(create_app(settings)).get("/catalog")
-    assert r.status_code == 503 and "cannot reach the chain" in r.json()["error"]
+    assert r.status_code == 503 and r.json()["error"] == "chain-unavailable"
+    assert "cannot reach the chain" in r.json()["detail"]
 
 
 def test_guard_extension_point(lc: Lifecycle):
@@ -95,5 +97,5 @@ def test_guard_extension_point(lc: Lifecycle):
     settings = replace(lc.settings, rpc_url=lc.w3.provider.endpoint_uri)
     c = TestClient(create_app(settings, guard=guard))
     r = c.get("/catalog")
-    assert r.status_code == 401 and "challenge" in r.json()["error"]
+    assert r.status_code == 401 and "challenge" in r.json()["detail"]
     assert c.get("/catalog", headers={"authorization": "DID did:key:zAuditor"}).status_code == 200
