@@ -12,6 +12,11 @@ from oracle.cli.demo import demo
 from oracle.cli.gateway import gateway
 from oracle.cli.identity import identity
 from oracle.cli.store import store
+from oracle.cli.assets import asset, catalog
+from oracle.cli.earnings import earnings
+from oracle.cli.grants import grant
+from oracle.cli.jobs import job
+from oracle.cli.ratings import rate
 from oracle.cli.services import oracle, provider
 from oracle.cli.output import fail
 from oracle.errors import TdsError
@@ -35,6 +40,12 @@ cli.add_command(audit)
 cli.add_command(gateway)
 cli.add_command(oracle)
 cli.add_command(provider)
+cli.add_command(asset)
+cli.add_command(catalog)
+cli.add_command(grant)
+cli.add_command(job)
+cli.add_command(earnings)
+cli.add_command(rate)
 
 
 def main() -> None:
