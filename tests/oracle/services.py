@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ class ServedWorld:
     key_service: ServedApp
     store_server: KuboRpcServer
     rpc_url: str
+    spawned: list[subprocess.Popen] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
         s = self.settings
@@ -73,10 +74,15 @@ class ServedWorld:
                "--password-env", "TDS_ORACLE_PASSWORD", "--key-service", self.key_service.url,
                "--confirmations", "0", "--threads", str(threads), *extra]
         fh = open(log, "ab")
-        return subprocess.Popen(cmd, env=self.env(), stdout=fh, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, env=self.env(), stdout=fh, stderr=subprocess.STDOUT,
                                 cwd=self.settings.project_root, start_new_session=True)
+        self.spawned.append(proc)
+        return proc
 
     def close(self) -> None:
+        for proc in self.spawned:  # a failed test must not leave a daemon behind
+            if proc.poll() is None:
+                kill9(proc)
         self.key_service.stop()
         self.store_server.stop()
         self.node.down()
