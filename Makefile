@@ -41,7 +41,7 @@ $(VENV)/.setup-done: $(VENV)/.installed node_modules/.installed
 	$(TDS) setup
 	@touch $@
 
-# headless Chromium for the auditor-page test (tests/oracle/test_auditor_page_browser.py)
+# headless Chromium for the auditor-page test (tests/tds/test_auditor_page_browser.py)
 browser:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ]; then \

@@ -24,7 +24,7 @@ from typing import Any, Callable
 from offchain.ingest.classification import Classification
 from offchain.ingest.schema import Field, Schema
 from offchain.ingest.table import Table
-from offchain.keyservice import Grant, KeyService
+from offchain.keyservice.release import Grant, KeyService
 from offchain.onion.dataset import encrypt_table
 from offchain.onion.det import DetKey
 from offchain.onion.keys import Keyring

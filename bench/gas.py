@@ -2,7 +2,7 @@
 
     python -m bench.gas [--json]
 
-Deploys the whole system (oracle.system.deploy_system) to a fresh embedded anvil in a
+Deploys the whole system (chain.system.deploy_system) to a fresh embedded anvil in a
 temporary folder, plays a short lifecycle, and records ``gasUsed`` of each operation's receipt.
 "Warm" means the state a busy data space is in: the provider already holds certificates, the
 holder's nonce was used before, the grant was used before, every payee was credited before.
@@ -20,14 +20,14 @@ from typing import Any
 
 from eth_utils import keccak
 
-from oracle.chain.accounts import dev_account
-from oracle.chain.connection import connect
-from oracle.chain.deploy import bind
-from oracle.chain.node import EmbeddedNode, free_port
-from oracle.chain.tx import Sender
-from oracle.config import load_settings
-from oracle.contracts.eip712 import GrantTerms, grant_typed_data, job_result_typed_data, sign_typed
-from oracle.system import SYSTEM_CONTRACTS, deploy_system, role_id
+from chain.accounts import dev_account
+from chain.connection import connect
+from chain.deploy import bind
+from chain.node import EmbeddedNode, free_port
+from chain.tx import Sender
+from chain.config import load_settings
+from chain.eip712 import GrantTerms, grant_typed_data, job_result_typed_data, sign_typed
+from chain.system import SYSTEM_CONTRACTS, deploy_system, role_id
 
 TARGETS = {
     "requestJob (paid, counted, 4-way split)": 85_000,

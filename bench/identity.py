@@ -128,13 +128,13 @@ def run_chain(reps: int) -> dict[str, dict[str, object]]:
     from dataclasses import replace
 
     from did.registry import ChainTrust, IdentityRegistryClient
-    from oracle.chain.accounts import dev_account
-    from oracle.chain.compiler import compile_project
-    from oracle.chain.connection import connect
-    from oracle.chain.deploy import deploy_artifact
-    from oracle.chain.node import EmbeddedNode, free_port
-    from oracle.chain.tx import Sender
-    from oracle.config import load_settings
+    from chain.accounts import dev_account
+    from chain.compiler import compile_project
+    from chain.connection import connect
+    from chain.deploy import deploy_artifact
+    from chain.node import EmbeddedNode, free_port
+    from chain.tx import Sender
+    from chain.config import load_settings
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = replace(load_settings(), home=Path(tmp), chain_port=free_port(), rpc_url=None, chain_id=None,

@@ -20,10 +20,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from oracle.chain.node import EmbeddedNode, free_port
-from oracle.config import load_settings
-from oracle.ops import HOM_AGG, OPE_RANGE
-from oracle.sandbox import PRICE, build_world
+from chain.node import EmbeddedNode, free_port
+from chain.config import load_settings
+from chain.ops import HOM_AGG, OPE_RANGE
+from tds.sandbox import PRICE, build_world
 
 TARGETS = {"latency_p50_s": 1.0, "jobs_per_s": 20.0}
 OCEAN_POLL_S = 5.0

@@ -1,11 +1,11 @@
 """Refusals of the identity layer: one class per reason, each message says what and what to do.
 
-All derive from :class:`IdentityError`, itself an :class:`oracle.errors.TdsError`, so the CLI
+All derive from :class:`IdentityError`, itself an :class:`chain.errors.TdsError`, so the CLI
 prints one line instead of a traceback.
 """
 from __future__ import annotations
 
-from oracle.errors import TdsError
+from chain.errors import TdsError
 
 
 class IdentityError(TdsError):

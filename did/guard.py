@@ -1,4 +1,4 @@
-"""Challenge–response over HTTP: a guard for ``oracle.gateway.create_app(guard=...)`` and its client half.
+"""Challenge–response over HTTP: a guard for ``tds.gateway.create_app(guard=...)`` and its client half.
 
 One round trip per request, no server-side session:
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from did.errors import UnknownDid
-from offchain.store.cid import b58decode, b58encode  # one base58 for the project (re-exported)
+from chain.cid import b58decode, b58encode  # one base58 for the project (re-exported)
 
 ED25519_CODEC = b"\xed\x01"
 X25519_CODEC = b"\xec\x01"

@@ -18,8 +18,8 @@ from did.binding import binding_proof_hash, verify_binding_proof
 from did.credentials import credential_hash, normalize_role, role_id
 from did.document import document_digest, verify_document
 from did.errors import DidNotBound, InvalidDocument, UnknownDid
-from oracle.chain.deploy import bind as bind_contract
-from oracle.chain.tx import Sender
+from chain.deploy import bind as bind_contract
+from chain.tx import Sender
 
 if TYPE_CHECKING:
     from web3.types import TxReceipt

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from oracle.errors import TdsError
+from chain.errors import TdsError
 
 
 class DataPlaneError(TdsError):

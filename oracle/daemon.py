@@ -22,11 +22,11 @@ from web3.contract import Contract
 
 from did.identity import Identity
 from did.registry import IdentityRegistryClient
-from oracle.audit.oplog import Batch, OpLog, OpRecord
-from oracle.chain.deploy import bind, read_deployment
-from oracle.chain.tx import Sender
-from oracle.config import Settings
-from oracle.errors import TdsError
+from audit.oplog import Batch, OpLog, OpRecord
+from chain.deploy import bind, read_deployment
+from chain.tx import Sender
+from chain.config import Settings
+from chain.errors import TdsError
 from oracle.journal import Journal
 from oracle.keyservice_client import HttpKeyService, KeyServiceRouter
 from oracle.pipeline import JobPipeline
@@ -41,7 +41,7 @@ class OracleNotRegistered(TdsError):
 
 @dataclass
 class DaemonOptions:
-    """What ``tds oracle run`` was asked to do (configuration lives in :mod:`oracle.config`)."""
+    """What ``tds oracle run`` was asked to do (configuration lives in :mod:`chain.config`)."""
 
     key_services: dict[str, str]          # provider address -> URL ("*" for the default)
     confirmations: int = 1

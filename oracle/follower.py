@@ -16,7 +16,7 @@ from web3 import Web3
 from web3.exceptions import BlockNotFound
 
 from oracle.journal import Journal
-from oracle.retry import with_backoff
+from chain.retry import with_backoff
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from oracle.errors import TdsError
+from chain.errors import TdsError
 
 # seen -> accepted -> computed -> posted        (happy path)
 # seen|accepted|computed -> failed-posted       (job error reported on chain)

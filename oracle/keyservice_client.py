@@ -24,8 +24,8 @@ from offchain.errors import GrantRefused, PolicyError, QueryError
 from offchain.onion.peel import PeeledKeys
 from offchain.query.engine import EncryptedResult
 from offchain.query.plan import EncryptedQuery, Query
-from oracle.errors import TdsError
-from oracle.keyservice_api import KEYS_PURPOSE
+from chain.errors import TdsError
+from offchain.keyservice.api import KEYS_PURPOSE
 
 
 class KeyServiceUnavailable(ConnectionError):

@@ -17,9 +17,9 @@ from offchain.errors import DataPlaneError, GrantRefused, PolicyError, QueryErro
 from offchain.onion.peel import PeeledKeys
 from offchain.query.engine import Engine, EncryptedResult
 from offchain.query.plan import EncryptedQuery, Query
-from offchain.store.cid import parse_cid
-from oracle import ops
-from oracle.params import ParamsError, params_cid, parse_params
+from chain.cid import parse_cid
+from chain import ops
+from chain.params import ParamsError, params_cid, parse_params
 from oracle.runner import JobRequest, Outcome
 
 # failJob reason codes (docs/oracle.md)
@@ -92,7 +92,7 @@ class JobPipeline:
 
 def result_cid_text(cid_bytes: bytes) -> str:
     """The text CID of the binary CID posted on chain."""
-    from offchain.store.cid import cid_from_bytes
+    from chain.cid import cid_from_bytes
 
     return cid_from_bytes(cid_bytes).encode()
 

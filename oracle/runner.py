@@ -21,11 +21,11 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 
-from oracle.chain.tx import Sender, TransactionFailed
-from oracle.contracts.eip712 import job_result_typed_data
+from chain.tx import Sender, TransactionFailed
+from chain.eip712 import job_result_typed_data
 from oracle.follower import EventFollower
 from oracle.journal import JobEntry, Journal
-from oracle.retry import is_transient, with_backoff
+from chain.retry import is_transient, with_backoff
 
 log = logging.getLogger("tds.oracle")
 

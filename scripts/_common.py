@@ -13,8 +13,8 @@ network they are the identities already created with ``tds id new NAME --private
 Keystores are encrypted with ``$TDS_KEYSTORE_PASSPHRASE`` (a fixed development passphrase and a
 light KDF are used on development networks, whose keys are public anyway).
 
-The scripts only wire existing Python APIs (:class:`oracle.space.Space`, :mod:`did`,
-:mod:`offchain`, :class:`oracle.runner.OracleRunner`, :mod:`oracle.audit.verify`) to that state.
+The scripts only wire existing Python APIs (:class:`chain.space.Space`, :mod:`did`,
+:mod:`offchain`, :class:`oracle.runner.OracleRunner`, :mod:`audit.verify`) to that state.
 """
 from __future__ import annotations
 
@@ -33,11 +33,11 @@ from did.identity import Identity
 from offchain.ingest.cleaning import Deduplicate, DropOutliers, clean
 from offchain.ingest.readers import read_table
 from offchain.store.client import open_store
-from oracle.chain.accounts import dev_account
-from oracle.chain.deploy import read_deployment
-from oracle.config import Settings, load_settings
-from oracle.demo import BRANCHES, SALES
-from oracle.space import Member, Space
+from chain.accounts import dev_account
+from chain.deploy import read_deployment
+from chain.config import Settings, load_settings
+from tds.demo import BRANCHES, SALES
+from chain.space import Member, Space
 
 STEPS = ("deploy", "identities", "register", "grant", "request", "compute", "result", "withdraw", "rate", "destroy",
          "audit")
@@ -51,7 +51,7 @@ DEV_PASSPHRASE = "tds-development-only"
 # published dev keys, so a slow KDF would protect nothing (elsewhere: did.keystore's default)
 DEV_SCRYPT_N = 2**14
 PRICE = 10**16
-# The sample datasets: name -> (owner, schema, cleaning rules); files come from oracle.demo.write_samples
+# The sample datasets: name -> (owner, schema, cleaning rules); files come from tds.demo.write_samples
 DATASETS = {
     "sales": ("provider-a", SALES, lambda: [Deduplicate(), DropOutliers("amount", "range", low=0, high=5000)]),
     "branches": ("provider-b", BRANCHES, lambda: []),

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oracle.audit.events import ChainReader
-from oracle.audit.trail import build_trail
-from oracle.audit.verify import overall, verify_all
+from audit.events import ChainReader
+from audit.trail import build_trail
+from audit.verify import overall, verify_all
 
 from ._common import Step, fail
 

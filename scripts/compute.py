@@ -3,7 +3,7 @@
     brownie run scripts/compute.py --network tds-anvil              (after scripts/request.py)
 
 The oracle (:class:`oracle.runner.OracleRunner` with :class:`oracle.pipeline.JobPipeline`, as
-``oracle/demo.py`` wires it) follows ``JobRequested``, accepts each job, has provider-a's key
+``tds/demo.py`` wires it) follows ``JobRequested``, accepts each job, has provider-a's key
 service — here in-process, holding the data keys from provider-a's keystore — check the grant on
 chain and peel only the layers the job needs, computes on ciphertext, gets the aggregate opened
 and sealed to the consumer, stores it and completes the job with the result CID, hash and its
@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 import time
 
-from offchain.keyservice import KeyService
+from offchain.keyservice.release import KeyService
 from offchain.onion.keystore import Keystore
-from oracle.audit.oplog import OpLog, OpRecord
+from audit.oplog import OpLog, OpRecord
 from oracle.journal import Journal
 from oracle.pipeline import JobPipeline, result_cid_text
-from oracle.provider import ProviderKeyService
+from offchain.keyservice.provider import ProviderKeyService
 from oracle.runner import COMPLETED, SETTLED, OracleRunner
-from oracle.sealing import ChainDirectory, provider_sealer
+from did.sealing import ChainDirectory, provider_sealer
 
 from ._common import Step, fail, passphrase, tx_hash
 

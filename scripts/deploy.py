@@ -8,15 +8,15 @@ scripts/identities.py. Accounts on a development network: accounts[0] = operator
 admin, treasury), accounts[1] = regulator, accounts[2] = monitor. On any other network the keys
 come from the identities ``operator``, ``regulator`` and (optionally, else the operator)
 ``monitor`` made beforehand with ``tds id new NAME --private-key-env VAR`` (passphrase in
-$TDS_KEYSTORE_PASSPHRASE). The wiring is the same as oracle.system.deploy_system (see its table).
+$TDS_KEYSTORE_PASSPHRASE). The wiring is the same as chain.system.deploy_system (see its table).
 """
 from brownie import (AssetRegistry, Authorizations, CertificateTemplates, Credits, Evidence, IdentityRegistry, Jobs,
                      QualityRatings, accounts, web3)
 from eth_utils import keccak
 
-from oracle.chain.deploy import write_deployment
-from oracle.config import load_settings
-from oracle.system import DEFAULT_ACCEPT_TIMEOUT, SYSTEM_CONTRACTS, SystemRoles
+from chain.deploy import write_deployment
+from chain.config import load_settings
+from chain.system import DEFAULT_ACCEPT_TIMEOUT, SYSTEM_CONTRACTS, SystemRoles
 
 from ._common import check_persistent_chain, is_development, run_line, signer_from_identity
 

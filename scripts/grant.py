@@ -15,8 +15,8 @@ import json
 from eth_utils import keccak
 from web3.logs import DISCARD
 
-from offchain.keyservice import grant_exposure
-from oracle.ops import DET_EQ, HOM_AGG, OPE_RANGE
+from offchain.keyservice.release import grant_exposure
+from chain.ops import DET_EQ, HOM_AGG, OPE_RANGE
 
 from ._common import PRICE, Step, fail, tx_hash
 

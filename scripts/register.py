@@ -20,9 +20,9 @@ from offchain.onion.dataset import encrypt_table
 from offchain.onion.keys import Keyring
 from offchain.onion.keystore import Keystore
 from offchain.onion.policy import default_policy
-from offchain.store.cid import parse_cid
-from oracle.demo import write_samples
-from oracle.ops import DET_EQ, HOM_AGG, OPE_RANGE
+from chain.cid import parse_cid
+from tds.demo import write_samples
+from chain.ops import DET_EQ, HOM_AGG, OPE_RANGE
 
 from ._common import DATASETS, Step, passphrase
 

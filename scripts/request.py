@@ -9,7 +9,7 @@ oracle step computes every job still open).
 """
 from __future__ import annotations
 
-from oracle.ops import HOM_AGG, OPE_RANGE
+from chain.ops import HOM_AGG, OPE_RANGE
 
 from ._common import PRICE, SUM_RANGE, Step
 

@@ -17,7 +17,7 @@ from typing import Any
 from eth_utils import keccak
 
 from oracle.pipeline import result_cid_text
-from oracle.sealing import open_result
+from did.sealing import open_result
 
 from ._common import Step, fail
 

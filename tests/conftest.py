@@ -17,8 +17,8 @@ hypothesis_settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
-from oracle.chain.node import EmbeddedNode, free_port
-from oracle.config import Settings, load_settings
+from chain.node import EmbeddedNode, free_port
+from chain.config import Settings, load_settings
 
 
 @pytest.fixture

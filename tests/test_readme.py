@@ -5,7 +5,7 @@ preceded, on the line just above, by ``<!-- readme-test -->`` (run it) or
 ``<!-- readme-test: skip (why) -->`` (show it only: ``make`` itself, external services). The
 runnable blocks are joined, in document order, into one bash script run with ``set -e`` from the
 project root, in a private HOME / TDS_HOME with the chain and Brownie's ``tds-anvil`` network on a
-free port (:func:`tests.oracle.test_brownie_scripts.brownie_env`), so nothing clashes with a
+free port (:func:`tests.tds.test_brownie_scripts.brownie_env`), so nothing clashes with a
 developer's chain or other tests.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from oracle.chain.node import EmbeddedNode, free_port
-from oracle.config import PROJECT_ROOT, load_settings
-from tests.oracle.test_brownie_scripts import ANSI, brownie_env, private_brownie_home
+from chain.node import EmbeddedNode, free_port
+from chain.config import PROJECT_ROOT, load_settings
+from tests.tds.test_brownie_scripts import ANSI, brownie_env, private_brownie_home
 
 README = PROJECT_ROOT / "README.md"
 SHELLS = {"sh", "bash", "shell"}

@@ -4,7 +4,7 @@ WHERE: DET equality (byte equality of AES-SIV ciphertexts) and order ranges (byt
 of fixed-width order codes); GROUP BY a DET column; JOIN two datasets of one provider on DET
 columns (shared key and domain); COUNT / SUM / AVG as a product of packed Paillier row
 vectors; MIN / MAX as the smallest / largest order code. The result is still ciphertext: the
-provider's key service opens it (:mod:`offchain.keyservice`)."""
+provider's key service opens it (:mod:`offchain.keyservice.release`)."""
 from __future__ import annotations
 
 import bisect

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from offchain.errors import BlockNotFound, StoreError
-from offchain.store.cid import Cid, parse_cid
+from chain.cid import Cid, parse_cid
 from offchain.store.unixfs import build_file, iter_file, read_chunks, walk_dag
 
 

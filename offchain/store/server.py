@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from offchain.errors import DataPlaneError, StoreError
 from offchain.store.blockstore import BlockStore
-from offchain.store.cid import b58encode, parse_cid
+from chain.cid import b58encode, parse_cid
 
 AGENT = "tds-embedded-store/0.1"
 API_VERSION = "0.7.0"  # the RPC level implemented (the one ipfshttpclient 0.7 speaks)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator
 
-from offchain.store.cid import DAG_PB, RAW, Cid, cid_for, cid_from_bytes, read_varint, varint
+from chain.cid import DAG_PB, RAW, Cid, cid_for, cid_from_bytes, read_varint, varint
 
 CHUNK_SIZE = 262144
 MAX_LINKS = 174

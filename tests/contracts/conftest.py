@@ -14,8 +14,8 @@ from brownie import (AssetRegistry, Authorizations, CertificateTemplates, Credit
 from brownie.exceptions import VirtualMachineError
 from eth_utils import keccak
 
-from oracle.chain.accounts import dev_account
-from oracle.contracts.eip712 import (GRANT_FIELDS, GrantTerms, grant_typed_data, job_result_typed_data,
+from chain.accounts import dev_account
+from chain.eip712 import (GRANT_FIELDS, GrantTerms, grant_typed_data, job_result_typed_data,
                                      sign_typed)
 
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -33,7 +33,7 @@ TERM_FIELDS = [name for name, _ in GRANT_FIELDS]
 
 @dataclass
 class Cast:
-    """Who is who (brownie accounts = anvil dev accounts = oracle.chain.accounts.dev_account(i))."""
+    """Who is who (brownie accounts = anvil dev accounts = chain.accounts.dev_account(i))."""
     operator: Any
     regulator: Any
     monitor: Any

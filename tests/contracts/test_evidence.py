@@ -1,9 +1,9 @@
 """Evidence: Merkle roots of operation-log batches and single hashes; inclusion proofs built by
-the Python side (oracle.audit.merkle) verify on chain, and only for the right leaf and batch."""
+the Python side (audit.merkle) verify on chain, and only for the right leaf and batch."""
 import pytest
 
 from conftest import H, now, reverts
-from oracle.audit.merkle import MerkleTree, leaf_hash
+from audit.merkle import MerkleTree, leaf_hash
 
 
 def records(n):

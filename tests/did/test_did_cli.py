@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from did.errors import CredentialRevoked, DidNotBound, IdentityExists, UntrustedIssuer, WrongPassword
-from oracle.chain.accounts import dev_account
-from oracle.chain.compiler import compile_project
-from oracle.chain.connection import connect
-from oracle.chain.deploy import deploy_artifact, write_deployment
-from oracle.chain.tx import Sender
-from oracle.cli import cli
+from chain.accounts import dev_account
+from chain.compiler import compile_project
+from chain.connection import connect
+from chain.deploy import deploy_artifact, write_deployment
+from chain.tx import Sender
+from tds.cli import cli
 
 
 @pytest.fixture

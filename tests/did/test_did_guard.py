@@ -106,7 +106,7 @@ def test_role_required(operator, alice, trust):
 
 def test_plugs_into_the_gateway(alice, tmp_settings):
     """The real gateway app: 401 + challenge without an answer; past the guard with one."""
-    from oracle.gateway.app import create_app
+    from tds.gateway.app import create_app
 
     client = TestClient(create_app(tmp_settings, guard=ChallengeGuard(ChallengeVerifier("gateway.tds.local")),
                                    fetch=lambda _cid: None))

@@ -11,11 +11,11 @@ from did.envelope import open_envelope, seal
 from did.errors import CredentialRevoked, DidNotBound, InvalidDocument, UnknownDid, UntrustedIssuer
 from did.identity import Identity
 from did.registry import ChainTrust, IdentityRegistryClient
-from oracle.chain.accounts import dev_account
-from oracle.chain.compiler import compile_project
-from oracle.chain.connection import connect
-from oracle.chain.deploy import deploy_artifact
-from oracle.chain.tx import Reverted, Sender
+from chain.accounts import dev_account
+from chain.compiler import compile_project
+from chain.connection import connect
+from chain.deploy import deploy_artifact
+from chain.tx import Reverted, Sender
 
 
 @pytest.fixture(scope="module")

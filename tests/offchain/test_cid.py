@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from offchain.errors import InvalidCid
-from offchain.store.cid import DAG_PB, RAW, Cid, b58decode, b58encode, parse_cid
+from chain.cid import DAG_PB, RAW, Cid, b58decode, b58encode, parse_cid
 from offchain.store.unixfs import decode_dag_pb, decode_unixfs, file_cid
 
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "kubo_cids_v0.json").read_text())

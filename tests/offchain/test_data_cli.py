@@ -6,8 +6,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from oracle.cli.data import data
-from oracle.cli.store import store
+from tds.cli.data import data
+from tds.cli.store import store
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from offchain.errors import GrantRefused
 from offchain.ingest.classification import Classification
 from offchain.ingest.schema import Field, Schema
 from offchain.ingest.table import Table
-from offchain.keyservice import Grant, KeyService
+from offchain.keyservice.release import Grant, KeyService
 from offchain.onion.dataset import encrypt_table
 from offchain.onion.keys import Keyring, new_det
 from offchain.onion.policy import default_policy

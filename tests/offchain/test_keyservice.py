@@ -4,7 +4,7 @@ import pytest
 
 from offchain.errors import GrantRefused, KeyAuthenticationError, KeyNotFound, PolicyError
 from offchain.ingest.classification import classify
-from offchain.keyservice import Grant, KeyService
+from offchain.keyservice.release import Grant, KeyService
 from offchain.onion.dataset import encrypt_table
 from offchain.onion.keys import Keyring
 from offchain.onion.policy import default_policy
@@ -149,7 +149,7 @@ def test_result_for_other_dataset_refused(setup, hom_key):
 
 
 def test_exposure_of_a_grant_before_signing(setup):
-    from offchain.keyservice import grant_exposure
+    from offchain.keyservice.release import grant_exposure
     from offchain.onion.policy import ReleaseRules
     t, ds, ring, ks = setup
     ops = {"count", "sum:amount", "range:amount", "equality:region", "group_by:cid", "range:nope"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from oracle.cli.store import store
+from tds.cli.store import store
 from offchain.store.unixfs import file_cid
 
 
@@ -30,7 +30,7 @@ def test_add_cat_pin_gc(runner, tmp_path):
 
 
 def test_large_add_streams_with_progress_and_matches_kubo_layout(runner, tmp_path):
-    from oracle.cli.store import PROGRESS_FROM_BYTES
+    from tds.cli.store import PROGRESS_FROM_BYTES
     data = bytes(range(256)) * ((PROGRESS_FROM_BYTES + 300_000) // 256)
     f = tmp_path / "big.bin"
     f.write_bytes(data)

@@ -4,18 +4,18 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from oracle.chain.accounts import dev_account
-from oracle.chain.compiler import run_solc, standard_input
-from oracle.chain.connection import connect
-from oracle.chain.deploy import deploy_artifact
-from oracle.chain.tx import Sender
+from chain.accounts import dev_account
+from chain.compiler import run_solc, standard_input
+from chain.connection import connect
+from chain.deploy import deploy_artifact
+from chain.tx import Sender
 from oracle.follower import EventFollower
 from oracle.journal import Journal
 
 
 @pytest.fixture
 def token_env(fixture_project, tmp_settings):
-    from oracle.chain.node import EmbeddedNode
+    from chain.node import EmbeddedNode
 
     settings = fixture_project("Token.sol")
     out = run_solc(standard_input(settings), settings)

@@ -12,14 +12,14 @@ from eth_utils import keccak
 
 from did.guard import presentation_header
 from did.identity import Identity
-from oracle.chain.accounts import dev_account
+from chain.accounts import dev_account
 from oracle.journal import Journal
 from oracle.keyservice_client import HttpKeyService, KeyServiceRouter
-from oracle.ops import HOM_AGG, OPE_RANGE
+from chain.ops import HOM_AGG, OPE_RANGE
 from oracle.pipeline import JobPipeline, result_cid_text
 from oracle.runner import COMPLETED, OracleRunner
-from oracle.sandbox import PRICE
-from tests.oracle.services import kill9, serve_world
+from tds.sandbox import PRICE
+from tests.support.services import kill9, serve_world
 
 QUERY = {"aggregates": [["sum", "amount"], ["count"]], "where": [["range", "amount", 100, 700]]}
 
@@ -183,7 +183,7 @@ def test_daemon_refuses_to_start_unregistered(served, tmp_path):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-c", "from oracle.cli import main; main()", "oracle", "run", "oracle",
+    r = subprocess.run([sys.executable, "-c", "from tds.cli import main; main()", "oracle", "run", "oracle",
                         "--password-env", "TDS_ORACLE_PASSWORD", "--key-service", served.key_service.url],
                        env=env, capture_output=True, text=True, timeout=60, cwd=served.settings.project_root)
     assert r.returncode == 1

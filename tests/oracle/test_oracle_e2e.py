@@ -6,18 +6,18 @@ import random
 
 import pytest
 
-from oracle.chain.tx import Reverted
-from oracle.ops import DET_EQ, HOM_AGG, OPE_RANGE
+from chain.tx import Reverted
+from chain.ops import DET_EQ, HOM_AGG, OPE_RANGE
 from oracle.pipeline import (BAD_PARAMS, OPERATION_NOT_PAID, POLICY_REFUSED, QUERY_INVALID, RELEASE_REFUSED,
                              result_cid_text)
 from oracle.runner import COMPLETED, FAILED
-from oracle.space import Member
-from oracle.sandbox import PRICE, build_world
+from chain.space import Member
+from tds.sandbox import PRICE, build_world
 
 
 @pytest.fixture
 def world(tmp_settings, tmp_path):
-    from oracle.chain.node import EmbeddedNode
+    from chain.node import EmbeddedNode
 
     node = EmbeddedNode(tmp_settings)
     node.up(fresh=True)
@@ -92,8 +92,8 @@ def test_job_errors_fail_with_reason_and_refund(world, tmp_path):
 
 
 def test_unregistered_cannot_accept_and_second_oracle_cannot_complete(world, tmp_path):
-    from oracle.chain.accounts import dev_account
-    from oracle.contracts.eip712 import job_result_typed_data, sign_typed
+    from chain.accounts import dev_account
+    from chain.eip712 import job_result_typed_data, sign_typed
 
     w = world
     q = {"dataset": w.sales_id, "aggregates": [["count"]]}

@@ -8,20 +8,20 @@ from web3.logs import DISCARD
 
 from did.identity import Identity
 from did.registry import IdentityRegistryClient
-from oracle.chain.accounts import dev_account
-from oracle.ops import DET_EQ, HOM_AGG, OPE_RANGE
-from oracle.params import canonical_params, params_hash
+from chain.accounts import dev_account
+from chain.ops import DET_EQ, HOM_AGG, OPE_RANGE
+from chain.params import canonical_params, params_hash
 from oracle.pipeline import POLICY_REFUSED, QUERY_INVALID, result_cid_text
 from oracle.runner import ACCEPTED, COMPLETED, FAILED, REQUESTED
-from oracle.sandbox import PRICE, build_world
-from oracle.space import Member
+from tds.sandbox import PRICE, build_world
+from chain.space import Member
 
 RANGE_SUM = {"aggregates": [["sum", "amount"], ["count"]], "where": [["range", "amount", 100, 700]]}
 
 
 @pytest.fixture
 def world(tmp_settings, tmp_path):
-    from oracle.chain.node import EmbeddedNode
+    from chain.node import EmbeddedNode
 
     node = EmbeddedNode(tmp_settings)
     node.up(fresh=True)

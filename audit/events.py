@@ -1,0 +1,201 @@
+"""Reading the chain the way an auditor does: every log of the deployed contracts, decoded
+with the ABIs published in the deployment file, plus block times and account → DID bindings.
+
+Nothing here trusts an off-chain index: logs come from ``eth_getLogs`` over the deployment's
+addresses (from its ``block`` on, in chunks an external node accepts), each decoded by
+``(address, topic0)`` with the contract's own ABI, so the same result is reproducible with an
+independent client such as ``cast logs``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+from web3 import Web3
+from web3._utils.events import get_event_data
+from web3.contract import Contract
+
+from chain.deploy import bind
+
+LOG_CHUNK = 5_000  # blocks per eth_getLogs call (public nodes cap ranges)
+
+
+@dataclass(frozen=True)
+class ChainEvent:
+    """One decoded log."""
+
+    contract: str
+    name: str
+    args: dict[str, Any]  # decoded as web3 returns them (bytes, ints, checksum addresses, tuples)
+    block: int
+    tx: str  # 0x-prefixed transaction hash
+    log_index: int
+    address: str
+
+    @property
+    def uid(self) -> str:
+        """Unique id of the event: transaction hash and log index."""
+        return f"{self.tx}:{self.log_index}"
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return self.block, self.log_index
+
+
+def plain(value: Any) -> Any:
+    """JSON-friendly copy: bytes → 0x hex, tuples → lists, nested mappings kept."""
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def _named(value: Any, abi_input: dict[str, Any]) -> Any:
+    """Give struct (tuple) arguments their component names."""
+    if abi_input.get("type") == "tuple" and isinstance(value, (list, tuple)):
+        return {c["name"]: _named(v, c) for v, c in zip(value, abi_input["components"])}
+    return value
+
+
+class ChainReader:
+    """All decoded events of one deployment, read once and kept in chain order."""
+
+    def __init__(self, w3: Web3, deployment: dict[str, Any]):
+        self.w3 = w3
+        self.deployment = deployment
+        self.chain_id = int(deployment.get("chainId") or w3.eth.chain_id)
+        self.contracts: dict[str, Contract] = {name: bind(w3, deployment, name) for name in deployment["contracts"]}
+        self.names_by_address = {c.address.lower(): name for name, c in self.contracts.items()}
+        self._decoders: dict[tuple[str, bytes], tuple[str, dict[str, Any]]] = {}
+        for name, c in self.contracts.items():
+            for entry in c.abi:
+                if entry.get("type") == "event" and not entry.get("anonymous"):
+                    self._decoders[(c.address.lower(), event_abi_to_log_topic(entry))] = (name, entry)
+        self._events: list[ChainEvent] | None = None
+        self._times: dict[int, int] = {}
+        self._head: int | None = None
+        self._bindings: dict[str, list[tuple[tuple[int, int], str]]] | None = None
+
+    @classmethod
+    def open(cls, settings: Any, *, start: bool = False) -> "ChainReader":
+        """A reader over the chain and the deployment file that ``settings`` (:class:`chain.config.Settings`) name."""
+        from chain.connection import connect
+        from chain.deploy import read_deployment
+
+        w3 = connect(settings, start=start)
+        chain_id = w3.eth.chain_id
+        return cls(w3, read_deployment(settings.deployment_path(chain_id), chain_id))
+
+    # ------------------------------------------------------------------ events
+
+    @property
+    def events(self) -> list[ChainEvent]:
+        if self._events is None:
+            self.refresh()
+        assert self._events is not None
+        return self._events
+
+    def refresh(self, *, full: bool = True) -> None:
+        """(Re)read every log from the deployment block to the head (``full=False``: only the new blocks)."""
+        start = int(self.deployment.get("block") or 0)
+        out: list[ChainEvent] = []
+        if not full and self._events is not None and self._head is not None:
+            start, out = self._head + 1, list(self._events)
+        head = self.w3.eth.block_number
+        addresses = [c.address for c in self.contracts.values()]
+        for lo in range(start, head + 1, LOG_CHUNK):
+            hi = min(head, lo + LOG_CHUNK - 1)
+            for log in self.w3.eth.get_logs({"fromBlock": lo, "toBlock": hi, "address": addresses}):
+                ev = self._decode(log)
+                if ev is not None:
+                    out.append(ev)
+        out.sort(key=lambda e: e.position)
+        self._events = out
+        self._head = head
+        self._bindings = None
+
+    def refresh_if_stale(self) -> None:
+        """Re-read the logs if the chain has new blocks since the last read."""
+        if self._events is None or self.w3.eth.block_number != self._head:
+            self.refresh(full=False)
+
+    def _decode(self, log: Any) -> ChainEvent | None:
+        if not log["topics"]:
+            return None
+        key = (log["address"].lower(), bytes(log["topics"][0]))
+        found = self._decoders.get(key)
+        if found is None:
+            return None
+        name, abi = found
+        data = get_event_data(self.w3.codec, abi, log)
+        by_name = {i["name"]: i for i in abi["inputs"]}
+        args = {k: _named(v, by_name[k]) for k, v in data["args"].items()}
+        tx = log["transactionHash"]
+        tx_hex = tx.to_0x_hex() if hasattr(tx, "to_0x_hex") else Web3.to_hex(tx)
+        return ChainEvent(contract=name, name=abi["name"], args=args, block=int(log["blockNumber"]),
+                          tx=tx_hex, log_index=int(log["logIndex"]), address=to_checksum_address(log["address"]))
+
+    def select(self, contract: str | None = None, names: Iterable[str] | str | None = None,
+               **match: Any) -> list[ChainEvent]:
+        """Events of ``contract`` named ``names`` whose args equal ``match`` (a set value = any of)."""
+        wanted = {names} if isinstance(names, str) else (set(names) if names is not None else None)
+        out = []
+        for ev in self.events:
+            if contract is not None and ev.contract != contract:
+                continue
+            if wanted is not None and ev.name not in wanted:
+                continue
+            ok = True
+            for k, v in match.items():
+                have = ev.args.get(k)
+                if isinstance(v, (set, frozenset)):
+                    if have not in v:
+                        ok = False
+                        break
+                elif have != v:
+                    ok = False
+                    break
+            if ok:
+                out.append(ev)
+        return out
+
+    # ------------------------------------------------------------------ context
+
+    def block_time(self, block: int) -> int:
+        if block not in self._times:
+            self._times[block] = int(self.w3.eth.get_block(block)["timestamp"])
+        return self._times[block]
+
+    def did_of(self, account: str | None, at: tuple[int, int] | None = None) -> str | None:
+        """The DID bound to ``account`` at chain position ``at`` (latest binding when None)."""
+        if not account:
+            return None
+        account = to_checksum_address(account)
+        if self._bindings is None:
+            index: dict[str, list[tuple[tuple[int, int], str]]] = {}
+            for ev in self.select("IdentityRegistry", "IdentityBound"):
+                index.setdefault(ev.args["account"], []).append((ev.position, ev.args["did"]))
+            self._bindings = index
+        did = None
+        for pos, bound in self._bindings.get(account, []):
+            if at is not None and pos > at:
+                break
+            did = bound
+        if did is None and account.lower() in self.names_by_address:
+            return f"contract:{self.names_by_address[account.lower()]}"
+        if did is None:
+            roles = [r for r, a in (self.deployment.get("roles") or {}).items() if str(a).lower() == account.lower()]
+            return "role:" + "+".join(sorted(roles)) if roles else None
+        return did
+
+    def asset_ids(self) -> list[int]:
+        return [ev.args["assetId"] for ev in self.select("AssetRegistry", "AssetRegistered")]
+
+
+def iso_time(ts: int) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")

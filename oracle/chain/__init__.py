@@ -1,1 +1,0 @@
-"""The chain: embedded node lifecycle, Web3 connection, compiler, transactions, deployment."""

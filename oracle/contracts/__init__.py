@@ -1,1 +1,0 @@
-"""Python mirrors of on-chain conventions (EIP-712 types) shared by the oracle, benches and tests."""

@@ -1,0 +1,122 @@
+"""``tds audit asset <id>`` and ``tds audit verify``: the auditor's view, from chain events alone
+plus the published operation-log batches and (optionally) the content store and documents."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from tds.cli.output import console, emit_json, err_console
+
+
+def open_reader():
+    """A :class:`ChainReader` over the configured chain's deployment."""
+    from audit.events import ChainReader
+    from chain.connection import connect
+    from chain.deploy import read_deployment
+    from chain.config import load_settings
+
+    settings = load_settings()
+    w3 = connect(settings)
+    chain_id = w3.eth.chain_id
+    return ChainReader(w3, read_deployment(settings.deployment_path(chain_id), chain_id))
+
+
+def store_fetch() -> Callable[[str], bytes | None] | None:
+    """``cat`` of the configured content store (embedded or Kubo), or None if it cannot be opened."""
+    try:
+        from offchain.store.client import open_store
+        from chain.config import load_settings
+
+        return open_store(load_settings().home).cat
+    except Exception as exc:  # the store is optional for an audit
+        err_console.print(f"[yellow]note:[/] content store unavailable ({escape(str(exc))}); result bytes not checked")
+        return None
+
+
+def _short(value: Any, width: int = 14) -> str:
+    s = str(value)
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def _object_text(obj: dict[str, Any]) -> str:
+    parts = []
+    for k, v in obj.items():
+        parts.append(f"{k} {_short(v, 12) if isinstance(v, str) else v}")
+    return ", ".join(parts)
+
+
+@click.group("audit")
+def audit() -> None:
+    """Rebuild and verify the trail of data assets from the chain alone."""
+
+
+@audit.command("asset")
+@click.argument("asset_id", type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print the trail as JSON (000 §12.3.1.2 fields).")
+def audit_asset(asset_id: int, as_json: bool) -> None:
+    """Who did what to ASSET_ID, when, with what result (chain events only)."""
+    from audit.trail import build_trail
+
+    reader = open_reader()
+    trail = build_trail(reader, asset_id)
+    if as_json:
+        emit_json({"asset": asset_id, "chainId": reader.chain_id, "trail": [e.to_dict() for e in trail]})
+        return
+    table = Table(title=f"asset {asset_id} — {len(trail)} events on chain {reader.chain_id}", show_lines=False)
+    for col in ("time (UTC)", "actor", "action", "object", "result", "id"):
+        table.add_column(col, overflow="fold")
+    for e in trail:
+        who = e.actor_did or e.actor
+        result = "[green]ok[/]" if e.result == "ok" else f"[red]{e.result}[/]"
+        if e.error_code is not None:
+            result += f" ({e.error_code})"
+        table.add_row(e.time_iso.replace("T", " ").rstrip("Z"), escape(_short(who, 34)), e.action,
+                      escape(_object_text(e.object)), result, _short(e.id, 16))
+    console.print(table)
+
+
+@audit.command("verify")
+@click.option("--asset", "asset_id", type=click.IntRange(min=1), default=None, help="Only this asset (default: all).")
+@click.option("--logs", "logs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of published operation-log batch files (*.jsonl), searched recursively.")
+@click.option("--doc", "docs", multiple=True, metavar="[SUBJECT=]PATH",
+              help="A document whose hash is recorded on chain (quality report, destruction proof …); repeatable. "
+                   "Name it SUBJECT=PATH (e.g. grant:3:destruction=proof.json) to check one subject.")
+@click.option("--no-store", is_flag=True, help="Do not fetch results from the content store.")
+@click.option("--json", "as_json", is_flag=True)
+def audit_verify(asset_id: int | None, logs_dir: Path | None, docs: tuple[str, ...], no_store: bool,
+                 as_json: bool) -> None:
+    """Verify every signature, result hash, Merkle proof, document and payment; exit 1 if any fails."""
+    from audit.verify import overall, verify_all
+
+    documents = {}
+    for value in docs:
+        name, sep, path = value.partition("=")
+        file = Path(path if sep else value)
+        if not file.is_file():
+            raise click.BadParameter(f"no such file: {file}", param_hint="--doc")
+        documents[name if sep else file.name] = file.read_bytes()
+    reader = open_reader()
+    verdicts = verify_all(None, None, reader=reader, asset=asset_id, logs_dir=logs_dir,
+                          fetch=None if no_store else store_fetch(), documents=documents)
+    ok = overall(verdicts)
+    if as_json:
+        emit_json({"ok": ok, "chainId": reader.chain_id, "asset": asset_id, "verdicts": verdicts})
+    else:
+        table = Table(title=f"audit of {'asset ' + str(asset_id) if asset_id else 'all assets'}")
+        for col in ("", "step", "subject", "detail"):
+            table.add_column(col, overflow="fold")
+        mark = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skip": "[yellow]–[/]"}
+        for v in verdicts:
+            table.add_row(mark[v["status"]], v["step"], escape(v["subject"]), escape(v["detail"]))
+        console.print(table)
+        failed = sum(v["status"] == "fail" for v in verdicts)
+        console.print(f"[bold {'green' if ok else 'red'}]{'PASS' if ok else 'FAIL'}[/]: "
+                      f"{len(verdicts) - failed}/{len(verdicts)} verifications hold")
+    if not ok:
+        sys.exit(1)

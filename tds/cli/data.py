@@ -1,0 +1,167 @@
+"""``tds data ...``: the provider's data work — ingest (clean, score, classify), encrypt into the
+content store, show what a grant would expose. Plaintext never leaves this machine: only the
+encrypted dataset and the quality report go into the store."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tds.cli.output import emit_json, err_console
+from tds.cli.store import _errors, _store
+from chain.config import load_settings
+
+
+def _load_table(file: Path, schema_path: Path | None, clean_path: Path | None, yes: bool) -> tuple:
+    """Read, type (declared or inferred-and-confirmed schema) and clean a file."""
+    from offchain.errors import SchemaError
+    from offchain.ingest.cleaning import clean, rule_from_dict
+    from offchain.ingest.readers import read_raw
+    from offchain.ingest.schema import Schema
+    raw = read_raw(file)
+    schema = Schema.load(schema_path) if schema_path else None
+    table = raw.typed(schema)
+    if schema is None:
+        err_console.print("[bold]inferred schema[/] (save it with `tds data infer` and pass --schema "
+                          "to declare constraints):")
+        err_console.print_json(json.dumps(table.schema.to_dict()))
+        if not yes and not click.confirm("use the inferred schema?", default=True, err=True):
+            raise click.Abort()
+    rules = []
+    if clean_path:
+        try:
+            rules = [rule_from_dict(r) for r in json.loads(clean_path.read_text(encoding="utf-8"))]
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise SchemaError(f"{clean_path}: not a JSON list of cleaning rules ({exc})") from exc
+    return clean(table, rules)
+
+
+def _parse_onions(items: tuple[str, ...]) -> dict[str, list[str]]:
+    out = {}
+    for item in items:
+        col, sep, onions = item.partition("=")
+        if not sep or not col:
+            raise click.BadParameter(f"{item!r}: expected COLUMN=onion[,onion] (eq, ord, hom, blob)")
+        out[col] = [o for o in onions.split(",") if o]
+    return out
+
+
+@click.group("data")
+def data() -> None:
+    """The provider's data: ingest and score, encrypt into the store, grant exposure."""
+
+
+@data.command("infer")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_errors
+def infer_cmd(file: Path) -> None:
+    """Print the schema inferred from FILE (edit it, then pass it as --schema)."""
+    from offchain.ingest.readers import read_raw
+    from offchain.ingest.schema import infer_schema
+    raw = read_raw(file)
+    emit_json(infer_schema(raw.header, raw.rows, file.stem).to_dict())
+
+
+_FILE = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+_SCHEMA = click.option("--schema", "schema_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                       help="declared schema (JSON); inferred and confirmed when absent")
+_CLEAN = click.option("--clean", "clean_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                      help="JSON list of cleaning rules (fill_missing, drop_outliers, deduplicate)")
+_YES = click.option("--yes", is_flag=True, help="accept an inferred schema without asking")
+_AS_OF = click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="timeliness reference date (default today)")
+
+
+@data.command("ingest")
+@_FILE
+@_SCHEMA
+@_CLEAN
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write the canonical report here")
+@_YES
+@_AS_OF
+@_errors
+def ingest_cmd(file: Path, schema_path: Path | None, clean_path: Path | None, out: Path | None,
+               yes: bool, as_of: _dt.datetime | None) -> None:
+    """Read CSV / JSON / XLSX, clean, and print the quality report and its hash."""
+    from offchain.ingest.quality import assess
+    table, log = _load_table(file, schema_path, clean_path, yes)
+    report = assess(table, log, as_of.date() if as_of else None)
+    if out:
+        out.write_bytes(report.canonical())
+    emit_json({"report": report.to_dict(), "hash": report.hash})
+
+
+@data.command("encrypt")
+@_FILE
+@_SCHEMA
+@_CLEAN
+@_YES
+@_AS_OF
+@click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path),
+              help="default: $TDS_HOME/keys/provider.json")
+@click.option("--min-group-size", default=5, show_default=True, type=int)
+@click.option("--onions", multiple=True, metavar="COLUMN=ONIONS",
+              help="override the default policy for a column, e.g. amount=ord,hom (repeatable)")
+@click.option("--processes", default=os.cpu_count() or 1, show_default=True, type=int)
+@_errors
+def encrypt_cmd(file: Path, schema_path: Path | None, clean_path: Path | None, yes: bool,
+                as_of: _dt.datetime | None, keystore: Path | None, min_group_size: int,
+                onions: tuple[str, ...], processes: int) -> None:
+    """Ingest, score, classify and onion-encrypt FILE into the store; prints the manifest CID
+    and the quality-report CID and hash. The keystore passphrase comes from
+    $TDS_KEYSTORE_PASSPHRASE or a prompt."""
+    from rich.progress import Progress
+
+    from offchain.ingest.classification import classify
+    from offchain.ingest.quality import assess
+    from offchain.onion.dataset import encrypt_table
+    from offchain.onion.keys import Keyring
+    from offchain.onion.keystore import Keystore
+    from offchain.onion.policy import default_policy
+    table, log = _load_table(file, schema_path, clean_path, yes)
+    report = assess(table, log, as_of.date() if as_of else None)
+    classification = classify(table.schema)
+    policy = default_policy(table.schema, classification, min_group_size, _parse_onions(onions))
+    path = keystore or load_settings().home / "keys" / "provider.json"
+    passphrase = os.environ.get("TDS_KEYSTORE_PASSPHRASE") or click.prompt(
+        "keystore passphrase", hide_input=True, confirmation_prompt=not path.exists(), err=True)
+    ks = Keystore.open(path, passphrase) if path.exists() else Keystore.create(path, passphrase)
+    ring = Keyring()
+    hom_rows = table.num_rows if any("hom" in f.onions for f in policy.fields.values()) else 0
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("encrypting", total=len(table.schema.fields) + hom_rows)
+        ds = encrypt_table(table, policy, classification, ring, quality_hash=report.hash,
+                           processes=processes,
+                           progress=lambda stage, k: bar.advance(task, k) if stage != "chunk" else None)
+    ks.add_keyring(ring)
+    store_ = _store()
+    manifest_cid = ds.publish(store_.add_bytes)
+    report_cid = store_.add_bytes(report.canonical())
+    emit_json({"manifest_cid": manifest_cid, "manifest_hash": ds.manifest_hash,
+               "dataset_id": ds.dataset_id, "rows": table.num_rows, "objects": len(ds.objects),
+               "quality_report_cid": report_cid, "quality_report_hash": report.hash,
+               "classification": classification.dataset, "policy": policy.to_dict(),
+               "keystore": str(path)})
+
+
+@data.command("exposure")
+@click.argument("manifest_cid")
+@click.argument("operations", nargs=-1, required=True)
+@click.option("--consumer", default="", help="the consumer's DID")
+@click.option("--price", default=0, type=int, help="price per use (release rules may depend on it)")
+@click.option("--trusted", multiple=True, help="consumers trusted with leaky layers (repeatable)")
+@click.option("--min-price-leaky", default=0, type=int, show_default=True,
+              help="price from which DET / order layers of sensitive fields are released")
+@_errors
+def exposure_cmd(manifest_cid: str, operations: tuple[str, ...], consumer: str, price: int,
+                 trusted: tuple[str, ...], min_price_leaky: int) -> None:
+    """What granting OPERATIONS (e.g. sum:amount range:day group_by:region count) on the
+    dataset would expose, field by field — to read before signing the grant."""
+    from offchain.keyservice.release import grant_exposure
+    from offchain.onion.policy import ReleaseRules
+    manifest: dict[str, Any] = json.loads(_store().cat(manifest_cid))
+    emit_json(grant_exposure(manifest, operations, consumer, price,
+                             ReleaseRules(frozenset(trusted), min_price_leaky)))

@@ -1,0 +1,87 @@
+"""``tds gateway``: serve the FastAPI gateway (catalog, applications, grants, jobs, audit, auditor page).
+
+DID challenge–response guards the write endpoints, the audit-log query and sealed results by
+default; ``--no-auth`` serves reads only (for local use). The chain-derived reads stay open
+unless ``--guard-reads`` (the auditor page in a browser needs them open).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from tds.cli.output import console
+
+PASSWORD_ENV = "TDS_KEYSTORE_PASSWORD"
+
+
+def _relayer(keystore: Path | None, dev_index: int | None, embedded: bool):
+    """The account that pays gas for relayed grant offers, or None."""
+    if keystore is not None and dev_index is not None:
+        raise click.UsageError("choose one relayer: --relayer-keystore or --relayer-dev-account")
+    if dev_index is not None:
+        if not embedded:
+            raise click.UsageError("--relayer-dev-account is for the embedded chain only (TDS_RPC_URL is set)")
+        from chain.accounts import dev_account
+
+        return dev_account(dev_index)
+    if keystore is not None:
+        import json
+
+        from eth_account import Account
+
+        password = os.environ.get(PASSWORD_ENV)
+        if password is None:
+            password = click.prompt(f"password of {keystore}", hide_input=True)
+        try:
+            return Account.from_key(Account.decrypt(json.loads(keystore.read_text()), password))
+        except (OSError, ValueError) as exc:
+            raise click.UsageError(f"cannot open relayer keystore {keystore}: {exc}") from None
+    return None
+
+
+@click.command("gateway")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8600, show_default=True)
+@click.option("--logs", "logs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of published operation-log batches the audit endpoints verify.")
+@click.option("--no-auth", is_flag=True,
+              help="No DID authentication: read-only (writes, audit queries and results answer 503). Local use.")
+@click.option("--guard-reads", is_flag=True, help="Require DID authentication for the chain-derived reads too.")
+@click.option("--domain", default=None, metavar="NAME",
+              help="Challenge domain callers sign for (default gateway:<host>:<port>).")
+@click.option("--relayer-keystore", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help=f"Keystore of the account that pays gas for relayed grant offers (password: ${PASSWORD_ENV}).")
+@click.option("--relayer-dev-account", type=click.IntRange(0, 9), default=None, metavar="N",
+              help="Funded dev account N pays for relayed grant offers (embedded chain only).")
+@click.option("--rate", type=click.FloatRange(0.01, None), default=5.0, show_default=True,
+              help="Requests per second per caller (DID, else IP), after the burst.")
+@click.option("--burst", type=click.IntRange(1, None), default=30, show_default=True,
+              help="Requests a caller may make at once.")
+def gateway(host: str, port: int, logs_dir: Path | None, no_auth: bool, guard_reads: bool, domain: str | None,
+            relayer_keystore: Path | None, relayer_dev_account: int | None, rate: float, burst: int) -> None:
+    """Serve the REST gateway; OpenAPI at /openapi.json, auditor page at /auditor."""
+    import uvicorn
+
+    from chain.config import load_settings
+    from tds.gateway import create_app
+    from tds.gateway.limits import RateLimit
+
+    if no_auth and guard_reads:
+        raise click.UsageError("--guard-reads needs authentication; drop --no-auth")
+    settings = load_settings()
+    guard = None
+    if not no_auth:
+        from did.challenge import ChallengeVerifier
+        from did.guard import ChallengeGuard
+
+        guard = ChallengeGuard(ChallengeVerifier(domain or f"gateway:{host}:{port}"))
+    relayer = _relayer(relayer_keystore, relayer_dev_account, settings.rpc_url is None)
+    app = create_app(settings, logs_dir=logs_dir, guard=guard, guard_reads=guard_reads, relayer=relayer,
+                     rate_limit=RateLimit(per_second=rate, burst=burst))
+    mode = "read-only, no authentication" if guard is None else (
+        f"DID challenge-response for writes{' and reads' if guard_reads else ''}, domain {guard.verifier.domain}")
+    console.print(f"gateway on http://{host}:{port}  ({mode}; relayer {relayer.address if relayer else 'none'})")
+    console.print("  auditor page /auditor, API docs /docs, OpenAPI /openapi.json")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,379 @@
+"""``tds grant ...``: usage agreements. The consumer applies, the provider approves; or the
+provider signs an EIP-712 offer (with its keystore here, or any wallet: ``sign
+--export-typed-data`` prints the payload, ``submit --signature`` takes the wallet's answer) and
+the consumer submits it. The holder revokes; the holder, monitor or a regulator freezes.
+
+Every command checks the terms against the chain before it signs, so a refusal names the
+problem (unknown asset, not your grant, expired offer, wrong signer) instead of a revert.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from eth_utils import keccak
+from web3.logs import DISCARD
+
+from tds.cli.deployed import ZERO_ADDRESS, Deployed
+from tds.cli.output import emit_json
+from tds.cli.refusals import (APPLICATION_STATES, BadInput, BadSignature, SignedGrantExpired, StateRefused,
+                                 UnknownApplication, iso, onchain)
+from tds.cli.terms import parse_address, parse_amount, parse_ops, parse_token
+from tds.cli.typed_data import GrantOffer, parse_offer, parse_signature, to_wallet_json
+from tds.cli.wallet import WalletChoice, wallet_options
+from chain.eip712 import GrantTerms, sign_typed
+from chain.ops import describe
+from chain.system import role_id
+
+DAY = 86400
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def _tx(receipt: Any) -> str:
+    return "0x" + bytes(receipt["transactionHash"]).hex()
+
+
+def _reason(text: str | None) -> bytes:
+    return keccak(text=text) if text else b"\0" * 32
+
+
+def _consumer_registered(d: Deployed, consumer: str) -> None:
+    if not d.c["IdentityRegistry"].functions.hasParticipantRole(consumer, role_id("CONSUMER")).call():
+        raise StateRefused(f"{consumer} holds no CONSUMER role: the operator must issue one first "
+                           f"('tds id credential issue --role CONSUMER --grant')")
+
+
+def _check_scope(d: Deployed, asset_id: int, ops: int) -> None:
+    a = d.asset(asset_id)
+    if a.state != "active":
+        raise StateRefused(f"asset {asset_id} is {a.state}; no grant can be issued over it")
+    if ops & ~a.allowed_ops:
+        raise StateRefused(f"asset {asset_id} allows {describe(a.allowed_ops)}; {describe(ops & ~a.allowed_ops)} "
+                           f"is out of its scope")
+
+
+def _validity(d: Deployed, days: float, per_period: bool, max_uses: int) -> tuple[int, int]:
+    if days <= 0:
+        raise BadInput("--days must be positive")
+    if not per_period and max_uses < 1:
+        raise BadInput("a per-task grant needs --max-uses of at least 1 (or use --per-period)")
+    expiry = d.now() + int(days * DAY)
+    if expiry >= 2**32:
+        raise BadInput(f"--days {days} puts the expiry beyond 2106")
+    return expiry, int(per_period)
+
+
+@click.group("grant")
+def grant() -> None:
+    """Grants (usage agreements): apply, approve, sign, submit, revoke, freeze, show."""
+
+
+# --- consumer applies, provider approves -------------------------------------------------------
+@grant.command("apply")
+@click.argument("asset_id", type=click.IntRange(min=1))
+@click.option("--purpose", required=True, help="What the data is used for (its hash goes on chain).")
+@click.option("--ops", "ops_text", required=True, help="Operations wanted, e.g. DET_EQ,OPE_RANGE,HOM_AGG.")
+@click.option("--max-uses", type=click.IntRange(0, 2**32 - 1), default=10, show_default=True)
+@click.option("--days", type=float, default=30.0, show_default=True, help="Validity from now.")
+@click.option("--per-period", is_flag=True, help="Unlimited uses within the period (--max-uses 0).")
+@wallet_options
+@_JSON
+@onchain
+def grant_apply(asset_id: int, purpose: str, ops_text: str, max_uses: int, days: float, per_period: bool,
+                as_json: bool, wallet: WalletChoice) -> None:
+    """Consumer: apply for the use of ASSET_ID; the holder approves with 'tds grant approve'."""
+    ops = parse_ops(ops_text)
+    d = Deployed.open()
+    _check_scope(d, asset_id, ops)
+    expiry, kind = _validity(d, days, per_period, max_uses)
+    me = d.signer(wallet)
+    _consumer_registered(d, me.address)
+    auth = d.c["Authorizations"]
+    r = d.send(me, auth.functions.applyFor(asset_id, keccak(text=purpose), ops, kind, 0, expiry, max_uses))
+    app_id = auth.events.ApplicationSubmitted().process_receipt(r, errors=DISCARD)[0]["args"]["applicationId"]
+    out = {"applicationId": app_id, "assetId": asset_id, "consumer": me.address, "operations": describe(ops),
+           "expiry": iso(expiry), "maxUses": max_uses, "tx": _tx(r)}
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(f"application {app_id} for asset {asset_id} ({describe(ops)}, until {iso(expiry)}); "
+                   f"the holder approves it with 'tds grant approve {app_id} --price WEI'")
+
+
+def _application(d: Deployed, application_id: int) -> tuple:
+    from web3.exceptions import ContractCustomError
+
+    from chain.revert import describe_revert
+
+    try:
+        return d.c["Authorizations"].functions.applicationOf(application_id).call()
+    except ContractCustomError as exc:
+        if describe_revert(exc.data).startswith("UnknownApplication("):
+            raise UnknownApplication(application_id) from None
+        raise
+
+
+@grant.command("approve")
+@click.argument("application_id", type=click.IntRange(min=1))
+@click.option("--price", "price_text", required=True, help="Price per use: wei, or 0.01ether, 5gwei.")
+@click.option("--token", "token_text", default="native", show_default=True, help="native, credits or an address.")
+@click.option("--algorithm-provider", default=None, help="Payee of the algorithm share (default: you).")
+@wallet_options
+@_JSON
+@onchain
+def grant_approve(application_id: int, price_text: str, token_text: str, algorithm_provider: str | None,
+                  as_json: bool, wallet: WalletChoice) -> None:
+    """Provider: approve APPLICATION_ID with the price terms; issues the grant."""
+    price = parse_amount(price_text)
+    algo = parse_address(algorithm_provider, "--algorithm-provider") if algorithm_provider else ZERO_ADDRESS
+    d = Deployed.open()
+    token = parse_token(token_text, d.c["Credits"].address)
+    app = _application(d, application_id)
+    if app[3] != 1:
+        raise StateRefused(f"application {application_id} is already {APPLICATION_STATES[app[3]]}")
+    asset = d.asset(app[5])
+    me = d.signer(wallet)
+    d.held_by(asset, me.address)
+    auth = d.c["Authorizations"]
+    r = d.send(me, auth.functions.approve(application_id, token, price, algo))
+    grant_id = auth.events.GrantIssued().process_receipt(r, errors=DISCARD)[0]["args"]["grantId"]
+    if as_json:
+        emit_json({"grantId": grant_id, "applicationId": application_id, "assetId": asset.asset_id,
+                   "consumer": app[0], "pricePerUse": str(price), "paymentToken": token, "tx": _tx(r)})
+    else:
+        click.echo(f"grant {grant_id} issued to {app[0]} for asset {asset.asset_id} at {price} wei per use "
+                   f"(application {application_id})")
+
+
+@grant.command("reject")
+@click.argument("application_id", type=click.IntRange(min=1))
+@click.option("--reason", default=None, help="Why (its hash goes on chain).")
+@wallet_options
+@onchain
+def grant_reject(application_id: int, reason: str | None, wallet: WalletChoice) -> None:
+    """Provider: reject APPLICATION_ID."""
+    d = Deployed.open()
+    app = _application(d, application_id)
+    if app[3] != 1:
+        raise StateRefused(f"application {application_id} is already {APPLICATION_STATES[app[3]]}")
+    me = d.signer(wallet)
+    d.held_by(d.asset(app[5]), me.address)
+    r = d.send(me, d.c["Authorizations"].functions.reject(application_id, _reason(reason)))
+    click.echo(f"application {application_id} rejected (tx {_tx(r)})")
+
+
+# --- provider signs an offer, consumer submits it ----------------------------------------------
+@grant.command("sign")
+@click.argument("asset_id", type=click.IntRange(min=1))
+@click.option("--consumer", required=True, help="The consumer's address.")
+@click.option("--purpose", required=True)
+@click.option("--ops", "ops_text", required=True, help="Operations granted, e.g. DET_EQ,OPE_RANGE,HOM_AGG.")
+@click.option("--max-uses", type=click.IntRange(0, 2**32 - 1), default=10, show_default=True)
+@click.option("--price", "price_text", default="0", show_default=True, help="Per use: wei, or 0.01ether, 5gwei.")
+@click.option("--token", "token_text", default="native", show_default=True, help="native, credits or an address.")
+@click.option("--days", type=float, default=30.0, show_default=True, help="Validity of the grant from now.")
+@click.option("--per-period", is_flag=True, help="Unlimited uses within the period (--max-uses 0).")
+@click.option("--algorithm-provider", default=None, help="Payee of the algorithm share (default: the holder).")
+@click.option("--offer-hours", type=click.FloatRange(min=0, min_open=True), default=168.0, show_default=True,
+              help="How long the consumer has to submit the signed offer.")
+@click.option("--export-typed-data", is_flag=True,
+              help="Print the EIP-712 payload (eth_signTypedData_v4 JSON) for an external wallet; sign nothing.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the offer here instead of stdout.")
+@wallet_options
+@onchain
+def grant_sign(asset_id: int, consumer: str, purpose: str, ops_text: str, max_uses: int, price_text: str,
+               token_text: str, days: float, per_period: bool, algorithm_provider: str | None, offer_hours: float,
+               export_typed_data: bool, out: Path | None, wallet: WalletChoice) -> None:
+    """Provider: sign a grant offer over ASSET_ID for CONSUMER (EIP-712). The consumer submits it
+    with 'tds grant submit FILE'."""
+    consumer_addr = parse_address(consumer, "--consumer")
+    ops = parse_ops(ops_text)
+    price = parse_amount(price_text)
+    algo = parse_address(algorithm_provider, "--algorithm-provider") if algorithm_provider else ZERO_ADDRESS
+    d = Deployed.open()
+    token = parse_token(token_text, d.c["Credits"].address)
+    _check_scope(d, asset_id, ops)
+    _consumer_registered(d, consumer_addr)
+    expiry, kind = _validity(d, days, per_period, max_uses)
+    deadline = d.now() + int(offer_hours * 3600)
+    asset = d.asset(asset_id)
+    terms = GrantTerms(asset_id, consumer_addr, keccak(text=purpose), ops, kind, 0, expiry, max_uses, token, price,
+                       algo)
+    nonce = int.from_bytes(os.urandom(24), "big") << 64  # a fresh key of the holder's keyed nonces
+    offer = GrantOffer(terms, nonce, deadline, d.chain_id, d.c["Authorizations"].address)
+    data = offer.typed_data()
+    if export_typed_data:
+        if wallet.given:
+            raise BadInput("--export-typed-data signs nothing here; drop the wallet option and sign the printed "
+                           "payload in the holder's wallet")
+        doc: dict[str, Any] = to_wallet_json(data)
+        note = (f"sign this with the wallet of {asset.holder} (eth_signTypedData_v4), then the consumer runs "
+                f"'tds grant submit FILE --signature 0x...'")
+    else:
+        known = wallet.address() if wallet.given else None
+        if known is not None:
+            d.held_by(asset, known)  # before asking for a password
+        me = d.signer(wallet)
+        d.held_by(asset, me.address)
+        sig = sign_typed(data, me.key)
+        doc = {"typedData": to_wallet_json(data), "signature": "0x" + sig.hex(), "signer": me.address}
+        note = f"signed by {me.address}; the consumer submits it with 'tds grant submit FILE'"
+    text = json.dumps(doc, indent=1) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        click.echo(f"grant offer for asset {asset_id} → {out}", err=True)
+    click.echo(note, err=True)
+
+
+def _read_offer(file: str) -> Any:
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text()
+    except FileNotFoundError:
+        raise BadInput(f"no grant offer file at {file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read the grant offer {file}: {exc}") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise BadInput(f"{file} is not JSON: {exc}") from None
+
+
+def verify_offer(d: Deployed, offer: GrantOffer, signature: bytes) -> str:
+    """Check the offer against this deployment and its signer against the asset's holder; return the holder."""
+    auth = d.c["Authorizations"]
+    if offer.chain_id != d.chain_id or offer.verifying_contract != auth.address:
+        raise BadInput(f"the offer was made for Authorizations {offer.verifying_contract} on chain {offer.chain_id}, "
+                       f"but this deployment's is {auth.address} on chain {d.chain_id}")
+    asset = d.asset(offer.terms.assetId)
+    from eth_account.messages import encode_typed_data
+
+    signable = encode_typed_data(full_message=offer.typed_data())
+    digest = keccak(b"\x19" + signable.version + signable.header + signable.body)
+    on_chain = bytes(auth.functions.grantDigest(offer.terms.as_tuple(), offer.nonce, offer.deadline).call())
+    if digest != on_chain:  # the Python and Solidity EIP-712 encodings disagree: never send then
+        raise BadInput("the offer's EIP-712 digest differs from the contract's grantDigest; refusing to submit")
+    signer = offer.recover(signature)
+    if signer != asset.holder:
+        raise BadSignature(f"the signature recovers to {signer}, but asset {asset.asset_id} is held by "
+                           f"{asset.holder}: only the holder can sign a grant over it")
+    now = d.now()
+    if now > offer.deadline:
+        raise SignedGrantExpired(offer.deadline)
+    if offer.terms.expiry and now >= offer.terms.expiry:
+        raise StateRefused(f"the offered grant expired at {iso(offer.terms.expiry)}; ask the provider for new terms")
+    if auth.functions.nonces(asset.holder, offer.nonce >> 64).call() != offer.nonce:  # NoncesKeyed: key<<64|seq
+        raise StateRefused("this signed grant offer was already submitted (its nonce is spent); "
+                           "ask the provider to sign a new one")
+    if asset.state != "active":
+        raise StateRefused(f"asset {asset.asset_id} is {asset.state}; no grant can be issued over it")
+    _consumer_registered(d, offer.terms.consumer)
+    return asset.holder
+
+
+@grant.command("submit")
+@click.argument("file", default="-")
+@click.option("--signature", "signature_text", default=None,
+              help="The wallet's signature of exported typed data (0x + 130 hex digits).")
+@wallet_options
+@_JSON
+@onchain
+def grant_submit(file: str, signature_text: str | None, as_json: bool, wallet: WalletChoice) -> None:
+    """Consumer: submit a signed grant offer (FILE, or - for stdin) and receive the grant.
+
+    FILE is what 'tds grant sign' wrote, or the typed data of '--export-typed-data' together
+    with --signature from the holder's wallet. The signature must recover to the asset holder."""
+    offer, embedded = parse_offer(_read_offer(file))
+    text = signature_text or embedded
+    if not text:
+        raise BadSignature("the offer carries no signature: pass --signature 0x... (what the holder's wallet "
+                           "returned for the exported typed data)")
+    sig = parse_signature(text)
+    d = Deployed.open()
+    holder = verify_offer(d, offer, sig)
+    me = d.signer(wallet)
+    auth = d.c["Authorizations"]
+    r = d.send(me, auth.functions.grantBySignature(offer.terms.as_tuple(), offer.nonce, offer.deadline, sig))
+    grant_id = auth.events.GrantIssued().process_receipt(r, errors=DISCARD)[0]["args"]["grantId"]
+    t = offer.terms
+    if as_json:
+        emit_json({"grantId": grant_id, "assetId": t.assetId, "consumer": t.consumer, "provider": holder,
+                   "operations": describe(t.operations), "maxUses": t.maxUses, "pricePerUse": str(t.pricePerUse),
+                   "expiry": iso(t.expiry) if t.expiry else None, "tx": _tx(r)})
+    else:
+        click.echo(f"grant {grant_id}: asset {t.assetId} for {t.consumer}, {describe(t.operations)}, "
+                   f"{t.maxUses} uses at {t.pricePerUse} wei, signed by {holder}")
+
+
+# --- holder, monitor, regulator -----------------------------------------------------------------
+@grant.command("revoke")
+@click.argument("grant_id", type=click.IntRange(min=1))
+@click.option("--reason", default=None, help="Why (its hash goes on chain).")
+@wallet_options
+@onchain
+def grant_revoke(grant_id: int, reason: str | None, wallet: WalletChoice) -> None:
+    """Provider: revoke GRANT_ID for good."""
+    d = Deployed.open()
+    g = d.grant(grant_id)
+    if g.status != "active":
+        raise StateRefused(f"grant {grant_id} is already {g.status}")
+    me = d.signer(wallet)
+    d.held_by(d.asset(g.asset_id), me.address)
+    r = d.send(me, d.c["Authorizations"].functions.revoke(grant_id, _reason(reason)))
+    click.echo(f"grant {grant_id} revoked (tx {_tx(r)})")
+
+
+@grant.command("freeze")
+@click.argument("grant_id", type=click.IntRange(min=1))
+@click.option("--reason-code", type=click.IntRange(0, 65535), default=0, show_default=True)
+@wallet_options
+@onchain
+def grant_freeze(grant_id: int, reason_code: int, wallet: WalletChoice) -> None:
+    """Holder, monitor or regulator: freeze GRANT_ID (no job can use it until lifted)."""
+    d = Deployed.open()
+    g = d.grant(grant_id)
+    if g.status != "active":
+        raise StateRefused(f"grant {grant_id} is {g.status}; only an active grant can be frozen")
+    me = d.signer(wallet)
+    r = d.send(me, d.c["Authorizations"].functions.freeze(grant_id, reason_code))
+    click.echo(f"grant {grant_id} frozen by {me.address} ({d.grant(grant_id).frozen_by}; tx {_tx(r)})")
+
+
+@grant.command("unfreeze")
+@click.argument("grant_id", type=click.IntRange(min=1))
+@wallet_options
+@onchain
+def grant_unfreeze(grant_id: int, wallet: WalletChoice) -> None:
+    """Lift the freeze on GRANT_ID (the holder its own, a regulator any)."""
+    d = Deployed.open()
+    g = d.grant(grant_id)
+    if g.frozen_by == "nobody":
+        raise StateRefused(f"grant {grant_id} is not frozen")
+    me = d.signer(wallet)
+    r = d.send(me, d.c["Authorizations"].functions.unfreeze(grant_id))
+    click.echo(f"grant {grant_id} unfrozen (tx {_tx(r)})")
+
+
+@grant.command("show")
+@click.argument("grant_id", type=click.IntRange(min=1))
+@_JSON
+@onchain
+def grant_show(grant_id: int, as_json: bool) -> None:
+    """The terms and state of GRANT_ID."""
+    d = Deployed.open()
+    g = d.grant(grant_id)
+    info = g.to_dict() | {"provider": d.grant_provider(grant_id), "usableNow": g.status == "active"
+                          and g.frozen_by == "nobody" and (not g.expiry or d.now() <= g.expiry)
+                          and g.uses < g.max_uses}
+    if as_json:
+        emit_json(info)
+        return
+    for k, v in info.items():
+        click.echo(f"{k:<18} {v}")
+

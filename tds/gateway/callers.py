@@ -1,0 +1,56 @@
+"""Who is calling: the DID a challenge–response proved, and the account it is bound to on chain.
+
+The guard (:class:`did.guard.ChallengeGuard`) proves the caller controls a DID key. What the
+caller may *sign for* is decided by the IdentityRegistry: the account ``accountOfDid(did)``
+whose record (``identityOf``) names the same DID hash. A transaction or grant offer relayed for
+the caller must be signed by exactly that account, so a DID cannot act with someone else's
+account, and an account cannot act behind someone else's DID.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+
+from tds.gateway.errors import Forbidden
+
+PRIVILEGED_ROLES = ("OPERATOR", "REGULATOR", "MONITOR")  # may query every audit event (000 §12.3.1.3)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller: its DID, the account bound to it on chain, the credential roles
+    its presentation carried (if the guard verified any)."""
+
+    did: str
+    account: str
+    roles: frozenset[str] = frozenset()
+
+
+def did_of(proven: Any) -> str:
+    """The DID a guard returned (:class:`did.challenge.Authenticated` or a plain string)."""
+    return proven if isinstance(proven, str) else proven.did
+
+
+def bound_account(identity_registry: Any, did: str) -> str:
+    """The account ``did`` is bound to on chain; :class:`Forbidden` when it is not bound."""
+    fns = identity_registry.functions
+    account = fns.accountOfDid(keccak(text=did)).call()
+    if int(account, 16) == 0:
+        raise Forbidden("did-not-bound", f"{did} is not bound to an account on chain: bind it first "
+                                         "('tds id bind') so the gateway knows which account signs for it")
+    record = fns.identityOf(account).call()
+    if bytes(record[0]) != keccak(text=did):
+        raise Forbidden("did-not-bound", f"{did} was bound to {account}, which is now bound to another DID")
+    return to_checksum_address(account)
+
+
+def is_privileged(reader: Any, account: str) -> bool:
+    """True for the deployment's operator / regulator / monitor accounts, or a holder of one of
+    those participant roles in the IdentityRegistry."""
+    roles = reader.deployment.get("roles") or {}
+    if any(str(roles.get(r.lower(), "")).lower() == account.lower() for r in PRIVILEGED_ROLES):
+        return True
+    ident = reader.contracts["IdentityRegistry"].functions
+    return any(ident.hasParticipantRole(account, keccak(text=r)).call() for r in PRIVILEGED_ROLES)

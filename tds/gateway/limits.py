@@ -1,0 +1,109 @@
+"""Per-caller rate limits (token buckets) and the request-body limit of the gateway.
+
+A bucket per key — ``did:<DID>`` for an authenticated caller, ``ip:<address>`` otherwise —
+holds ``burst`` tokens and refills at ``per_second``; a request takes one. An empty bucket is a
+429 with ``Retry-After`` (whole seconds until a token is back). Buckets idle long enough to be
+full again are dropped, so memory stays bounded by the callers of the last few seconds.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from tds.gateway.errors import PayloadTooLarge, RateLimited
+
+MAX_BODY_BYTES = 512 * 1024  # job parameters (256 KiB canonical JSON) + a raw transaction, JSON-escaped
+
+
+@dataclass
+class RateLimit:
+    """``burst`` requests at once, then ``per_second`` on average, per caller."""
+
+    per_second: float = 5.0
+    burst: int = 30
+    clock: Callable[[], float] = time.monotonic
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)  # key → (tokens, at)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.per_second <= 0 or self.burst < 1:
+            raise ValueError("a rate limit needs per_second > 0 and burst >= 1")
+
+    def take(self, key: str) -> None:
+        """Take one token for ``key`` or raise :class:`RateLimited` with ``Retry-After``."""
+        with self._lock:
+            now = self.clock()
+            tokens, at = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - at) * self.per_second)
+            if tokens < 1.0:
+                self._buckets[key] = (tokens, now)
+                wait = max(1, math.ceil((1.0 - tokens) / self.per_second))
+                raise RateLimited("rate-limited", f"too many requests from {key}: {self.burst} at once, then "
+                                                  f"{self.per_second:g}/s; retry in {wait} s",
+                                  headers={"Retry-After": str(wait)})
+            self._buckets[key] = (tokens - 1.0, now)
+            if len(self._buckets) > 4096:
+                full = self.burst / self.per_second
+                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full}
+
+
+class BodyLimit:
+    """ASGI middleware: a body over ``limit`` bytes is a 413 JSON refusal, read no further.
+
+    ``Content-Length`` is checked first; a chunked body is counted as it arrives and buffered
+    (it is at most ``limit`` bytes), then handed to the app unchanged.
+    """
+
+    def __init__(self, app: Any, limit: int = MAX_BODY_BYTES):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await self._refuse(send, f"request body of {length.decode(errors='replace')} bytes exceeds the "
+                                     f"{self.limit}-byte limit")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await self._refuse(send, f"request body exceeds the {self.limit}-byte limit")
+                return
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        done = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal done
+            if not done:
+                done = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(send: Callable, detail: str) -> None:
+        from fastapi.responses import JSONResponse
+
+        exc = PayloadTooLarge("payload-too-large", detail)
+        response = JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
+
+        async def _noop() -> dict[str, Any]:
+            return {"type": "http.disconnect"}
+
+        await response({"type": "http"}, _noop, send)
