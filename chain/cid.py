@@ -6,7 +6,7 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
-from offchain.errors import InvalidCid
+from chain.errors import InvalidCid
 
 DAG_PB = 0x70
 RAW = 0x55

@@ -9,10 +9,15 @@
 | TDS_CHAIN_PORT    | preferred loopback port for the embedded anvil            | 18545                      |
 | TDS_IPFS_API      | a Kubo RPC API (multiaddr or URL); unset = embedded store | unset                      |
 | TDS_DEPLOYMENT    | deployment file (addresses, ABIs, chain id, block)        | <project>/deployments/<chain id>.json |
+| TDS_KEYSTORE_PASSWORD | password of every keystore (wallets, identities, data keys) | prompted                |
+
+``TDS_KEYSTORE_PASSPHRASE`` (the data keystores' former name) still works, with a deprecation
+warning, when ``TDS_KEYSTORE_PASSWORD`` is unset.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +25,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SOLC_VERSION = "0.8.37"
 DEFAULT_CHAIN_PORT = 18545
 EMBEDDED_CHAIN_ID = 31337
+KEYSTORE_PASSWORD_ENV = "TDS_KEYSTORE_PASSWORD"
+_DEPRECATED_PASSWORD_ENV = "TDS_KEYSTORE_PASSPHRASE"
 
 
 def _optional_int(name: str) -> int | None:
@@ -83,3 +90,18 @@ def load_settings() -> Settings:
         ipfs_api=os.environ.get("TDS_IPFS_API") or None,
         deployment_file=Path(deployment).expanduser().resolve() if deployment else None,
     )
+
+
+def keystore_password() -> str | None:
+    """The keystore password from the environment (``TDS_KEYSTORE_PASSWORD``), or None.
+
+    The former name ``TDS_KEYSTORE_PASSPHRASE`` is read when the new one is unset, with a
+    :class:`DeprecationWarning` that names the replacement."""
+    value = os.environ.get(KEYSTORE_PASSWORD_ENV)
+    if value is not None:
+        return value
+    old = os.environ.get(_DEPRECATED_PASSWORD_ENV)
+    if old is not None:
+        warnings.warn(f"{_DEPRECATED_PASSWORD_ENV} is deprecated; set {KEYSTORE_PASSWORD_ENV} instead",
+                      DeprecationWarning, stacklevel=2)
+    return old

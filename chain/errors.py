@@ -24,3 +24,11 @@ class CompilationError(TdsError):
 
 class DeploymentError(TdsError):
     """A deployment file is missing, malformed or for another chain."""
+
+
+class InvalidCid(TdsError, ValueError):
+    """Text or bytes that are not a content identifier (CIDv0 ``Qm...`` or base32 CIDv1 ``b...``)."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        self.text = text
+        super().__init__(f"invalid CID {text!r}: {reason}")

@@ -116,8 +116,3 @@ class BlockNotFound(StoreError):
         self.cid = cid
         super().__init__(f"block {cid} is not in the store")
 
-
-class InvalidCid(StoreError):
-    def __init__(self, text: str, reason: str) -> None:
-        self.text = text
-        super().__init__(f"invalid CID {text!r}: {reason}")

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from eth_utils import keccak
 
+from chain.errors import InvalidCid
 from offchain.errors import DataPlaneError, GrantRefused, PolicyError, QueryError
 from offchain.onion.peel import PeeledKeys
 from offchain.query.engine import Engine, EncryptedResult
@@ -84,7 +85,7 @@ class JobPipeline:
             return Outcome(reason_code=POLICY_REFUSED, detail=str(exc))
         except QueryError as exc:
             return Outcome(reason_code=QUERY_INVALID, detail=str(exc))
-        except DataPlaneError as exc:
+        except (DataPlaneError, InvalidCid) as exc:
             return Outcome(reason_code=QUERY_INVALID, detail=f"{type(exc).__name__}: {exc}")
         cid = self.store.add_bytes(sealed, cid_version=1)
         return Outcome(result_cid=parse_cid(cid).to_bytes(), result_hash=keccak(sealed))

@@ -23,15 +23,14 @@ from web3.contract import Contract
 
 from chain.tx import Sender, TransactionFailed
 from chain.eip712 import job_result_typed_data
+from chain.jobstatus import (ACCEPTED, CANCELLED, COMPLETED, FAILED, NONE, RECLAIMED,  # noqa: F401 (re-exported)
+                             REQUESTED, SETTLED)
 from oracle.follower import EventFollower
 from oracle.journal import JobEntry, Journal
 from chain.retry import is_transient, with_backoff
 
 log = logging.getLogger("tds.oracle")
 
-# IJobs.JobStatus
-NONE, REQUESTED, ACCEPTED, COMPLETED, FAILED, RECLAIMED, CANCELLED = range(7)
-SETTLED = {COMPLETED, FAILED, RECLAIMED, CANCELLED}
 # fixed gas for completeJob (measured ~105k; a workflow step also opens the next job): the
 # chain state was just re-read, so the estimate round trip buys nothing
 COMPLETE_GAS = 400_000

@@ -10,10 +10,10 @@ State lives in ``$TDS_HOME/scripts/state.json`` (work files — sample inputs, c
 the oracle's journal, operation logs, proofs — beside it). Participants are Brownie's
 ``accounts[i]`` on a development network (the anvil dev keys, see :data:`CAST`); on any other
 network they are the identities already created with ``tds id new NAME --private-key-env VAR``.
-Keystores are encrypted with ``$TDS_KEYSTORE_PASSPHRASE`` (a fixed development passphrase and a
+Keystores are encrypted with ``$TDS_KEYSTORE_PASSWORD`` (a fixed development passphrase and a
 light KDF are used on development networks, whose keys are public anyway).
 
-The scripts only wire existing Python APIs (:class:`chain.space.Space`, :mod:`did`,
+The scripts only wire existing Python APIs (:class:`chain.Space`, :mod:`did`,
 :mod:`offchain`, :class:`oracle.runner.OracleRunner`, :mod:`audit.verify`) to that state.
 """
 from __future__ import annotations
@@ -35,9 +35,9 @@ from offchain.ingest.readers import read_table
 from offchain.store.client import open_store
 from chain.accounts import dev_account
 from chain.deploy import read_deployment
-from chain.config import Settings, load_settings
+from chain.config import Settings, keystore_password, load_settings
 from tds.demo import BRANCHES, SALES
-from chain.space import Member, Space
+from chain import Member, Space
 
 STEPS = ("deploy", "identities", "register", "grant", "request", "compute", "result", "withdraw", "rate", "destroy",
          "audit")
@@ -91,13 +91,13 @@ def web3_of_brownie() -> Web3:
 
 
 def passphrase() -> str:
-    """The keystore passphrase: $TDS_KEYSTORE_PASSPHRASE, or a fixed one on development networks."""
-    value = os.environ.get("TDS_KEYSTORE_PASSPHRASE")
+    """The keystore password: $TDS_KEYSTORE_PASSWORD, or a fixed one on development networks."""
+    value = keystore_password()
     if value:
         return value
     if is_development():
         return DEV_PASSPHRASE
-    fail("set TDS_KEYSTORE_PASSPHRASE: on a non-development network the keystores need a real passphrase")
+    fail("set TDS_KEYSTORE_PASSWORD: on a non-development network the keystores need a real passphrase")
     return ""  # unreachable
 
 

@@ -23,7 +23,8 @@ from audit.oplog import OpLog, OpRecord
 from oracle.journal import Journal
 from oracle.pipeline import JobPipeline, result_cid_text
 from offchain.keyservice.provider import ProviderKeyService
-from oracle.runner import COMPLETED, SETTLED, OracleRunner
+from chain.jobstatus import COMPLETED, SETTLED
+from oracle.runner import OracleRunner
 from did.sealing import ChainDirectory, provider_sealer
 
 from ._common import Step, fail, passphrase, tx_hash

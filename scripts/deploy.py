@@ -8,7 +8,7 @@ scripts/identities.py. Accounts on a development network: accounts[0] = operator
 admin, treasury), accounts[1] = regulator, accounts[2] = monitor. On any other network the keys
 come from the identities ``operator``, ``regulator`` and (optionally, else the operator)
 ``monitor`` made beforehand with ``tds id new NAME --private-key-env VAR`` (passphrase in
-$TDS_KEYSTORE_PASSPHRASE). The wiring is the same as chain.system.deploy_system (see its table).
+$TDS_KEYSTORE_PASSWORD). The wiring is the same as chain.system.deploy_system (see its table).
 """
 from brownie import (AssetRegistry, Authorizations, CertificateTemplates, Credits, Evidence, IdentityRegistry, Jobs,
                      QualityRatings, accounts, web3)

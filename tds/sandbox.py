@@ -33,7 +33,7 @@ from oracle.pipeline import JobPipeline
 from offchain.keyservice.provider import ProviderKeyService
 from oracle.runner import OracleRunner
 from did.sealing import ChainDirectory, open_result, provider_sealer
-from chain.space import Member, Space
+from chain import Member, Space
 from chain.system import deploy_system
 
 SALES = Schema((Field("customer", "identifier"), Field("region", "string"),

@@ -22,7 +22,7 @@ from offchain.query.plan import EncryptedQuery, Query
 from chain import ops
 from audit.oplog import OpLog, OpRecord
 from chain.retry import is_transient
-from oracle.runner import ACCEPTED
+from chain.jobstatus import ACCEPTED
 
 # seal(payload, consumer_address) -> bytes only that consumer can open
 Sealer = Callable[[dict[str, Any], str], bytes]

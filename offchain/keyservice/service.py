@@ -19,7 +19,7 @@ from audit.oplog import OpLog
 from chain.deploy import bind, read_deployment
 from chain.tx import Sender
 from chain.config import Settings
-from oracle.daemon import Anchorer
+from audit.anchor import Anchorer
 from offchain.keyservice.api import create_key_service_app
 from offchain.keyservice.provider import ProviderKeyService, discover_datasets
 from did.sealing import ChainDirectory, provider_sealer

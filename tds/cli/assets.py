@@ -38,16 +38,17 @@ def _cid_text(raw: bytes) -> str:
 
 def read_manifest(d: Deployed, cid: str) -> tuple[dict[str, Any], bytes]:
     """The encrypted dataset's manifest from the content store, and its binary CID."""
+    from chain.errors import InvalidCid
     from offchain.errors import DataPlaneError
     from chain.cid import parse_cid
 
     try:
         binary = parse_cid(cid).to_bytes()
-    except DataPlaneError as exc:
+    except (DataPlaneError, InvalidCid) as exc:
         raise BadInput(f"{cid!r} is not a CID: {exc}") from None
     try:
         raw = d.store().cat(cid)
-    except DataPlaneError:
+    except (DataPlaneError, InvalidCid):
         raise BadInput(f"manifest {cid} is not in the content store; encrypt the data first "
                        f"('tds data encrypt FILE' prints the manifest CID)") from None
     try:
@@ -80,6 +81,7 @@ def asset_register(manifest_cid: str, template_id: int, metadata_cid: str | None
                    as_json: bool, wallet: WalletChoice) -> None:
     """Provider: mint a certificate for the encrypted dataset whose manifest is MANIFEST_CID."""
     from offchain.canonical import canonical_hash
+    from chain.errors import InvalidCid
     from offchain.errors import DataPlaneError
     from chain.cid import parse_cid
 
@@ -100,7 +102,7 @@ def asset_register(manifest_cid: str, template_id: int, metadata_cid: str | None
                        f"(which scores the data first) or pass --quality-hash")
     try:
         metadata = parse_cid(metadata_cid).to_bytes() if metadata_cid else content
-    except DataPlaneError as exc:
+    except (DataPlaneError, InvalidCid) as exc:
         raise BadInput(f"--metadata {metadata_cid!r} is not a CID: {exc}") from None
     active, _rights, ops, _split = d.c["CertificateTemplates"].functions.mintTerms(template_id).call()
     if not active:

@@ -16,14 +16,9 @@ from tds.cli.output import console, emit_json, err_console
 def open_reader():
     """A :class:`ChainReader` over the configured chain's deployment."""
     from audit.events import ChainReader
-    from chain.connection import connect
-    from chain.deploy import read_deployment
     from chain.config import load_settings
 
-    settings = load_settings()
-    w3 = connect(settings)
-    chain_id = w3.eth.chain_id
-    return ChainReader(w3, read_deployment(settings.deployment_path(chain_id), chain_id))
+    return ChainReader.open(load_settings(), start=True)
 
 
 def store_fetch() -> Callable[[str], bytes | None] | None:

@@ -13,7 +13,7 @@ import click
 
 from tds.cli.output import emit_json, err_console
 from tds.cli.store import _errors, _store
-from chain.config import load_settings
+from chain.config import keystore_password, load_settings
 
 
 def _load_table(file: Path, schema_path: Path | None, clean_path: Path | None, yes: bool) -> tuple:
@@ -112,7 +112,7 @@ def encrypt_cmd(file: Path, schema_path: Path | None, clean_path: Path | None, y
                 onions: tuple[str, ...], processes: int) -> None:
     """Ingest, score, classify and onion-encrypt FILE into the store; prints the manifest CID
     and the quality-report CID and hash. The keystore passphrase comes from
-    $TDS_KEYSTORE_PASSPHRASE or a prompt."""
+    $TDS_KEYSTORE_PASSWORD or a prompt."""
     from rich.progress import Progress
 
     from offchain.ingest.classification import classify
@@ -126,8 +126,8 @@ def encrypt_cmd(file: Path, schema_path: Path | None, clean_path: Path | None, y
     classification = classify(table.schema)
     policy = default_policy(table.schema, classification, min_group_size, _parse_onions(onions))
     path = keystore or load_settings().home / "keys" / "provider.json"
-    passphrase = os.environ.get("TDS_KEYSTORE_PASSPHRASE") or click.prompt(
-        "keystore passphrase", hide_input=True, confirmation_prompt=not path.exists(), err=True)
+    passphrase = keystore_password() or click.prompt(
+        "keystore password", hide_input=True, confirmation_prompt=not path.exists(), err=True)
     ks = Keystore.open(path, passphrase) if path.exists() else Keystore.create(path, passphrase)
     ring = Keyring()
     hom_rows = table.num_rows if any("hom" in f.onions for f in policy.fields.values()) else 0

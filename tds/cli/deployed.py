@@ -15,7 +15,7 @@ from tds.cli.refusals import (ASSET_STATES, FREEZE_AUTHORITIES, GRANT_STATES, JO
 from tds.cli.wallet import WalletChoice
 from chain.config import Settings, load_settings
 from chain.ops import describe
-from chain.space import Space
+from chain import Space
 
 ZERO_ADDRESS = "0x" + "00" * 20
 CLASSIFICATIONS = ("public", "internal", "sensitive", "confidential")

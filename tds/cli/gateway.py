@@ -6,14 +6,14 @@ unless ``--guard-reads`` (the auditor page in a browser needs them open).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
+from chain.config import KEYSTORE_PASSWORD_ENV, keystore_password
 from tds.cli.output import console
 
-PASSWORD_ENV = "TDS_KEYSTORE_PASSWORD"
+PASSWORD_ENV = KEYSTORE_PASSWORD_ENV
 
 
 def _relayer(keystore: Path | None, dev_index: int | None, embedded: bool):
@@ -31,7 +31,7 @@ def _relayer(keystore: Path | None, dev_index: int | None, embedded: bool):
 
         from eth_account import Account
 
-        password = os.environ.get(PASSWORD_ENV)
+        password = keystore_password()
         if password is None:
             password = click.prompt(f"password of {keystore}", hide_input=True)
         try:

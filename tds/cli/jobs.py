@@ -264,6 +264,7 @@ def job_wait(job_id: int, timeout: float, as_json: bool) -> None:
 @onchain
 def job_result(job_id: int, identity_name: str, out: Path | None, as_json: bool) -> None:
     """Consumer: fetch, verify and open the sealed answer of JOB_ID."""
+    from chain.errors import InvalidCid
     from offchain.errors import DataPlaneError
     from oracle.pipeline import result_cid_text
     from did.sealing import ChainDirectory, open_result
@@ -284,7 +285,7 @@ def job_result(job_id: int, identity_name: str, out: Path | None, as_json: bool)
     cid = result_cid_text(bytes(ev["resultCid"]))
     try:
         sealed = d.store().cat(cid)
-    except DataPlaneError as exc:
+    except (DataPlaneError, InvalidCid) as exc:
         raise ParticipantError(f"the sealed result {cid} is not in the content store ({exc}); point TDS_IPFS_API "
                                f"at the store the oracle writes to") from None
     if keccak(sealed) != bytes(ev["resultHash"]):

@@ -13,12 +13,13 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from chain.errors import TdsError
+from chain.jobstatus import NAMES
 
 ASSET_STATES = ("none", "active", "frozen", "offline")
 GRANT_STATES = ("none", "active", "revoked", "closed")
 APPLICATION_STATES = ("none", "pending", "approved", "rejected")
 FREEZE_AUTHORITIES = ("nobody", "the holder", "the monitor", "a regulator")
-JOB_STATES = ("none", "requested", "accepted", "completed", "failed", "reclaimed", "cancelled")
+JOB_STATES = NAMES
 
 
 class ParticipantError(TdsError):

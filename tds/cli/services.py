@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import faulthandler
 import logging
-import os
 import signal
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import Any
 import click
 
 from tds.cli.output import err_console
-from chain.config import load_settings
+from chain.config import keystore_password, load_settings
 from chain.errors import TdsError
 
 
@@ -154,7 +153,7 @@ def provider() -> None:
 @click.option("--password-env", metavar="VAR", help="Environment variable holding the identity's password.")
 @click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path),
               help="The data keystore (default $TDS_HOME/keys/provider.json); passphrase from "
-                   "$TDS_KEYSTORE_PASSPHRASE or a prompt.")
+                   "$TDS_KEYSTORE_PASSWORD or a prompt.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True)
 @click.option("--store-port", type=click.IntRange(0, 65535), default=None,
@@ -179,8 +178,7 @@ def provider_serve(name: str, password_env: str | None, keystore: Path | None, h
     if not path.exists():
         raise BadOption(f"no data keystore at {path}: encrypt a dataset first ('tds data encrypt FILE') "
                         f"or pass --keystore")
-    passphrase = os.environ.get("TDS_KEYSTORE_PASSPHRASE") or click.prompt("keystore passphrase", hide_input=True,
-                                                                           err=True)
+    passphrase = keystore_password() or click.prompt("keystore password", hide_input=True, err=True)
     keyring = Keystore.open(path, passphrase).keyring()
     w3 = connect(settings)
     store = open_store(settings.home, settings.ipfs_api)

@@ -20,10 +20,11 @@ def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Data-plane errors become one-line CLI errors (exit 1), never tracebacks."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from chain.errors import InvalidCid
         from offchain.errors import DataPlaneError
         try:
             return fn(*args, **kwargs)
-        except (DataPlaneError, FileExistsError) as exc:
+        except (DataPlaneError, InvalidCid, FileExistsError) as exc:
             raise click.ClickException(str(exc)) from exc
     return wrapper
 

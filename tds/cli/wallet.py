@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -22,9 +21,10 @@ from typing import Any, Callable
 import click
 from eth_account.signers.local import LocalAccount
 
+from chain.config import KEYSTORE_PASSWORD_ENV, keystore_password
 from tds.cli.refusals import WalletError
 
-PASSWORD_ENV = "TDS_KEYSTORE_PASSWORD"
+PASSWORD_ENV = KEYSTORE_PASSWORD_ENV
 DEV_CHAIN_ID = 31337  # anvil's chain id: the only chain where the well-known dev keys may sign
 DEV_ACCOUNTS = 10
 
@@ -115,7 +115,7 @@ def dev_key(index: int, chain_id: int) -> LocalAccount:
 
 
 def password(prompt: str) -> str:
-    value = os.environ.get(PASSWORD_ENV)
+    value = keystore_password()
     if value is not None:
         return value
     return click.prompt(prompt, hide_input=True, err=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from offchain.errors import InvalidCid
+from chain.errors import InvalidCid
 from chain.cid import DAG_PB, RAW, Cid, b58decode, b58encode, parse_cid
 from offchain.store.unixfs import decode_dag_pb, decode_unixfs, file_cid
 

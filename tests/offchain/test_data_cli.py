@@ -45,7 +45,7 @@ def test_infer_then_ingest_with_declared_schema(runner, orders, tmp_path):
 def test_encrypt_into_the_store_and_show_exposure(runner, orders, monkeypatch, tmp_path):
     import offchain.onion.keys as K
     monkeypatch.setattr(K, "new_hom", lambda *a, **k: K.generate_keypair(768, 128))
-    monkeypatch.setenv("TDS_KEYSTORE_PASSPHRASE", "pw")
+    monkeypatch.setenv("TDS_KEYSTORE_PASSWORD", "pw")
     res = runner.invoke(data, ["encrypt", str(orders), "--yes", "--processes", "1",
                                "--onions", "qty=eq,ord,hom", "--min-group-size", "2"])
     assert res.exit_code == 0, res.output

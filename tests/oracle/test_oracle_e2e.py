@@ -11,7 +11,7 @@ from chain.ops import DET_EQ, HOM_AGG, OPE_RANGE
 from oracle.pipeline import (BAD_PARAMS, OPERATION_NOT_PAID, POLICY_REFUSED, QUERY_INVALID, RELEASE_REFUSED,
                              result_cid_text)
 from oracle.runner import COMPLETED, FAILED
-from chain.space import Member
+from chain import Member
 from tds.sandbox import PRICE, build_world
 
 

@@ -14,7 +14,7 @@ from chain.params import canonical_params, params_hash
 from oracle.pipeline import POLICY_REFUSED, QUERY_INVALID, result_cid_text
 from oracle.runner import ACCEPTED, COMPLETED, FAILED, REQUESTED
 from tds.sandbox import PRICE, build_world
-from chain.space import Member
+from chain import Member
 
 RANGE_SUM = {"aggregates": [["sum", "amount"], ["count"]], "where": [["range", "amount", 100, 700]]}
 

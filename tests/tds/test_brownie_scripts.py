@@ -31,7 +31,7 @@ from chain.node import EmbeddedNode, free_port
 from chain.setup import brownie_networks
 from chain.config import PROJECT_ROOT, SOLC_VERSION, Settings, load_settings
 from oracle.runner import COMPLETED
-from chain.space import Space
+from chain import Space
 
 BIN = Path(sys.executable).parent
 STEPS = ["deploy", "identities", "register", "grant", "request", "compute", "result", "withdraw", "rate", "destroy",
@@ -45,8 +45,8 @@ def brownie_env(tmp: Path, port: int) -> dict[str, str]:
     """Environment of a private TDS installation on ``port``: own HOME, TDS_HOME, deployment file,
     the venv and node_modules/.bin first on PATH, no external chain or Kubo from the caller."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("TDS_RPC_URL", "TDS_CHAIN_ID", "TDS_IPFS_API", "TDS_KEYSTORE_PASSPHRASE", "SOLCX_BINARY_PATH",
-                        "TDS_PROJECT_ROOT")}
+           if k not in ("TDS_RPC_URL", "TDS_CHAIN_ID", "TDS_IPFS_API", "TDS_KEYSTORE_PASSPHRASE",
+                        "TDS_KEYSTORE_PASSWORD", "SOLCX_BINARY_PATH", "TDS_PROJECT_ROOT")}
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
     env.update(HOME=str(home), TDS_HOME=str(tmp / "tds-home"), TDS_CHAIN_PORT=str(port),

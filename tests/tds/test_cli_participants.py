@@ -35,7 +35,7 @@ from chain.config import load_settings
 from chain.eip712 import GrantTerms, grant_typed_data
 from chain.ops import DET_EQ, HOM_AGG, OPE_RANGE
 from tds.sandbox import World, build_world
-from chain.space import Member
+from chain import Member
 
 PASSWORD = "participant-test-password"
 PRICE = 10**15

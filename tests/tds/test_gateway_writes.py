@@ -30,7 +30,7 @@ from tds.gateway import create_app
 from tds.gateway.limits import RateLimit
 from chain.params import canonical_params, params_cid, params_hash
 from did.sealing import RESULT_PURPOSE
-from chain.space import Member, Space
+from chain import Member, Space
 from chain.system import deploy_system
 
 DET_EQ, OPE_RANGE, HOM_AGG = 1, 2, 4
