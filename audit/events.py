@@ -1,6 +1,13 @@
 """Reading the chain the way an auditor does: every log of the deployed contracts, decoded
 with the ABIs published in the deployment file, plus block times and account → DID bindings.
 
+A binding shows an account under a DID only when the binding proof its ``bind`` published
+(``IdentityBound.bindingProof``) verifies against that DID's Ed25519 key (the DID controller
+signed that this account, on this chain, is its account). Anyone can ``bind`` any DID, and the
+EVM cannot check that signature, so a squatter's binding is shown as ``unverified:<did>``
+(:data:`UNVERIFIED`), never as the DID; an ``IdentitySuperseded`` event ends the squatter's
+binding where an operator-attested owner took the DID over.
+
 Nothing here trusts an off-chain index: logs come from ``eth_getLogs`` over the deployment's
 addresses (from its ``block`` on, in chunks an external node accepts), each decoded by
 ``(address, topic0)`` with the contract's own ABI, so the same result is reproducible with an
@@ -20,6 +27,20 @@ from web3.contract import Contract
 from chain.deploy import bind
 
 LOG_CHUNK = 5_000  # blocks per eth_getLogs call (public nodes cap ranges)
+UNVERIFIED = "unverified:"  # prefix of a DID an account bound without a binding proof that verifies
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What an account was bound to: the DID, and whether its published proof verifies."""
+
+    did: str
+    verified: bool
+
+    @property
+    def shown(self) -> str:
+        """How the trail names the account: the DID, or ``unverified:<did>``."""
+        return self.did if self.verified else UNVERIFIED + self.did
 
 
 @dataclass(frozen=True)
@@ -79,7 +100,8 @@ class ChainReader:
         self._events: list[ChainEvent] | None = None
         self._times: dict[int, int] = {}
         self._head: int | None = None
-        self._bindings: dict[str, list[tuple[tuple[int, int], str]]] | None = None
+        self._bindings: dict[str, list[tuple[tuple[int, int], Binding | None]]] | None = None
+        self._proof_checks: dict[str, bool] = {}  # event uid -> published proof verifies (kept across refreshes)
 
     @classmethod
     def open(cls, settings: Any, *, start: bool = False) -> "ChainReader":
@@ -171,27 +193,60 @@ class ChainReader:
             self._times[block] = int(self.w3.eth.get_block(block)["timestamp"])
         return self._times[block]
 
-    def did_of(self, account: str | None, at: tuple[int, int] | None = None) -> str | None:
-        """The DID bound to ``account`` at chain position ``at`` (latest binding when None)."""
+    def _proof_verifies(self, ev: ChainEvent) -> bool:
+        """True if the binding proof ``ev`` (an ``IdentityBound``) published is signed by its DID's
+        key and by its account, for this chain (checked once per event)."""
+        if ev.uid not in self._proof_checks:
+            from did.binding import check_published_binding
+            from did.errors import DidNotBound
+
+            raw = ev.args.get("bindingProof")
+            try:
+                if raw is None:
+                    raise DidNotBound("no binding proof published (an older registry)")
+                check_published_binding(bytes(raw), did=ev.args["did"], address=ev.args["account"],
+                                        chain_id=self.chain_id)
+                ok = True
+            except DidNotBound:
+                ok = False
+            self._proof_checks[ev.uid] = ok
+        return self._proof_checks[ev.uid]
+
+    def binding_of(self, account: str | None, at: tuple[int, int] | None = None) -> Binding | None:
+        """The DID ``account`` was bound to at chain position ``at`` (latest when None), and
+        whether its published binding proof verifies; None if unbound (or superseded) then."""
         if not account:
             return None
         account = to_checksum_address(account)
         if self._bindings is None:
-            index: dict[str, list[tuple[tuple[int, int], str]]] = {}
-            for ev in self.select("IdentityRegistry", "IdentityBound"):
-                index.setdefault(ev.args["account"], []).append((ev.position, ev.args["did"]))
+            index: dict[str, list[tuple[tuple[int, int], Binding | None]]] = {}
+            for ev in self.select("IdentityRegistry", {"IdentityBound", "IdentitySuperseded"}):
+                if ev.name == "IdentitySuperseded":  # the previous holder loses its record
+                    index.setdefault(ev.args["previous"], []).append((ev.position, None))
+                else:
+                    index.setdefault(ev.args["account"], []).append(
+                        (ev.position, Binding(ev.args["did"], self._proof_verifies(ev))))
             self._bindings = index
-        did = None
+        found = None
         for pos, bound in self._bindings.get(account, []):
             if at is not None and pos > at:
                 break
-            did = bound
-        if did is None and account.lower() in self.names_by_address:
+            found = bound
+        return found
+
+    def did_of(self, account: str | None, at: tuple[int, int] | None = None) -> str | None:
+        """How the trail names ``account`` at chain position ``at`` (latest binding when None): the
+        DID it was bound to if the binding proof verifies, else ``unverified:<did>``; a
+        contract's name or the deployment roles for unbound accounts; None otherwise."""
+        if not account:
+            return None
+        binding = self.binding_of(account, at)
+        if binding is not None:
+            return binding.shown
+        if account.lower() in self.names_by_address:
             return f"contract:{self.names_by_address[account.lower()]}"
-        if did is None:
-            roles = [r for r, a in (self.deployment.get("roles") or {}).items() if str(a).lower() == account.lower()]
-            return "role:" + "+".join(sorted(roles)) if roles else None
-        return did
+        roles = [r for r, a in (self.deployment.get("roles") or {}).items() if str(a).lower() == account.lower()]
+        return "role:" + "+".join(sorted(roles)) if roles else None
 
     def asset_ids(self) -> list[int]:
         return [ev.args["assetId"] for ev in self.select("AssetRegistry", "AssetRegistered")]

@@ -1,8 +1,9 @@
 """The trail of one data asset, rebuilt from chain events alone (000 §12.3.1.2 fields).
 
 Each entry names: a unique id (``txhash:logIndex``), the actor (chain address and the DID it
-was bound to at that moment, from ``IdentityRegistry.IdentityBound``), the time (block
-timestamp), the action, the object (asset / grant / application / job / workflow / batch ids)
+was bound to at that moment, from ``IdentityRegistry.IdentityBound``, shown only if the binding
+proof published with it verifies against the DID's key, else as ``unverified:<did>``: see
+:meth:`audit.events.ChainReader.did_of`), the time (block timestamp), the action, the object (asset / grant / application / job / workflow / batch ids)
 and the result. Events are only emitted by transactions that succeeded, so a refused attempt
 leaves no entry; a job that failed, an application rejected, a workflow stopped do, with
 result ``failed``.
@@ -52,6 +53,11 @@ ACTIONS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("Jobs", "JobCompleted"): ("complete", "oracle"),
     ("Jobs", "JobFailed"): ("fail", "oracle"),
     ("Jobs", "JobReclaimed"): ("reclaim", "consumer"),
+    ("Jobs", "AnswerReleased"): ("release", "provider"),
+    ("Jobs", "JobSettledWithoutOracle"): ("settle", "settler"),
+    ("Jobs", "OracleFailureRecorded"): ("oracle-failure", None),
+    ("Authorizations", "UseRestored"): ("restore-use", None),
+    ("Authorizations", "OfferCancelled"): ("cancel-offer", "holder"),
     ("Jobs", "Credited"): ("credit", None),
     ("Jobs", "Withdrawn"): ("withdraw", "payee"),
     ("Jobs", "WorkflowRequested"): ("request-workflow", "consumer"),
@@ -266,8 +272,8 @@ def job_summary(reader: ChainReader, job_id: int) -> dict[str, Any] | None:
     grant = reader.select("Authorizations", "GrantIssued", grantId=r["grantId"])
     history = [e.to_dict() for e in chain_entries(
         reader, lambda ev: ev.contract == "Jobs" and ev.args.get("jobId") == job_id)]
-    status = {"JobRequested": "requested", "JobAccepted": "accepted", "JobCompleted": "completed",
-              "JobFailed": "failed", "JobReclaimed": "reclaimed"}
+    status = {"JobRequested": "requested", "JobAccepted": "accepted", "AnswerReleased": "released",
+              "JobCompleted": "completed", "JobFailed": "failed", "JobReclaimed": "reclaimed"}
     last = [h["event"] for h in history if h["event"] in status]
     done = reader.select("Jobs", "JobCompleted", jobId=job_id)
     return {

@@ -75,6 +75,10 @@ def verify_signature(reader: ChainReader, ev: ChainEvent) -> dict[str, Any]:
     except ValueError:
         return verdict("signature", subject, False,
                        f"transaction {ev.tx} is not a direct completeJob call; its signature cannot be read")
+    if fn.fn_name == "settleReleased" and params["jobId"] == job_id:
+        return verdict("signature", subject, True,
+                       f"settled by {ev.args['oracle']} without the oracle's posting (settleReleased): the answer is "
+                       f"the one its provider released (see the release check)")
     if fn.fn_name != "completeJob" or params["jobId"] != job_id:
         return verdict("signature", subject, False, f"transaction {ev.tx} calls {fn.fn_name}, not completeJob({job_id})")
     result_hash, result_cid, sig = bytes(params["resultHash"]), bytes(params["resultCid"]), bytes(params["signature"])
@@ -98,6 +102,24 @@ def verify_signature(reader: ChainReader, ev: ChainEvent) -> dict[str, Any]:
                        f"signature recovers to {signer}, but the completing oracle is {oracle} (job records {recorded})")
     did = reader.did_of(signer, ev.position)
     return verdict("signature", subject, True, f"JobResult signed by the job's oracle {signer} ({did})")
+
+
+# ---------------------------------------------------------------------------- (a') the release
+
+def verify_release(reader: ChainReader, done: ChainEvent, released: ChainEvent | None) -> dict[str, Any]:
+    """A completed job's answer is the one the provider's key service released for that job."""
+    job_id = done.args["jobId"]
+    subject = f"job {job_id}"
+    if released is None:
+        return verdict("release", subject, False, "completed without an AnswerReleased event for this job")
+    if bytes(released.args["resultHash"]) != bytes(done.args["resultHash"]) or released.position > done.position:
+        return verdict("release", subject, False,
+                       f"completed with {_hex(bytes(done.args['resultHash']))} but the release recorded "
+                       f"{_hex(bytes(released.args['resultHash']))}")
+    provider = released.args["provider"]
+    return verdict("release", subject, True,
+                   f"answer released by the asset holder {provider} ({reader.did_of(provider, released.position)}) "
+                   f"to oracle {released.args['oracle']} before completion")
 
 
 # ---------------------------------------------------------------------------- (b) result bytes
@@ -236,7 +258,10 @@ def verify_payment(reader: ChainReader, req: ChainEvent, end: ChainEvent) -> dic
         if total != amount:
             return verdict("payment", f"job {job_id}", False, f"shares credited {total} ≠ amount paid {amount}")
         compute = [c for c in shares if c.args["share"] == COMPUTE]
-        if any(c.args["payee"] != end.args["oracle"] for c in compute):
+        payees = {end.args["oracle"]}
+        if reader.select("Jobs", "JobSettledWithoutOracle", jobId=job_id):  # the provider posted: its share
+            payees |= {c.args["payee"] for c in shares if c.args["share"] == 0}
+        if any(c.args["payee"] not in payees for c in compute):
             return verdict("payment", f"job {job_id}", False, "compute share credited to someone other than the oracle")
         split = ", ".join(f"{SHARES[c.args['share']]} {c.args['amount']}" for c in shares)
         return verdict("payment", f"job {job_id}", True, f"{amount} split exactly: {split or 'nothing to split'}")
@@ -264,10 +289,12 @@ def verify_all(w3: Web3 | None, deployment: dict[str, Any] | None, *, asset: int
     events = sorted(unique.values(), key=lambda e: e.position)
     out: list[dict[str, Any]] = []
     requested = {ev.args["jobId"]: ev for ev in events if ev.name == "JobRequested"}
+    releases = {ev.args["jobId"]: ev for ev in events if ev.name == "AnswerReleased"}
     for ev in events:
         found = []
         if ev.name == "JobCompleted":
             found.append(verify_signature(reader, ev))
+            found.append(verify_release(reader, ev, releases.get(ev.args["jobId"])))
             if fetch is not None:
                 found.append(verify_result_bytes(ev, fetch))
         if ev.name in ("JobCompleted", "JobFailed", "JobReclaimed") and ev.args["jobId"] in requested:

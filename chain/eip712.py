@@ -22,6 +22,17 @@ JOB_RESULT_TYPE = [{"name": "jobId", "type": "uint256"}, {"name": "resultHash", 
 ZERO_ADDRESS = "0x" + "00" * 20
 
 
+def offer_nonce(transfers: int, salt: int, sequence: int = 0) -> int:
+    """A keyed nonce for a signed grant offer (OZ NoncesKeyed: key << 64 | sequence).
+
+    The key's top 32 bits are the certificate's transfer count (``AssetRegistry.transfersOf``)
+    when the offer is signed, so every outstanding offer dies when the certificate changes hands;
+    the other 160 bits (``salt``) keep offers independent of each other."""
+    if not 0 <= transfers < 2 ** 32 or not 0 <= salt < 2 ** 160 or not 0 <= sequence < 2 ** 64:
+        raise ValueError("offer nonce parts out of range (transfers < 2^32, salt < 2^160, sequence < 2^64)")
+    return (transfers << 224) | (salt << 64) | sequence
+
+
 @dataclass(frozen=True)
 class GrantTerms:
     """IAuthorizations.GrantTerms, field for field (``as_tuple`` is the ABI argument)."""

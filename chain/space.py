@@ -13,8 +13,8 @@ from web3.logs import DISCARD
 
 from chain.deploy import bind
 from chain.tx import Sender
-from chain.eip712 import ZERO_ADDRESS, GrantTerms, grant_typed_data, sign_typed
-from chain.params import canonical_params, params_cid, params_hash
+from chain.eip712 import ZERO_ADDRESS, GrantTerms, grant_typed_data, offer_nonce, sign_typed
+from chain.params import params_cid, params_hash, seal_params
 from chain.system import SYSTEM_CONTRACTS, role_id
 
 CLASSIFICATION = {"public": 0, "internal": 1, "sensitive": 2, "confidential": 3}
@@ -54,9 +54,12 @@ class Space:
         return self.w3.eth.get_block("latest")["timestamp"]
 
     # identity ---------------------------------------------------------------------------
-    def bind_identity(self, member: Member, doc_digest: bytes, key_agreement: bytes, proof_hash: bytes) -> Any:
+    def bind_identity(self, member: Member, doc_digest: bytes, key_agreement: bytes, binding_proof: bytes) -> Any:
+        """Bind ``member``'s DID to its account. ``binding_proof`` is the canonical binding proof
+        (``did.binding.proof_bytes``); placeholder bytes bind too but the trail then shows the
+        account as ``unverified:<did>``."""
         return self.send(member.account, self.c["IdentityRegistry"].functions.bind(
-            member.did, doc_digest, key_agreement, proof_hash))
+            member.did, doc_digest, key_agreement, binding_proof))
 
     def grant_role(self, operator: LocalAccount, member: Member, role: str, credential_hash: bytes,
                    valid_until: int = 0) -> Any:
@@ -82,14 +85,18 @@ class Space:
     # authorizations ---------------------------------------------------------------------
     def grant_by_signature(self, provider: Member, consumer: Member, asset_id: int, operations: int, *,
                            max_uses: int, price: int, purpose: str, days: int = 30, nonce: int | None = None,
-                           algorithm_provider: str = ZERO_ADDRESS, payment_token: str = ZERO_ADDRESS) -> int:
-        """The provider signs the grant (EIP-712, any wallet could); the consumer submits it."""
+                           algorithm_provider: str = ZERO_ADDRESS, payment_token: str = ZERO_ADDRESS,
+                           purpose_hash: bytes | None = None) -> int:
+        """The provider signs the grant (EIP-712, any wallet could); the consumer submits it.
+        ``purpose_hash`` is the hash of a terms document (field scope, privacy option); without it
+        the grant's terms are ``keccak256(purpose)``."""
         auth = self.c["Authorizations"]
         expiry = self.now() + days * 86400
-        terms = GrantTerms(asset_id, consumer.address, keccak(text=purpose), operations, 0, 0, expiry, max_uses,
-                           payment_token, price, algorithm_provider)
-        if nonce is None:  # keyed nonce (OZ NoncesKeyed): a fresh 192-bit key, sequence 0
-            nonce = int.from_bytes(keccak(text=f"{consumer.address}:{purpose}:{expiry}")[:24], "big") << 64
+        terms = GrantTerms(asset_id, consumer.address, purpose_hash or keccak(text=purpose), operations, 0, 0, expiry,
+                           max_uses, payment_token, price, algorithm_provider)
+        if nonce is None:  # keyed nonce: the certificate's transfer count, a fresh 160-bit salt, sequence 0
+            salt = int.from_bytes(keccak(text=f"{consumer.address}:{purpose}:{expiry}")[:20], "big")
+            nonce = offer_nonce(self.c["AssetRegistry"].functions.transfersOf(asset_id).call(), salt)
         data = grant_typed_data(terms, nonce, expiry, self.w3.eth.chain_id, auth.address)
         sig = sign_typed(data, provider.account.key)
         r = self.send(consumer.account, auth.functions.grantBySignature(terms.as_tuple(), nonce, expiry, sig))
@@ -98,8 +105,9 @@ class Space:
     # jobs -------------------------------------------------------------------------------
     def request_job(self, consumer: Member, grant_id: int, operation: int, query: dict[str, Any], store: Any,
                     *, value: int, ttl: int = 3600) -> int:
-        """Store the query by its hash (CIDv1 raw) and request the job, paying ``value``."""
-        data = canonical_params(query)
+        """Seal the query to the asset holder's key-agreement key, store it by its hash (CIDv1
+        raw) and request the job, paying ``value``."""
+        data = seal_params(query, [self.key_agreement_key(self.holder_of_grant(grant_id))])
         digest = params_hash(data)
         cid = store.add_bytes(data, cid_version=1)
         if cid != params_cid(digest):
@@ -107,6 +115,11 @@ class Space:
         r = self.send(consumer.account, self.c["Jobs"].functions.requestJob(
             grant_id, operation, digest, self.now() + ttl), value=value)
         return self.c["Jobs"].events.JobRequested().process_receipt(r, errors=DISCARD)[0]["args"]["jobId"]
+
+    def holder_of_grant(self, grant_id: int) -> str:
+        """The current holder of the asset a grant covers (whose key service reads its jobs)."""
+        asset_id = self.c["Authorizations"].functions.grantOf(grant_id).call()[8]
+        return self.c["AssetRegistry"].functions.ownerOf(asset_id).call()
 
     def job(self, job_id: int) -> tuple[list, list]:
         return self.c["Jobs"].functions.jobOf(job_id).call()

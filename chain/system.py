@@ -10,7 +10,7 @@ Wiring (who may do what) — the same as ``scripts/deploy.py`` does through Brow
 | Authorizations       | admin, IdentityRegistry, AssetRegistry                    | REGULATOR, MONITOR, JOBS → Jobs   |
 | Jobs                 | IdentityRegistry, Authorizations, AssetRegistry, treasury, acceptTimeout | —                  |
 | Credits              | admin, regulator                                          | REGULATOR → regulator             |
-| QualityRatings       | Authorizations                                            | —                                 |
+| QualityRatings       | Authorizations, Jobs                                      | —                                 |
 | Evidence             | —                                                         | —                                 |
 
 Credits is allowed as a payment token in Authorizations. Participant roles (provider, consumer,
@@ -74,7 +74,8 @@ def deploy_contracts(sender: Sender, artifacts: dict[str, dict[str, Any]], roles
                                 c["Authorizations"].address, c["AssetRegistry"].address, roles.treasury,
                                 accept_timeout)
     c["Credits"] = deploy_artifact(sender, artifacts["Credits"], admin, roles.regulator)
-    c["QualityRatings"] = deploy_artifact(sender, artifacts["QualityRatings"], c["Authorizations"].address)
+    c["QualityRatings"] = deploy_artifact(sender, artifacts["QualityRatings"], c["Authorizations"].address,
+                                          c["Jobs"].address)
     c["Evidence"] = deploy_artifact(sender, artifacts["Evidence"])
     return c
 

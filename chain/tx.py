@@ -80,14 +80,20 @@ class Sender:
                     raise Reverted(describe_revert(exc.data), exc.data) from None
             params["gas"] = gas
             params.update(self._fees())
-            params["nonce"] = self._next_nonce()
-            tx = fn.build_transaction(params)
-            signed = self.account.sign_transaction(tx)
-            try:
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except Exception:
-                self._nonce = None
-                raise
+            for attempt in (1, 2):
+                params["nonce"] = self._next_nonce()
+                tx = fn.build_transaction(params)
+                signed = self.account.sign_transaction(tx)
+                try:
+                    tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                    break
+                except Exception as exc:
+                    self._nonce = None
+                    # another process sent from this account (the same provider's CLI and key
+                    # service): re-read the nonce once and send again
+                    if attempt == 1 and "nonce too low" in str(exc).lower():
+                        continue
+                    raise
         receipt = self._wait(tx_hash)
         if receipt["status"] != 1:
             raise TransactionFailed(f"transaction {tx_hash.hex()} reverted", receipt)

@@ -6,9 +6,13 @@ The statement ``{did, address, chainId, issuedAt}`` is signed twice:
 * by the account (EIP-191 ``personal_sign`` of the same canonical JSON text) — "this account
   claims this DID". A wallet shows the user exactly what it signs.
 
-``binding_proof_hash`` (keccak256 of the canonical proof) is stored in the IdentityRegistry;
-``bind`` is itself sent by the account, so the chain records the binding a third time.
-Verification is offline: the DID gives the Ed25519 key, the signature gives the address.
+``bind`` publishes the canonical proof (:func:`proof_bytes`) in its ``IdentityBound`` event and
+stores its keccak256 (:func:`binding_proof_hash`); ``bind`` is itself sent by the account, so the
+chain records the binding a third time. The EVM cannot check the Ed25519 signature, so whoever
+reads a binding from the chain checks the published proof (:func:`check_published_binding`):
+the DID gives the Ed25519 key, the signature gives the address, the event gives the account
+that sent ``bind``. A squatter (an account that bound a DID whose key it does not hold) has no
+proof that passes.
 """
 from __future__ import annotations
 
@@ -46,9 +50,41 @@ def make_binding_proof(ed_key: Ed25519PrivateKey, account: LocalAccount, chain_i
             "accountSignature": "0x" + bytes(acct_sig.signature).hex()}
 
 
+def proof_bytes(proof: dict[str, Any]) -> bytes:
+    """The canonical bytes of a proof: what ``bind`` publishes (``bindingProof``)."""
+    return canonical_json(proof)
+
+
 def binding_proof_hash(proof: dict[str, Any]) -> bytes:
-    """bytes32 ``bindingProofHash``: keccak256 of the canonical proof."""
-    return keccak(canonical_json(proof))
+    """bytes32 ``bindingProofHash``: keccak256 of the canonical proof (of :func:`proof_bytes`)."""
+    return keccak(proof_bytes(proof))
+
+
+def load_binding_proof(raw: bytes) -> dict[str, Any]:
+    """The proof ``bind`` published, parsed; only its canonical form is accepted, so the proof
+    and the on-chain ``bindingProofHash`` name the same bytes. Raises :class:`DidNotBound`."""
+    import json
+
+    try:
+        proof = json.loads(bytes(raw).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise DidNotBound("the published binding proof is not JSON") from None
+    if not isinstance(proof, dict):
+        raise DidNotBound("the published binding proof is not a JSON object")
+    try:
+        canonical = proof_bytes(proof) == bytes(raw)
+    except (TypeError, ValueError):
+        canonical = False
+    if not canonical:
+        raise DidNotBound("the published binding proof is not in canonical form")
+    return proof
+
+
+def check_published_binding(raw: bytes, *, did: str, address: str, chain_id: int) -> dict[str, Any]:
+    """Check a proof as published on chain by ``address``'s ``bind`` of ``did``: canonical, for
+    this DID, account and chain, signed by the DID's key and by the account. Returns the
+    statement; raises :class:`DidNotBound` (a squatter's binding, or one with no real proof)."""
+    return verify_binding_proof(load_binding_proof(raw), did=did, address=address, chain_id=chain_id)
 
 
 def verify_binding_proof(proof: dict[str, Any], *, did: str | None = None, address: str | None = None,

@@ -3,9 +3,12 @@
 The verifier issues a nonce that carries its own expiry and is MAC'd together with the
 verifier's domain (``<expiry>.<random>.<mac>``), so issuing needs no state. The holder answers
 with a Verifiable Presentation whose Ed25519 proof (purpose ``authentication``) embeds the
-challenge and the domain; it may carry role credentials. The verifier checks domain, MAC,
-expiry, the proof (didkit), then consumes the nonce in its replay store — a second answer to
-the same nonce is refused until the nonce would have expired anyway.
+challenge and the domain; it may carry role credentials and a :class:`RequestBinding` (HTTP
+method, path and body sha-256 of the one request it authenticates, covered by the proof). The
+verifier checks domain and MAC, expiry, then consumes the nonce in its replay store *before*
+anything else can fail — so every attempt, refused or not, burns its nonce and a second answer
+to it is :class:`ChallengeReplayed` — then the request binding, the proof (didkit) and the
+credentials.
 """
 from __future__ import annotations
 
@@ -18,15 +21,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from did import _didkit
-from did.credentials import TrustContext, VerifiedCredential, verify_role_credential
-from did.errors import (ChallengeExpired, ChallengeReplayed, DidkitError, DomainMismatch, TamperedPresentation,
-                        UnknownChallenge, UnknownDid)
-from did.keys import b64u, b64u_decode, ed25519_from_did, verification_method_id
+from did.credentials import TDS_VOCAB, TrustContext, VerifiedCredential, verify_role_credential
+from did.errors import (ChallengeExpired, ChallengeReplayed, DidkitError, DomainMismatch, RequestMismatch,
+                        RequestNotBound, TamperedPresentation, UnknownChallenge, UnknownDid)
+from did.keys import b64u, ed25519_from_did, verification_method_id
 
 if TYPE_CHECKING:
     from did.identity import Identity
 
 VC_CONTEXT = "https://www.w3.org/2018/credentials/v1"
+BOUND_CONTEXT = [VC_CONTEXT, {"@vocab": TDS_VOCAB}]  # maps ``tdsRequest`` into the signed graph
+BINDING_FIELD = "tdsRequest"
+_BINDING_KEYS = {"method", "path", "bodySha256"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,36 @@ class ReplayStore:
                 return False
             self._used[nonce] = expires_at
             return True
+
+
+@dataclass(frozen=True)
+class RequestBinding:
+    """The one HTTP request a presentation authenticates: method, path (with ``?query`` if any)
+    and the hex sha-256 of the exact body bytes."""
+
+    method: str
+    path: str
+    body_sha256: str
+
+    @classmethod
+    def of(cls, method: str, path: str, body: bytes = b"") -> "RequestBinding":
+        """The binding of ``method path`` with ``body`` (the bytes sent, not a re-encoding)."""
+        return cls(method.upper(), path, hashlib.sha256(bytes(body)).hexdigest())
+
+    def to_json(self) -> dict[str, str]:
+        return {"method": self.method, "path": self.path, "bodySha256": self.body_sha256}
+
+    @classmethod
+    def from_json(cls, raw: Any) -> "RequestBinding":
+        """Parse a presentation's ``tdsRequest``; only the exact shape :func:`respond` makes."""
+        if (not isinstance(raw, dict) or set(raw) != _BINDING_KEYS
+                or not all(isinstance(raw[k], str) for k in _BINDING_KEYS)):
+            raise TamperedPresentation(f"presentation's {BINDING_FIELD} must be an object of three strings "
+                                       f"{sorted(_BINDING_KEYS)}")
+        return cls(raw["method"], raw["path"], raw["bodySha256"])
+
+    def describe(self) -> str:
+        return f"{self.method} {self.path} (body sha-256 {self.body_sha256[:16]}…)"
 
 
 @dataclass(frozen=True)
@@ -87,29 +123,49 @@ class ChallengeVerifier:
         rand = b64u(os.urandom(24))
         return Challenge(f"{expires}.{rand}.{self._mac(str(expires), rand)}", self.domain, float(expires))
 
-    def _check_nonce(self, nonce: Any) -> float:
+    def _nonce_expiry(self, nonce: Any) -> float | None:
+        """The expiry a nonce of this verifier carries, or None when it is not one of ours."""
         try:
             expires, rand, mac = nonce.split(".")
             expires_at = float(int(expires))
         except (AttributeError, ValueError):
-            raise UnknownChallenge("challenge is not one this verifier issues") from None
-        if not hmac.compare_digest(mac, self._mac(expires, rand)):
+            return None
+        return expires_at if hmac.compare_digest(mac, self._mac(expires, rand)) else None
+
+    def _check_nonce(self, nonce: Any) -> float:
+        expires_at = self._nonce_expiry(nonce)
+        if expires_at is None:
+            if not isinstance(nonce, str) or nonce.count(".") != 2:
+                raise UnknownChallenge("challenge is not one this verifier issues")
             raise UnknownChallenge(f"challenge was not issued by {self.domain} (or was altered)")
         return expires_at
 
     def verify(self, vp: Any, trust: TrustContext | None = None, *, holder_account: str | None = None,
-               role: str | None = None) -> Authenticated:
-        """Check the answer; with ``trust``, also verify each embedded role credential."""
+               role: str | None = None, request: RequestBinding | None = None,
+               require_binding: bool = False) -> Authenticated:
+        """Check the answer; with ``trust``, also verify each embedded role credential.
+
+        The nonce is consumed as soon as it is known to be ours and unexpired, so a refused
+        attempt cannot be retried with it. ``request`` is the request actually received: a
+        presentation bound to another one is :class:`RequestMismatch`; with ``require_binding``
+        an unbound presentation is :class:`RequestNotBound`."""
         if not isinstance(vp, dict) or not isinstance(vp.get("proof"), dict):
             raise TamperedPresentation("presentation must be a JSON object with a proof")
         proof, holder = vp["proof"], vp.get("holder")
-        if proof.get("domain") != self.domain:
-            raise DomainMismatch(f"presentation is for domain {proof.get('domain')!r}, not {self.domain!r}")
         nonce = proof.get("challenge")
-        expires_at = self._check_nonce(nonce)
         now = self.clock()
+        if proof.get("domain") != self.domain:
+            ours = self._nonce_expiry(nonce)
+            if ours is not None:  # our nonce answered for another domain: burn it all the same
+                self.replay.consume(nonce, ours, now)
+            raise DomainMismatch(f"presentation is for domain {proof.get('domain')!r}, not {self.domain!r}")
+        expires_at = self._check_nonce(nonce)
         if now >= expires_at:
             raise ChallengeExpired(f"challenge expired {now - expires_at:.0f} s ago; request a new one")
+        if not self.replay.consume(nonce, expires_at, now):
+            raise ChallengeReplayed("challenge was already answered (or a refused answer used it); "
+                                    "request a new one")
+        self._check_binding(vp, request, require_binding)
         try:
             ed25519_from_did(holder)
         except UnknownDid as exc:
@@ -133,14 +189,35 @@ class ChallengeVerifier:
             if role is not None and role.upper() not in {v.role for v in verified}:
                 from did.errors import RoleMismatch
                 raise RoleMismatch(f"{holder} presented no valid credential for role {role.upper()}")
-        if not self.replay.consume(nonce, expires_at, now):
-            raise ChallengeReplayed("challenge was already answered; request a new one")
         return Authenticated(holder, tuple(verified))
+
+    @staticmethod
+    def _check_binding(vp: dict[str, Any], request: RequestBinding | None, required: bool) -> None:
+        """Compare the binding the presentation carries (signed with it) with the request received."""
+        raw = vp.get(BINDING_FIELD)
+        if raw is None:
+            if required:
+                raise RequestNotBound("this service accepts only presentations bound to their request: sign the "
+                                      "HTTP method, path and body sha-256 (presentation_header(..., request="
+                                      "RequestBinding.of(method, path, body)))")
+            return
+        if vp.get("@context") != BOUND_CONTEXT:
+            raise TamperedPresentation(f"a presentation with {BINDING_FIELD} must use exactly the context "
+                                       f"{BOUND_CONTEXT}")
+        claimed = RequestBinding.from_json(raw)
+        if request is None:
+            raise RequestMismatch("presentation is bound to a request, but this service cannot tell which request "
+                                  "it received (no body digest)")
+        if claimed != request:
+            raise RequestMismatch(f"presentation is bound to {claimed.describe()}, not to this request "
+                                  f"{request.describe()}; answer a new challenge for this request")
 
 
 def respond(holder: "Identity", challenge: Challenge | dict[str, Any] | str, domain: str | None = None,
-            credentials: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The holder's signed presentation answering ``challenge`` for ``domain``."""
+            credentials: list[dict[str, Any]] | None = None,
+            request: RequestBinding | None = None) -> dict[str, Any]:
+    """The holder's signed presentation answering ``challenge`` for ``domain`` (bound to
+    ``request`` when given: then it authenticates that one request only)."""
     if isinstance(challenge, Challenge):
         nonce, domain = challenge.nonce, domain or challenge.domain
     elif isinstance(challenge, dict):
@@ -150,6 +227,9 @@ def respond(holder: "Identity", challenge: Challenge | dict[str, Any] | str, dom
     if not domain:
         raise UnknownChallenge("a domain is needed to answer a challenge")
     vp: dict[str, Any] = {"@context": [VC_CONTEXT], "type": ["VerifiablePresentation"], "holder": holder.did}
+    if request is not None:
+        vp["@context"] = [VC_CONTEXT, {"@vocab": TDS_VOCAB}]
+        vp[BINDING_FIELD] = request.to_json()
     if credentials:
         vp["verifiableCredential"] = list(credentials)
     options = {"proofPurpose": "authentication", "verificationMethod": holder.verification_method,

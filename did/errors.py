@@ -21,6 +21,17 @@ class KeystoreCorrupt(IdentityError):
     """A keystore file is malformed or was altered."""
 
 
+class KdfParametersRefused(KeystoreCorrupt):
+    """A keystore's KDF parameters are unknown or absurd (refused before any key is derived).
+
+    Carries the ``source`` (file or keystore), the ``parameter`` and its ``value``."""
+
+    def __init__(self, source: str, parameter: str, value: object, reason: str) -> None:
+        self.source, self.parameter, self.value = source, parameter, value
+        super().__init__(f"{source}: KDF parameter {parameter}={value!r} {reason}; refused before deriving "
+                         "any key (re-create the keystore with standard parameters: scrypt N=2^17, r=8, p=1)")
+
+
 class IdentityNotFound(IdentityError):
     """No stored identity has that name."""
 
@@ -98,6 +109,18 @@ class DomainMismatch(IdentityError):
 
 class TamperedPresentation(IdentityError):
     """The presentation's proof does not verify (altered, or signed by another key)."""
+
+
+class AuthenticationRequired(IdentityError):
+    """The request carries no presentation: answer the challenge first."""
+
+
+class RequestNotBound(IdentityError):
+    """The service accepts only presentations bound to their request, and this one names none."""
+
+
+class RequestMismatch(IdentityError):
+    """The presentation is bound to another request (HTTP method, path or body sha-256 differ)."""
 
 
 # --- envelopes ----------------------------------------------------------------------------------

@@ -2,6 +2,12 @@
 
 Trust anchor on chain: an issuer DID is a trusted operator when the account bound to it holds
 the registry's OPERATOR role (AccessControl), i.e. when the deployer/admin appointed it.
+
+Squatting: ``bind`` publishes the binding proof, but the EVM cannot check its Ed25519 signature,
+so ``accountOfDid`` alone is only the account's word. :meth:`IdentityRegistryClient.verified_account_of_did`
+checks the published proof; a DID's owner whose DID was bound first by another account asks an
+operator to check its proof and attest it on chain (:meth:`IdentityRegistryClient.attest_binding`),
+then takes the DID over with its own ``bind``.
 """
 from __future__ import annotations
 
@@ -14,7 +20,8 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
-from did.binding import binding_proof_hash, verify_binding_proof
+from did.binding import (binding_proof_hash, check_published_binding, load_binding_proof, proof_bytes,
+                         verify_binding_proof)
 from did.credentials import credential_hash, normalize_role, role_id
 from did.document import document_digest, verify_document
 from did.errors import DidNotBound, InvalidDocument, UnknownDid
@@ -51,14 +58,15 @@ class OnChainIdentity:
 class IdentityRegistryClient:
     """Thin typed wrapper over the contract; transactions go through :class:`Sender`."""
 
-    def __init__(self, w3: Web3, contract: Contract):
+    def __init__(self, w3: Web3, contract: Contract, from_block: int = 0):
         self.w3 = w3
         self.contract = contract
+        self.from_block = from_block  # where event scans (published binding proofs) start
         self._senders: dict[str, Sender] = {}
 
     @classmethod
     def from_deployment(cls, w3: Web3, deployment: dict[str, Any]) -> "IdentityRegistryClient":
-        return cls(w3, bind_contract(w3, deployment, "IdentityRegistry"))
+        return cls(w3, bind_contract(w3, deployment, "IdentityRegistry"), int(deployment.get("block") or 0))
 
     @property
     def chain_id(self) -> int:
@@ -71,11 +79,23 @@ class IdentityRegistryClient:
 
     # --- transactions ---------------------------------------------------------------------------
     def bind(self, identity: "Identity") -> "TxReceipt":
-        """Bind ``identity``'s account to its DID (sent by that account)."""
+        """Bind ``identity``'s account to its DID (sent by that account), publishing its binding proof.
+
+        If another account holds the DID, this reverts ``DidAlreadyBound`` unless an operator
+        attested this proof (:meth:`attest_binding`): then it takes the DID over."""
         proof = identity.binding_proof(self.chain_id)
         fn = self.contract.functions.bind(identity.did, identity.document_digest, identity.x25519_public,
-                                          binding_proof_hash(proof))
+                                          proof_bytes(proof))
         return self.sender(identity.account).send(fn)
+
+    def attest_binding(self, operator: LocalAccount, binding_proof: dict[str, Any]) -> "TxReceipt":
+        """Operator: check a DID owner's binding proof (both signatures, this chain) and attest it on
+        chain, so its account can take the DID over from a squatter with its own ``bind``.
+        Raises :class:`DidNotBound` for a proof that does not verify (nothing is sent)."""
+        st = verify_binding_proof(binding_proof, chain_id=self.chain_id)
+        fn = self.contract.functions.attestBinding(did_hash(st["did"]), to_checksum_address(st["address"]),
+                                                   binding_proof_hash(binding_proof))
+        return self.sender(operator).send(fn)
 
     def grant_participant_role(self, operator: LocalAccount, account: str, role: str, credential: bytes | dict,
                                valid_until: int | datetime = 0) -> "TxReceipt":
@@ -143,6 +163,47 @@ class IdentityRegistryClient:
         h = credential_hash(credential) if isinstance(credential, dict) else credential
         return self.contract.functions.isCredentialRevoked(h).call()
 
+    def binding_attestation(self, did: str) -> tuple[str, bytes] | None:
+        """The account (and proof hash) an operator attested for ``did``, or None."""
+        acct, h = self.contract.functions.bindingAttestation(did_hash(did)).call()
+        return None if int(acct, 16) == 0 else (to_checksum_address(acct), bytes(h))
+
+    def _published(self, did: str) -> tuple[OnChainIdentity, bytes] | None:
+        """The current record of ``did`` and the proof bytes its ``bind`` published (the event
+        whose ``bindingProofHash`` the record holds); None when unbound."""
+        try:
+            rec = self.resolve(did)
+        except UnknownDid:
+            return None
+        logs = self.contract.events.IdentityBound().get_logs(
+            from_block=self.from_block, argument_filters={"account": rec.account, "didHash": rec.did_hash})
+        raw = next((bytes(e["args"]["bindingProof"]) for e in reversed(logs)
+                    if bytes(e["args"]["bindingProofHash"]) == rec.binding_proof_hash), b"")
+        return rec, raw
+
+    def published_binding_proof(self, did: str) -> dict[str, Any] | None:
+        """The binding proof the current holder of ``did`` published with its ``bind``, parsed;
+        None if unbound or not published in canonical form. Not verified: see
+        :meth:`verified_account_of_did`."""
+        found = self._published(did)
+        try:
+            return load_binding_proof(found[1]) if found else None
+        except DidNotBound:
+            return None
+
+    def verified_account_of_did(self, did: str) -> str | None:
+        """The account bound to ``did`` *and* vouched for by the DID's key: the binding proof it
+        published verifies. None when unbound, or when the holder is a squatter (no valid proof)."""
+        found = self._published(did)
+        if found is None:
+            return None
+        rec, raw = found
+        try:
+            check_published_binding(raw, did=did, address=rec.account, chain_id=self.chain_id)
+        except DidNotBound:
+            return None
+        return rec.account
+
     def is_operator(self, account: str) -> bool:
         """True if ``account`` holds the registry's OPERATOR (AccessControl) role."""
         fns = {f.get("name") for f in self.contract.abi if f.get("type") == "function"}
@@ -159,8 +220,14 @@ class IdentityRegistryClient:
             raise UnknownDid(f"{did} is not bound to any account on chain {self.chain_id}")
         return rec
 
-    def key_agreement_key(self, did: str) -> bytes:
-        """The X25519 key to seal to ``did``, from the chain alone."""
+    def key_agreement_key(self, did: str, *, verified: bool = True) -> bytes:
+        """The X25519 key to seal to ``did``, from the chain alone. With ``verified`` (the default)
+        only if the holder's published binding proof verifies: a squatter's key would otherwise
+        receive what is sealed to the DID (:class:`DidNotBound`)."""
+        if verified and self.verified_account_of_did(did) is None:
+            self.resolve(did)  # UnknownDid when not bound at all
+            raise DidNotBound(f"{did} is bound on chain to {self.account_of_did(did)}, whose published binding "
+                              "proof is not signed by the DID's key: refusing to seal to its key")
         return self.resolve(did).key_agreement_key
 
     def verify_identity(self, did: str, *, document: dict[str, Any] | None = None,

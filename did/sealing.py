@@ -21,31 +21,34 @@ class UnknownParticipant(TdsError):
 
 
 class ChainDirectory:
-    """Address → (DID, X25519 key) from the IdentityRegistry: its view and IdentityBound events."""
+    """Address → (DID, X25519 key) from the IdentityRegistry: its view and IdentityBound events.
+
+    The key is read from the registry on every call, so an answer is always sealed to the
+    participant's current key: a re-bind (key rotation) takes effect at once. Only the DID
+    string behind the on-chain DID hash is cached (an event scan), keyed by that hash."""
 
     def __init__(self, registry: Contract, from_block: int = 0):
         self.registry = registry
         self.from_block = from_block
-        self._cache: dict[str, tuple[str, bytes]] = {}
+        self._dids: dict[tuple[str, bytes], str] = {}
         self._lock = threading.Lock()
 
     def resolve(self, address: str) -> tuple[str, bytes]:
-        with self._lock:
-            hit = self._cache.get(address)
-        if hit:
-            return hit
         ident = self.registry.functions.identityOf(address).call()
-        if ident[0] == b"\0" * 32:
+        did_hash = bytes(ident[0])
+        if did_hash == b"\0" * 32:
             raise UnknownParticipant(f"{address} has no identity bound on chain; it must run 'tds id bind' first")
-        logs = self.registry.events.IdentityBound().get_logs(from_block=self.from_block,
-                                                           argument_filters={"account": address})
-        did = next((e["args"]["did"] for e in reversed(logs) if bytes(e["args"]["didHash"]) == bytes(ident[0])), None)
-        if did is None:
-            raise UnknownParticipant(f"no IdentityBound event for {address}'s current DID")
-        entry = (did, bytes(ident[2]))
         with self._lock:
-            self._cache[address] = entry
-        return entry
+            did = self._dids.get((address, did_hash))
+        if did is None:
+            logs = self.registry.events.IdentityBound().get_logs(from_block=self.from_block,
+                                                               argument_filters={"account": address})
+            did = next((e["args"]["did"] for e in reversed(logs) if bytes(e["args"]["didHash"]) == did_hash), None)
+            if did is None:
+                raise UnknownParticipant(f"no IdentityBound event for {address}'s current DID")
+            with self._lock:
+                self._dids[(address, did_hash)] = did
+        return did, bytes(ident[2])
 
 
 def canonical(payload: dict[str, Any]) -> bytes:
@@ -62,6 +65,17 @@ def provider_sealer(provider: Identity, directory: ChainDirectory) -> Callable[[
     return _seal
 
 
-def open_result(consumer: Identity, sealed: bytes, provider_did: str | None = None) -> dict[str, Any]:
-    """The consumer's side: check the sender's signature and decrypt the answer."""
-    return json.loads(open_envelope(consumer, sealed, expected_sender=provider_did, purpose=RESULT_PURPOSE))
+class WrongJobAnswer(TdsError):
+    """A sealed answer that was released for another job than the one it was posted for."""
+
+
+def open_result(consumer: Identity, sealed: bytes, provider_did: str | None = None,
+                job_id: int | None = None) -> dict[str, Any]:
+    """The consumer's side: check the sender's (the provider's) signature, decrypt the answer and,
+    given ``job_id``, check that the provider released it for that very job (an older answer
+    re-posted for a new job is refused here as well as on chain)."""
+    payload = json.loads(open_envelope(consumer, sealed, expected_sender=provider_did, purpose=RESULT_PURPOSE))
+    if job_id is not None and payload.get("job") != job_id:
+        raise WrongJobAnswer(f"the sealed answer was released for job {payload.get('job')}, not job {job_id}; "
+                             "do not trust it")
+    return payload

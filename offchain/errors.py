@@ -97,13 +97,51 @@ class DatasetFormatError(DataPlaneError):
 class GrantRefused(DataPlaneError):
     """The key service refused to open a result: operation not granted, group too small ..."""
 
-    def __init__(self, reason: str, operation: str | None = None) -> None:
+    def __init__(self, reason: str, operation: str | None = None, *, code: str | None = None) -> None:
         self.reason, self.operation = reason, operation
-        super().__init__(f"refused{f' {operation!r}' if operation else ''}: {reason}")
+        self.code = code or type(self).__name__   # a stable name for the rule (often the contract's error)
+        where = f" {operation!r}" if operation else ""
+        super().__init__(f"refused{where} [{self.code}]: {reason}" if code else f"refused{where}: {reason}")
 
 
 class QueryError(DataPlaneError):
     """A query is malformed or references unknown tables/columns."""
+
+
+class DifferencingRefused(GrantRefused):
+    """Releasing these aggregates next to ones the consumer already holds would let it isolate
+    fewer than ``k`` rows by subtracting answers. Names the ``rule`` that fired (``overlap``,
+    ``complement``, ``pair-complement``, ``partition``, ``subset-packing``,
+    ``container-packing``), the ``earlier_job`` involved (None: only the whole-table answer)
+    and how many ``rows`` would be isolated."""
+
+    def __init__(self, rule: str, rows: int, k: int, earlier_job: int | None, detail: str = "") -> None:
+        self.rule, self.rows, self.k, self.earlier_job = rule, rows, k, earlier_job
+        against = (f"the answers of job {earlier_job}" if earlier_job is not None
+                   else "the whole-table answer")
+        super().__init__(f"differencing (rule {rule!r}): together with {against} this release "
+                         f"would isolate {rows} row(s), fewer than the minimum group size {k}"
+                         + (f" ({detail})" if detail else "")
+                         + f"; ask for groups that differ from earlier answers by at least {k} rows")
+
+
+class PrivacyBudgetExhausted(GrantRefused):
+    """The grant's differential-privacy budget cannot pay for this query; names the grant,
+    the epsilon ``spent`` so far, the ``requested`` epsilon and the ``budget``."""
+
+    def __init__(self, grant_id: str, spent: float, requested: float, budget: float) -> None:
+        self.grant_id, self.spent, self.requested, self.budget = grant_id, spent, requested, budget
+        super().__init__(f"privacy budget of grant {grant_id} exhausted: spent epsilon {spent:g} of "
+                         f"{budget:g}, this query needs {requested:g}; ask the provider for a new grant")
+
+
+class DpNotSupported(GrantRefused):
+    """An aggregate cannot be released under differential privacy (MIN/MAX, or bounds that
+    give it no noise); names the ``function`` and the ``column``."""
+
+    def __init__(self, function: str, column: str, why: str) -> None:
+        self.function, self.column = function, column
+        super().__init__(f"{why}; ask for COUNT, SUM or AVG with public bounds instead", f"{function}:{column}")
 
 
 # --- content store ---------------------------------------------------------------------------

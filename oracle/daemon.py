@@ -27,6 +27,7 @@ from chain.deploy import bind, read_deployment
 from chain.config import Settings
 from chain.errors import TdsError
 from oracle.journal import Journal
+from did.sealing import ChainDirectory
 from oracle.keyservice_client import HttpKeyService, KeyServiceRouter
 from oracle.pipeline import JobPipeline
 from oracle.runner import OracleRunner
@@ -79,7 +80,8 @@ class OracleDaemon:
         check_registration(IdentityRegistryClient(w3, c["IdentityRegistry"]), identity)
         services = {a: HttpKeyService(u, identity) for a, u in options.key_services.items() if a != "*"}
         default = HttpKeyService(options.key_services["*"], identity) if "*" in options.key_services else None
-        router = KeyServiceRouter(c["Jobs"], c["Authorizations"], c["AssetRegistry"], services, default)
+        router = KeyServiceRouter(c["Jobs"], c["Authorizations"], c["AssetRegistry"], services, default,
+                                  directory=ChainDirectory(c["IdentityRegistry"], deployment["block"]))
         folder = work_dir(settings, w3.eth.chain_id, c["Jobs"].address)
         self.oplog = OpLog(folder / "log", identity.did)
         self._user_event = on_event or (lambda kind, data: None)

@@ -8,6 +8,7 @@ Job errors become reason codes for ``failJob``; infrastructure errors propagate 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,31 +21,61 @@ from offchain.query.engine import Engine, EncryptedResult
 from offchain.query.plan import EncryptedQuery, Query
 from chain.cid import parse_cid
 from chain import ops
-from chain.params import ParamsError, params_cid, parse_params
+from chain.params import ParamsError, is_sealed, params_cid, parse_params
 from oracle.runner import JobRequest, Outcome
 
 # failJob reason codes (docs/oracle.md)
+# Below Jobs.ORACLE_FAULT_FROM (0x100) the grant use stays consumed; from it up it is given back.
 BAD_PARAMS = 1
 QUERY_INVALID = 2
 OPERATION_NOT_PAID = 3
 POLICY_REFUSED = 4
 RELEASE_REFUSED = 5
 DATA_UNAVAILABLE = 6
+GRANT_NOT_ACTIVE = 16      # revoked by the holder, or closed by the consumer
+GRANT_FROZEN = 17          # frozen by the holder, the monitor or a regulator
+ASSET_NOT_USABLE = 18      # asset frozen or taken offline
+ROLE_REVOKED = 19          # the consumer's, provider's or oracle's participant role
+DEADLINE_PASSED = 20
+DATASET_NOT_GRANTED = 21   # the query reads an asset its grant does not cover
+ORACLE_RESULT_REJECTED = 0x101  # the key service's recomputation disagreed with this oracle's result
 
 REASONS = {BAD_PARAMS: "bad parameters", QUERY_INVALID: "query invalid (unknown column, bad plan)",
            OPERATION_NOT_PAID: "query needs operations the job did not request",
            POLICY_REFUSED: "dataset onions do not support the operation",
            RELEASE_REFUSED: "key service refused (grant scope or minimum group size)",
-           DATA_UNAVAILABLE: "parameters or ciphertext not in the store"}
+           DATA_UNAVAILABLE: "parameters or ciphertext not in the store",
+           GRANT_NOT_ACTIVE: "grant revoked or closed", GRANT_FROZEN: "grant frozen",
+           ASSET_NOT_USABLE: "asset frozen or offline", ROLE_REVOKED: "a participant's role was revoked",
+           DEADLINE_PASSED: "job deadline passed", DATASET_NOT_GRANTED: "query reads an asset the grant does not cover",
+           ORACLE_RESULT_REJECTED: "the oracle's result did not match the key service's recomputation"}
+
+# the named refusals of the key service (or the contract error behind them) -> reason code
+_REFUSALS = {"GrantNotActive": GRANT_NOT_ACTIVE, "UnknownGrant": GRANT_NOT_ACTIVE, "GrantIsFrozen": GRANT_FROZEN,
+             "AssetNotUsable": ASSET_NOT_USABLE, "ConsumerNotRegistered": ROLE_REVOKED,
+             "ProviderNotRegistered": ROLE_REVOKED, "OracleRoleRevoked": ROLE_REVOKED,
+             "JobDeadlinePassed": DEADLINE_PASSED, "DatasetNotGranted": DATASET_NOT_GRANTED,
+             "QueryNotCommitted": BAD_PARAMS, "BadParams": BAD_PARAMS, "ParamsNotSealed": BAD_PARAMS,
+             "OperationNotPaid": OPERATION_NOT_PAID, "ResultRejected": ORACLE_RESULT_REJECTED}
+
+
+def refusal_reason(exc: GrantRefused) -> int:
+    """The failJob reason code of a key-service refusal (its code, also when it came over HTTP)."""
+    code = getattr(exc, "code", None)
+    if code in (None, "GrantRefused"):
+        m = re.search(r"\[(\w+)\]", str(exc))
+        code = m.group(1) if m else None
+    return _REFUSALS.get(code or "", RELEASE_REFUSED)
 
 
 class KeyServicePort(Protocol):
     """What the oracle asks of a provider's key service (in-process or over HTTP)."""
 
-    def prepare(self, job_id: int, query: Query, oracle: str) -> tuple[EncryptedQuery, PeeledKeys, dict[str, dict]]:
+    def prepare(self, job_id: int, query: Query | None, oracle: str
+                ) -> tuple[EncryptedQuery, PeeledKeys, dict[str, dict]]:
         ...
 
-    def release(self, job_id: int, query: Query, result: EncryptedResult, oracle: str) -> bytes:
+    def release(self, job_id: int, query: Query | None, result: EncryptedResult, oracle: str) -> bytes:
         ...
 
 
@@ -68,10 +99,13 @@ class JobPipeline:
         except Exception as exc:
             return Outcome(reason_code=DATA_UNAVAILABLE, detail=f"parameters not found: {exc}")
         try:
-            query = Query.from_dict(parse_params(raw, job.params_hash))
+            params = parse_params(raw, job.params_hash)
+            # sealed to the provider's key service: the oracle never reads the constants; the key
+            # service checks the query against the job (and what was paid) and hands out tokens
+            query = None if is_sealed(params) else Query.from_dict(params)
         except (ParamsError, QueryError, KeyError, TypeError, IndexError) as exc:
             return Outcome(reason_code=BAD_PARAMS, detail=str(exc))
-        needed = ops.mask_of(query.operations())
+        needed = ops.mask_of(query.operations()) if query is not None else 0
         if needed & ~job.operation:
             return Outcome(reason_code=OPERATION_NOT_PAID,
                            detail=f"query needs {ops.describe(needed)}, job requested {ops.describe(job.operation)}")
@@ -80,7 +114,7 @@ class JobPipeline:
             result = Engine(manifests, self.store.cat, peeled, processes=self.processes).run(enc)
             sealed = self.key_service.release(job.job_id, query, result, self.oracle_address)
         except GrantRefused as exc:
-            return Outcome(reason_code=RELEASE_REFUSED, detail=str(exc))
+            return Outcome(reason_code=refusal_reason(exc), detail=str(exc))
         except PolicyError as exc:
             return Outcome(reason_code=POLICY_REFUSED, detail=str(exc))
         except QueryError as exc:

@@ -24,7 +24,9 @@ from web3.contract import Contract
 from chain.tx import Sender, TransactionFailed
 from chain.eip712 import job_result_typed_data
 from chain.jobstatus import (ACCEPTED, CANCELLED, COMPLETED, FAILED, NONE, RECLAIMED,  # noqa: F401 (re-exported)
-                             REQUESTED, SETTLED)
+                             RELEASED, REQUESTED, SETTLED)
+
+OURS = (ACCEPTED, RELEASED)  # states in which the accepting oracle still owes the chain a posting
 from oracle.follower import EventFollower
 from oracle.journal import JobEntry, Journal
 from chain.retry import is_transient, with_backoff
@@ -188,13 +190,18 @@ class OracleRunner:
             self._count(final)
             return
         if state == "seen":
+            if status == RELEASED and not mine:
+                self.journal.transition(job_id, "skipped")  # answered for another oracle: not ours to take
+                self._count("skipped")
+                return
             if status == ACCEPTED and not mine:
                 if not self._try_accept(job_id, takeover=True):
                     return  # another oracle has it, and it is not silent yet
             elif status == REQUESTED:
                 if not self._try_accept(job_id):
                     return
-            status, oracle, mine = ACCEPTED, self.account.address, True
+            if status != RELEASED:
+                status, oracle, mine = ACCEPTED, self.account.address, True
             self.checkpoint("accepted-on-chain", job_id)
             self.journal.transition(job_id, "accepted")
             self.on_event("accepted", {"job": job_id})
@@ -204,10 +211,14 @@ class OracleRunner:
                 return
             status, oracle, mine = ACCEPTED, self.account.address, True
         if state == "accepted":
-            if status == ACCEPTED and not mine and oracle:
+            if status in OURS and not mine and oracle:
                 self.journal.transition(job_id, "skipped")  # taken over by another oracle
                 return
             outcome = self.compute(_request(entry))
+            if outcome.failed and status == RELEASED:
+                # the answer was released (a retry after a crash): the job can only complete
+                raise RuntimeError(f"job {job_id} is released on chain but computing it again failed: "
+                                   f"{outcome.detail}")
             if outcome.failed:
                 self._send(self.jobs.functions.failJob(job_id, outcome.reason_code))
                 self.checkpoint("failed-on-chain", job_id)
@@ -229,7 +240,7 @@ class OracleRunner:
                 if not self._try_accept(job_id):
                     return
                 status, oracle = ACCEPTED, self.account.address
-            if status != ACCEPTED or oracle != self.account.address:
+            if status not in OURS or oracle != self.account.address:
                 self.journal.transition(job_id, "skipped")
                 return
             self._send(self.jobs.functions.completeJob(job_id, bytes.fromhex(r["cid"]), bytes.fromhex(r["hash"]),

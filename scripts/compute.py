@@ -62,7 +62,8 @@ def main() -> dict:
                                      provider.did, KeyService(keyring, manifests),
                                      {a["asset"]: {a["dataset"]} for a in mine.values()},
                                      provider_sealer(provider, ChainDirectory(c["IdentityRegistry"], block)),
-                                     provider_log)
+                                     provider_log, fetch=step.store.cat, sender=step.space.sender(provider.account),
+                                     from_block=block, params_key=provider.x25519)
 
     # the oracle, with its journal (exactly-once across restarts) and its own operation log
     oracle_log = OpLog(logs / "oracle", oracle.did)

@@ -37,7 +37,7 @@ def deploy(operator, regulator, monitor, treasury=None, accept_timeout: int = DE
     c["Jobs"] = Jobs.deploy(c["IdentityRegistry"], c["Authorizations"], c["AssetRegistry"], treasury, accept_timeout,
                             tx)
     c["Credits"] = Credits.deploy(operator, regulator, tx)
-    c["QualityRatings"] = QualityRatings.deploy(c["Authorizations"], tx)
+    c["QualityRatings"] = QualityRatings.deploy(c["Authorizations"], c["Jobs"], tx)
     c["Evidence"] = Evidence.deploy(tx)
     c["AssetRegistry"].grantRole(role("REGULATOR"), regulator, tx)
     c["Authorizations"].grantRole(role("REGULATOR"), regulator, tx)

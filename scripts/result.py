@@ -49,7 +49,7 @@ def main() -> dict:
         cid = result_cid_text(ev["resultCid"])
         sealed = step.store.cat(cid)
         hash_ok = keccak(sealed) == bytes(ev["resultHash"])
-        answer = open_result(consumer, sealed, provider_did)["answer"]
+        answer = open_result(consumer, sealed, provider_did, job_id=job["id"])["answer"]
         got = [[_plain(v) for v in row] for row in answer["rows"]]
         want = expected_answer(rows, job["query"])
         job.update(answer=got, expected=want, hashVerified=hash_ok, matches=got == want)

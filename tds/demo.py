@@ -4,8 +4,10 @@ operator, regulator, two providers, a consumer and an oracle get DIDs, bind them
 wallets and receive role credentials; provider A ingests a CSV and a JSON file, provider B an
 Excel file (cleaning, quality report, classification), encrypts them with onions and registers
 them as certificates; the consumer obtains a grant by the provider's wallet signature and pays
-for three jobs (a range-filtered SUM, a GROUP BY COUNT, a JOIN) that the oracle computes on
-ciphertext; the consumer opens each sealed answer and compares it with the plaintext answer;
+for jobs (a range-filtered SUM and a GROUP BY COUNT) that the oracle computes on ciphertext;
+the provider's key service recomputes each result, records the release on chain and seals the
+answer; the consumer opens each sealed answer and compares it with the plaintext answer; a JOIN
+that reads a second asset under the first asset's grant is refused and refunded;
 everyone withdraws earnings; the consumer rates, closes the grant with a destruction proof;
 the provider's release log is anchored; finally the trail is checked from chain events.
 """
@@ -41,7 +43,10 @@ from chain.connection import connect
 from chain.config import Settings
 from oracle.journal import Journal
 from chain.ops import DET_EQ, HOM_AGG, OPE_RANGE
-from oracle.pipeline import JobPipeline, result_cid_text
+from oracle.pipeline import DATASET_NOT_GRANTED, JobPipeline, describe_reason, result_cid_text
+from offchain.keyservice.auditor import QueryAuditor
+from offchain.keyservice.ledger import ReleaseLedger
+from offchain.keyservice.privacy import PrivacyLedger
 from offchain.keyservice.provider import ProviderKeyService
 from oracle.runner import OracleRunner
 from did.sealing import ChainDirectory, open_result, provider_sealer
@@ -170,7 +175,11 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print, rows: int =
     ks = ProviderKeyService(space.c["Jobs"], space.c["Authorizations"], space.c["AssetRegistry"], a.address,
                             a.did, service, {assets[n]: {datasets[n].dataset_id} for n in datasets},
                             provider_sealer(ids["provider-a"], ChainDirectory(space.c["IdentityRegistry"], doc["block"])),
-                            provider_log)
+                            provider_log, fetch=store.cat, sender=space.sender(a.account), from_block=doc["block"],
+                            ledger=ReleaseLedger(work / "provider-a" / "ledger.sqlite"),
+                            auditor=QueryAuditor(work / "provider-a" / "auditor.sqlite"),
+                            privacy=PrivacyLedger(work / "provider-a" / "privacy.sqlite"),
+                            params_key=ids["provider-a"].x25519)
     runner = OracleRunner(w3, space.c["Jobs"], oracle.account, Journal(work / f"oracle-journal-{space.c['Jobs'].address}.sqlite"),
                           JobPipeline(store, ks, oracle.address), start_block=doc["block"])
     stop = threading.Event()
@@ -197,11 +206,6 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print, rows: int =
                            sorted([[g, sum(1 for r in srows if r["region"] == g)]
                                    for g in {r["region"] for r in srows}])),
     }
-    seg = {r["customer"]: r["segment"] for r in tables["customers"].rows()}
-    jobs["JOIN"] = ({"dataset": sales_id, "aggregates": [["sum", "amount"]], "group_by": "right.segment",
-                     "join": [cust_id, "customer", "customer"]}, DET_EQ | HOM_AGG,
-                    sorted([[s, sum(r["amount"] for r in srows if seg.get(r["customer"]) == s)]
-                            for s in set(seg.values())]))
     try:
         for label, (query, op, expected) in jobs.items():
             t0 = time.perf_counter()
@@ -215,13 +219,27 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print, rows: int =
                 continue
             sealed = store.cat(result_cid_text(ev["resultCid"]))
             hash_ok = keccak(sealed) == bytes(ev["resultHash"])
-            answer = open_result(ids["consumer"], sealed, a.did)["answer"]
+            answer = open_result(ids["consumer"], sealed, a.did, job_id=job)["answer"]
             got = sorted([_plain(v) for v in row] for row in answer["rows"])
             match = got == sorted(expected)
             rep.step(f"job {label}", match and hash_ok, job=job, seconds=round(took, 3), answer=got,
                      expected=sorted(expected), result_cid=result_cid_text(ev["resultCid"]))
             say(f"  job {label}: #{job} completed in {took:.2f} s; answer {'matches' if match else 'DIFFERS from'} "
                 f"the plaintext; result hash {'verified' if hash_ok else 'MISMATCH'}")
+        # a JOIN that reads the customers asset under the sales grant: no grant this job consumed
+        # covers that asset, so the key service refuses it and the consumer is refunded
+        join = {"dataset": sales_id, "aggregates": [["sum", "amount"]], "group_by": "right.segment",
+                "join": [cust_id, "customer", "customer"]}
+        before = space.c["Jobs"].functions.balanceOf(consumer.address, ZERO).call()
+        job = space.request_job(consumer, grant, DET_EQ | HOM_AGG, join, store, value=PRICE)
+        reason = _wait_failure(space, job, 60)
+        refunded = space.c["Jobs"].functions.balanceOf(consumer.address, ZERO).call() - before
+        ok = reason == DATASET_NOT_GRANTED and refunded == PRICE
+        rep.step("job JOIN across assets refused", ok, job=job, reason=reason, refunded=refunded)
+        say(f"  job JOIN across assets: #{job} {'refused' if reason else 'NOT refused'} "
+            f"({describe_reason(reason) if reason else 'no failure seen'}); consumer refunded {refunded / 1e18:.4f}")
+        if refunded:
+            space.send(consumer.account, space.c["Jobs"].functions.withdraw(ZERO))
     finally:
         stop.set()
         loop.join(timeout=10)
@@ -237,7 +255,7 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print, rows: int =
         paid[name] = bal
     total = sum(paid.values())
     say(f"earnings withdrawn: " + ", ".join(f"{k} {v / 1e18:.4f}" for k, v in paid.items()))
-    rep.step("withdraw", total == 3 * PRICE, paid=paid, total=total, expected=3 * PRICE)
+    rep.step("withdraw", total == 2 * PRICE, paid=paid, total=total, expected=2 * PRICE)
     space.send(consumer.account, space.c["QualityRatings"].functions.rate(grant, 5))
     proof = {"grant": grant, "destroyed": "all result copies", "by": consumer.did, "at": int(time.time())}
     proof_hash = keccak(json.dumps(proof, sort_keys=True).encode())
@@ -279,6 +297,18 @@ def _wait_completion(space: Space, job: int, timeout: float) -> dict[str, Any] |
             return ev
         time.sleep(0.05)
     return None
+
+
+def _wait_failure(space: Space, job: int, timeout: float) -> int:
+    """The reason code of ``job``'s JobFailed event (0 if none within ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = space.c["Jobs"].events.JobFailed().get_logs(from_block=space.deployment["block"],
+                                                           argument_filters={"jobId": job})
+        if logs:
+            return int(logs[-1]["args"]["reasonCode"])
+        time.sleep(0.05)
+    return 0
 
 
 def _plain(v: Any) -> Any:

@@ -61,9 +61,10 @@ class World:
     key_service: ProviderKeyService
     identities: dict[str, Identity] = field(default_factory=dict)
 
-    def open(self, sealed: bytes, who: str = "consumer") -> dict[str, Any]:
-        """Open a sealed answer as ``who`` (checks it came from the provider)."""
-        return open_result(self.identities[who], sealed, self.identities["provider"].did)
+    def open(self, sealed: bytes, who: str = "consumer", job_id: int | None = None) -> dict[str, Any]:
+        """Open a sealed answer as ``who`` (checks it came from the provider, and given ``job_id``
+        that it was released for that job)."""
+        return open_result(self.identities[who], sealed, self.identities["provider"].did, job_id=job_id)
 
     def runner(self, journal_path: Path, oracle: Member | None = None, **kw: Any) -> OracleRunner:
         oracle = oracle or self.oracle
@@ -72,7 +73,9 @@ class World:
                             start_block=self.space.deployment["block"], **kw)
 
 
-def build_world(settings, tmp: Path, rows: int = 200, hom_bits: int = 1024, max_uses: int = 1000) -> World:
+def build_world(settings, tmp: Path, rows: int = 200, hom_bits: int = 1024, max_uses: int = 1000,
+                sensitive: tuple[str, ...] = ()) -> World:
+    """The world; ``sensitive`` names sales columns classified sensitive (release rules apply)."""
     w3 = connect(settings)
     doc = deploy_system(settings, w3=w3)
     space = Space(w3, doc)
@@ -90,7 +93,8 @@ def build_world(settings, tmp: Path, rows: int = 200, hom_bits: int = 1024, max_
     ring = Keyring()
     hom = new_hom(hom_bits)
     sales_table = Table.from_rows(SALES, sales_rows(rows))
-    cls = Classification("internal", {f: "internal" for f in SALES.names})
+    cls = Classification("sensitive" if sensitive else "internal",
+                         {f: "sensitive" if f in sensitive else "internal" for f in SALES.names})
     sales = encrypt_table(sales_table, default_policy(SALES, cls, min_group_size=3), cls, ring, hom_key=hom)
     det_keys = {}
     cust_cls = Classification("internal", {f: "internal" for f in CUSTOMERS.names})
@@ -106,7 +110,9 @@ def build_world(settings, tmp: Path, rows: int = 200, hom_bits: int = 1024, max_
     service = KeyService(ring, {sales.dataset_id: sales.manifest, customers.dataset_id: customers.manifest})
     ks = ProviderKeyService(space.c["Jobs"], space.c["Authorizations"], space.c["AssetRegistry"], provider.address,
                             provider.did, service, {a: {d} for d, a in assets.items()}, seal,
-                            OpLog(tmp / "provider-log", provider.did))
+                            OpLog(tmp / "provider-log", provider.did), fetch=store.cat,
+                            sender=space.sender(provider.account), from_block=space.deployment["block"],
+                            params_key=ids["provider"].x25519)
     grant_id = space.grant_by_signature(provider, consumer, assets[sales.dataset_id], DET_EQ | OPE_RANGE | HOM_AGG,
                                         max_uses=max_uses, price=PRICE, purpose="quarterly analysis")
     return World(space, store, provider, consumer, oracle, operator, sales.dataset_id, customers.dataset_id,

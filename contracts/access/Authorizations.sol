@@ -2,6 +2,8 @@
 pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
@@ -19,7 +21,7 @@ import {TdsTypeHashes} from "../libraries/TdsTypeHashes.sol";
 ///         uses are consumed only by the Jobs contract (JOBS role), which checks every term here.
 ///         Grant: Active → (Frozen ⇄ Active) → Revoked | Closed. Expiry and exhaustion are
 ///         checked at use time, not stored.
-contract Authorizations is IAuthorizations, AccessControl, EIP712, NoncesKeyed {
+contract Authorizations is IAuthorizations, AccessControlDefaultAdminRules, EIP712, NoncesKeyed {
     /// @notice Regulators: freeze any grant, lift any freeze.
     bytes32 public constant REGULATOR_ROLE = TdsRoles.REGULATOR;
     /// @notice The operator's monitoring service: freeze a grant with an alert reason code.
@@ -27,22 +29,27 @@ contract Authorizations is IAuthorizations, AccessControl, EIP712, NoncesKeyed {
     /// @notice The Jobs contract: the only caller of `consume`.
     bytes32 public constant JOBS_ROLE = TdsRoles.JOBS;
 
+    /// @notice Delay before a new admin may accept the admin role (two-step transfer).
+    uint48 public constant ADMIN_TRANSFER_DELAY = 2 days;
+
     IIdentityRegistry private immutable _identity;
     IAssetRegistry private immutable _assets;
 
     mapping(uint256 grantId => Grant) private _grants;
     mapping(uint256 applicationId => Application) private _applications;
     mapping(address token => bool) private _paymentTokens;
+    mapping(uint256 grantId => uint32) private _restored;
     uint128 private _grantCount;
     uint128 private _applicationCount;
 
-    /// @param admin the operator's admin account (DEFAULT_ADMIN_ROLE: wires roles and payment tokens).
+    /// @param admin the operator's admin account (DEFAULT_ADMIN_ROLE: wires roles and payment
+    ///        tokens; handed over in two steps with ADMIN_TRANSFER_DELAY).
     constructor(address admin, IIdentityRegistry identity, IAssetRegistry assets)
         EIP712("TDS Authorizations", "1")
+        AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin)
     {
         _identity = identity;
         _assets = assets;
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
     // ------------------------------------------------------------------ issuing
@@ -61,6 +68,8 @@ contract Authorizations is IAuthorizations, AccessControl, EIP712, NoncesKeyed {
     {
         if (block.timestamp > deadline) revert SignatureExpired(deadline, block.timestamp);
         address holder = _checkTerms(terms);
+        uint32 epoch = _assets.transfersOf(terms.assetId);
+        if (uint32(nonce >> 224) != epoch) revert OfferOutdated(terms.assetId, uint32(nonce >> 224), epoch);
         bytes32 digest = _hashTypedDataV4(TdsTypeHashes.hashGrant(terms, nonce, deadline));
         (address recovered,,) = ECDSA.tryRecoverCalldata(digest, signature);
         if (recovered != holder && !SignatureChecker.isValidERC1271SignatureNow(holder, digest, signature)) {
@@ -169,6 +178,31 @@ contract Authorizations is IAuthorizations, AccessControl, EIP712, NoncesKeyed {
     }
 
     /// @inheritdoc IAuthorizations
+    function cancelOffer(uint256 nonce) external {
+        _useCheckedNonce(msg.sender, nonce);
+        emit OfferCancelled(msg.sender, nonce);
+    }
+
+    /// @inheritdoc IAuthorizations
+    function restoreUse(uint256 grantId, uint256 jobId) external onlyRole(JOBS_ROLE) {
+        uint32 restored = _restored[grantId] + 1;
+        _restored[grantId] = restored;
+        emit UseRestored(grantId, jobId, restored);
+    }
+
+    /// @inheritdoc IAuthorizations
+    function checkRelease(uint256 grantId) external view returns (address holder, address consumer) {
+        Grant storage g = _activeGrant(grantId);
+        if (g.frozenBy != IAssetRegistry.FreezeAuthority.None) revert GrantIsFrozen(grantId, g.frozenBy);
+        IAssetRegistry.AssetState state;
+        (holder, state,,) = _assets.termsOf(g.assetId);
+        if (state != IAssetRegistry.AssetState.Active) revert AssetNotUsable(g.assetId, state);
+        consumer = g.consumer;
+        if (!_identity.hasParticipantRole(consumer, TdsRoles.CONSUMER)) revert ConsumerNotRegistered(consumer);
+        if (!_identity.hasParticipantRole(holder, TdsRoles.PROVIDER)) revert ProviderNotRegistered(holder);
+    }
+
+    /// @inheritdoc IAuthorizations
     function consume(uint256 grantId, address consumer, uint16 operation)
         external
         onlyRole(JOBS_ROLE)
@@ -185,10 +219,15 @@ contract Authorizations is IAuthorizations, AccessControl, EIP712, NoncesKeyed {
             revert OperationNotAllowed(grantId, operation, ops);
         }
         useIndex = g.uses;
-        if (useIndex >= g.maxUses) revert UsesExhausted(grantId, useIndex, g.maxUses);
+        // uses only grows (job ids are grantId << 32 | use index); given-back uses are counted
+        // apart and read only when the grant would otherwise be exhausted
+        if (useIndex >= g.maxUses && useIndex - _restored[grantId] >= g.maxUses) {
+            revert UsesExhausted(grantId, useIndex - _restored[grantId], g.maxUses);
+        }
         assetId = g.assetId;
         IAssetRegistry.AssetState state = _assets.stateOf(assetId);
         if (state != IAssetRegistry.AssetState.Active) revert AssetNotUsable(assetId, state);
+        if (!_identity.hasParticipantRole(consumer, TdsRoles.CONSUMER)) revert ConsumerNotRegistered(consumer);
         g.uses = useIndex + 1;
         return (useIndex, assetId, g.paymentToken, g.pricePerUse);
     }
@@ -222,8 +261,9 @@ contract Authorizations is IAuthorizations, AccessControl, EIP712, NoncesKeyed {
         return g.status == GrantStatus.Active && g.consumer == consumer
             && g.frozenBy == IAssetRegistry.FreezeAuthority.None && block.timestamp >= g.notBefore
             && (g.expiry == 0 || block.timestamp <= g.expiry) && Operations.isValidSet(operation)
-            && Operations.isSubset(operation, g.operations) && g.uses < g.maxUses
-            && _assets.stateOf(g.assetId) == IAssetRegistry.AssetState.Active;
+            && Operations.isSubset(operation, g.operations) && g.uses - _restored[grantId] < g.maxUses
+            && _assets.stateOf(g.assetId) == IAssetRegistry.AssetState.Active
+            && _identity.hasParticipantRole(consumer, TdsRoles.CONSUMER);
     }
 
     /// @inheritdoc IAuthorizations
@@ -234,6 +274,11 @@ contract Authorizations is IAuthorizations, AccessControl, EIP712, NoncesKeyed {
     /// @inheritdoc IAuthorizations
     function grantCount() external view returns (uint256) {
         return _grantCount;
+    }
+
+    /// @inheritdoc IAuthorizations
+    function restoredUses(uint256 grantId) external view returns (uint32) {
+        return _restored[grantId];
     }
 
     /// @inheritdoc IAuthorizations
@@ -263,6 +308,14 @@ contract Authorizations is IAuthorizations, AccessControl, EIP712, NoncesKeyed {
         }
         if (!isPaymentTokenAllowed(t.paymentToken)) revert PaymentTokenNotAllowed(t.paymentToken);
         if (!_identity.hasParticipantRole(t.consumer, TdsRoles.CONSUMER)) revert ConsumerNotRegistered(t.consumer);
+        if (!_identity.hasParticipantRole(holder, TdsRoles.PROVIDER)) revert ProviderNotRegistered(holder);
+    }
+
+    /// @dev The role that consumes grant uses may be held by contracts only (the Jobs contract),
+    ///      never by an externally-owned account.
+    function _grantRole(bytes32 role, address account) internal override returns (bool) {
+        if (role == JOBS_ROLE && account.code.length == 0) revert JobsRoleNeedsContract(account);
+        return super._grantRole(role, account);
     }
 
     function _issue(GrantTerms memory t, address holder, GrantOrigin origin) private returns (uint256 grantId) {

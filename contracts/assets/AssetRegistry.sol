@@ -2,6 +2,8 @@
 pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
 import {IAssetRegistry} from "../interfaces/IAssetRegistry.sol";
 import {ICertificateTemplates} from "../interfaces/ICertificateTemplates.sol";
@@ -14,10 +16,12 @@ import {TdsRoles} from "../libraries/TdsRoles.sol";
 ///         template; the certificate snapshots the template's rights, operations and split.
 ///         States: Active → Frozen ⇄ Active → Offline (final). Transfers move the holder's rights
 ///         (revocation, freezing, revenue of settlements after the transfer) to the new holder.
-contract AssetRegistry is IAssetRegistry, ERC721, AccessControl {
+contract AssetRegistry is IAssetRegistry, ERC721, AccessControlDefaultAdminRules {
     /// @notice AccessControl role of regulators (freeze/unfreeze any certificate).
     bytes32 public constant REGULATOR_ROLE = TdsRoles.REGULATOR;
     uint16 private constant _RIGHT_TRANSFER = 2;
+    /// @notice Delay before a new admin may accept the admin role (two-step transfer).
+    uint48 public constant ADMIN_TRANSFER_DELAY = 2 days;
 
     IIdentityRegistry private immutable _identity;
     ICertificateTemplates private immutable _templates;
@@ -29,10 +33,10 @@ contract AssetRegistry is IAssetRegistry, ERC721, AccessControl {
     /// @param templates the CertificateTemplates catalogue.
     constructor(address admin, IIdentityRegistry identity, ICertificateTemplates templates)
         ERC721("Trusted Data Space Asset Certificate", "TDSA")
+        AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin)
     {
         _identity = identity;
         _templates = templates;
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
     /// @inheritdoc IAssetRegistry
@@ -52,6 +56,7 @@ contract AssetRegistry is IAssetRegistry, ERC721, AccessControl {
             allowedOps: ops,
             rights: rights,
             splitBps: split,
+            transfers: 0,
             manifestHash: p.manifestHash,
             qualityReportHash: p.qualityReportHash
         });
@@ -140,8 +145,18 @@ contract AssetRegistry is IAssetRegistry, ERC721, AccessControl {
     }
 
     /// @inheritdoc ERC721
-    function supportsInterface(bytes4 interfaceId) public view override(ERC721, AccessControl) returns (bool) {
-        return ERC721.supportsInterface(interfaceId) || AccessControl.supportsInterface(interfaceId);
+    function supportsInterface(bytes4 interfaceId)
+        public
+        view
+        override(ERC721, AccessControlDefaultAdminRules)
+        returns (bool)
+    {
+        return ERC721.supportsInterface(interfaceId) || AccessControlDefaultAdminRules.supportsInterface(interfaceId);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function transfersOf(uint256 assetId) external view returns (uint32) {
+        return _assets[assetId].transfers;
     }
 
     /// @dev Transfers (not the mint) need an active, transferable certificate and a registered provider
@@ -155,6 +170,7 @@ contract AssetRegistry is IAssetRegistry, ERC721, AccessControl {
             if (to == address(0) || !_identity.hasParticipantRole(to, TdsRoles.PROVIDER)) {
                 revert RecipientNotProvider(tokenId, to);
             }
+            a.transfers += 1;
         }
     }
 

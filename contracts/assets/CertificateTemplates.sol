@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {ICertificateTemplates} from "../interfaces/ICertificateTemplates.sol";
 import {Operations} from "../libraries/Operations.sol";
 import {RevenueSplit} from "../libraries/RevenueSplit.sol";
@@ -10,7 +11,9 @@ import {TdsRoles} from "../libraries/TdsRoles.sol";
 /// @title CertificateTemplates
 /// @notice The operator's catalogue of certificate templates (002 §3.4.6.1): rights scope,
 ///         allowed operations and default revenue split. Immutable once published; retirable.
-contract CertificateTemplates is ICertificateTemplates, AccessControl {
+contract CertificateTemplates is ICertificateTemplates, AccessControlDefaultAdminRules {
+    /// @notice Delay before a new admin may accept the admin role (two-step transfer).
+    uint48 public constant ADMIN_TRANSFER_DELAY = 2 days;
     /// @notice AccessControl role of the accounts that publish and retire templates.
     bytes32 public constant OPERATOR_ROLE = TdsRoles.OPERATOR;
     /// @notice Right to use the data under grants.
@@ -25,8 +28,7 @@ contract CertificateTemplates is ICertificateTemplates, AccessControl {
     uint32 private _count;
 
     /// @param admin the operator's admin account (DEFAULT_ADMIN_ROLE and OPERATOR_ROLE).
-    constructor(address admin) {
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    constructor(address admin) AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin) {
         _grantRole(OPERATOR_ROLE, admin);
     }
 

@@ -2,10 +2,12 @@
 pragma solidity ^0.8.24;
 
 import {IAuthorizations} from "../interfaces/IAuthorizations.sol";
+import {IJobs} from "../interfaces/IJobs.sol";
 import {IQualityRatings} from "../interfaces/IQualityRatings.sol";
 
 /// @title QualityRatings
-/// @notice Consumers rate the assets they used, once per grant, 1–5 (002 §3.3.2 step 4).
+/// @notice Consumers rate the assets they used, once per grant, 1–5 (002 §3.3.2 step 4); a
+///         rating needs at least one completed job under the grant (a paid request is not a use).
 contract QualityRatings is IQualityRatings {
     struct Aggregate {
         uint32 count;
@@ -13,11 +15,13 @@ contract QualityRatings is IQualityRatings {
     }
 
     IAuthorizations private immutable _authorizations;
+    IJobs private immutable _jobs;
     mapping(uint256 assetId => Aggregate) private _aggregates;
     mapping(uint256 grantId => bool) private _rated;
 
-    constructor(IAuthorizations authorizations) {
+    constructor(IAuthorizations authorizations, IJobs jobs) {
         _authorizations = authorizations;
+        _jobs = jobs;
     }
 
     /// @inheritdoc IQualityRatings
@@ -26,7 +30,7 @@ contract QualityRatings is IQualityRatings {
         if (score < 1 || score > 5) revert InvalidScore(score);
         IAuthorizations.Grant memory g = _authorizations.grantOf(grantId);
         if (g.consumer != msg.sender) revert NotGrantConsumer(grantId, msg.sender);
-        if (g.uses == 0) revert GrantNotUsed(grantId);
+        if (!_jobs.hasCompletedJob(grantId)) revert NoCompletedJob(grantId);
         if (_rated[grantId]) revert AlreadyRated(grantId);
         _rated[grantId] = true;
         Aggregate storage a = _aggregates[g.assetId];

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {IIdentityRegistry} from "../interfaces/IIdentityRegistry.sol";
 import {TdsRoles} from "../libraries/TdsRoles.sol";
 
@@ -9,7 +10,9 @@ import {TdsRoles} from "../libraries/TdsRoles.sol";
 /// @notice Account ↔ DID binding, DID-document digest, X25519 key-agreement key, and the
 ///         participant roles the operator grants on the strength of an off-chain credential
 ///         (002 §3.4.1). Operators are the AccessControl OPERATOR role; the admin appoints them.
-contract IdentityRegistry is IIdentityRegistry, AccessControl {
+contract IdentityRegistry is IIdentityRegistry, AccessControlDefaultAdminRules {
+    /// @notice Delay before a new admin may accept the admin role (two-step transfer).
+    uint48 public constant ADMIN_TRANSFER_DELAY = 2 days;
     /// @notice AccessControl role of the accounts that grant and revoke participant roles.
     bytes32 public constant OPERATOR_ROLE = TdsRoles.OPERATOR;
 
@@ -24,27 +27,44 @@ contract IdentityRegistry is IIdentityRegistry, AccessControl {
     /// @notice Raised when a role would be backed by no credential at all.
     error EmptyCredentialHash(address account, bytes32 role);
 
+    /// @notice Largest binding proof `bind` publishes (a did:key proof is about 480 bytes).
+    uint256 public constant MAX_BINDING_PROOF = 2048;
+
+    /// @dev An operator's attestation that `account`'s binding proof for a DID verifies.
+    struct Attestation {
+        address account;
+        bytes32 bindingProofHash;
+    }
+
     mapping(address account => Identity) private _identities;
     mapping(bytes32 didHash => address) private _accountOfDid;
     mapping(address account => mapping(bytes32 role => RoleRecord)) private _roles;
     mapping(bytes32 credentialHash => bool) private _revokedCredentials;
+    mapping(bytes32 didHash => Attestation) private _attestations;
 
     /// @param admin the operator's admin account (DEFAULT_ADMIN_ROLE and OPERATOR_ROLE).
-    constructor(address admin) {
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    constructor(address admin) AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin) {
         _grantRole(OPERATOR_ROLE, admin);
     }
 
     /// @inheritdoc IIdentityRegistry
     /// @dev Re-binding with the same DID rotates the document digest, key and proof in place;
-    ///      binding another DID releases the previous one.
-    function bind(string calldata did, bytes32 didDocDigest, bytes32 keyAgreementKey, bytes32 bindingProofHash)
+    ///      binding another DID releases the previous one. A DID held by another account is
+    ///      refused (`DidAlreadyBound`) unless an operator attested the sender for it with this
+    ///      very proof: then the holder (a squatter, since the DID key signed the sender's proof)
+    ///      loses its record. The attestation check is off the common path, so a normal bind
+    ///      pays only for publishing its proof.
+    function bind(string calldata did, bytes32 didDocDigest, bytes32 keyAgreementKey, bytes calldata bindingProof)
         external
     {
         if (bytes(did).length == 0) revert EmptyDid();
+        if (bindingProof.length > MAX_BINDING_PROOF) {
+            revert BindingProofTooLong(bindingProof.length, MAX_BINDING_PROOF);
+        }
         bytes32 didHash = keccak256(bytes(did));
+        bytes32 proofHash = keccak256(bindingProof);
         address holder = _accountOfDid[didHash];
-        if (holder != address(0) && holder != msg.sender) revert DidAlreadyBound(didHash, holder);
+        if (holder != address(0) && holder != msg.sender) _supersede(didHash, holder, proofHash);
         Identity storage id = _identities[msg.sender];
         bytes32 previous = id.didHash;
         if (previous != didHash) {
@@ -54,9 +74,37 @@ contract IdentityRegistry is IIdentityRegistry, AccessControl {
         }
         id.didDocDigest = didDocDigest;
         id.keyAgreementKey = keyAgreementKey;
-        id.bindingProofHash = bindingProofHash;
+        id.bindingProofHash = proofHash;
         id.boundAt = uint64(block.timestamp);
-        emit IdentityBound(msg.sender, didHash, did, didDocDigest, keyAgreementKey, bindingProofHash);
+        emit IdentityBound(msg.sender, didHash, did, didDocDigest, keyAgreementKey, proofHash, bindingProof);
+    }
+
+    /// @dev Take `didHash` from `holder` for the sender, if an operator attested the sender's proof.
+    function _supersede(bytes32 didHash, address holder, bytes32 proofHash) private {
+        Attestation storage a = _attestations[didHash];
+        if (a.account != msg.sender || a.bindingProofHash != proofHash) revert DidAlreadyBound(didHash, holder);
+        delete _attestations[didHash];
+        delete _identities[holder];
+        emit IdentitySuperseded(didHash, holder, msg.sender);
+    }
+
+    /// @inheritdoc IIdentityRegistry
+    function attestBinding(bytes32 didHash, address account, bytes32 bindingProofHash)
+        external
+        onlyRole(OPERATOR_ROLE)
+    {
+        if (account == address(0)) {
+            delete _attestations[didHash];
+        } else {
+            _attestations[didHash] = Attestation(account, bindingProofHash);
+        }
+        emit BindingAttested(didHash, account, bindingProofHash, msg.sender);
+    }
+
+    /// @inheritdoc IIdentityRegistry
+    function bindingAttestation(bytes32 didHash) external view returns (address account, bytes32 bindingProofHash) {
+        Attestation storage a = _attestations[didHash];
+        return (a.account, a.bindingProofHash);
     }
 
     /// @inheritdoc IIdentityRegistry

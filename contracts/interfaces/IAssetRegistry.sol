@@ -21,6 +21,7 @@ interface IAssetRegistry {
         uint16 allowedOps; // template operations, minus DOWNLOAD for confidential data
         uint16 rights; // template rights snapshot
         uint64 splitBps; // template split snapshot (RevenueSplit packing)
+        uint32 transfers; // times the certificate changed hands (signed offers name it: they die on transfer)
         bytes32 manifestHash;
         bytes32 qualityReportHash;
     }
@@ -90,6 +91,9 @@ interface IAssetRegistry {
         external
         view
         returns (address holder, AssetState state, uint16 allowedOps, uint64 splitBps);
+
+    /// @notice Times `assetId` changed hands (the epoch that signed grant offers must name).
+    function transfersOf(uint256 assetId) external view returns (uint32);
 
     /// @notice Number of certificates minted (ids run 1..assetCount).
     function assetCount() external view returns (uint256);

@@ -91,6 +91,11 @@ interface IAuthorizations {
     event GrantUnfrozen(uint256 indexed grantId, address indexed by, IAssetRegistry.FreezeAuthority liftedAuthority);
     /// @notice Emitted when the consumer closes `grantId` with proof that its copies were destroyed.
     event GrantClosed(uint256 indexed grantId, address indexed consumer, bytes32 destructionProofHash);
+    /// @notice Emitted when the Jobs contract gives back a use of `grantId` consumed by job `jobId`
+    ///         that failed or was abandoned through no fault of the consumer.
+    event UseRestored(uint256 indexed grantId, uint256 indexed jobId, uint32 restored);
+    /// @notice Emitted when `holder` cancels its signed offer with keyed nonce `nonce` before anyone submits it.
+    event OfferCancelled(address indexed holder, uint256 nonce);
     /// @notice Emitted when the admin allows or disallows an ERC-20 payment token.
     event PaymentTokenSet(address indexed token, bool allowed);
 
@@ -120,12 +125,17 @@ interface IAuthorizations {
     error AlreadyFrozen(uint256 grantId, IAssetRegistry.FreezeAuthority frozenBy);
     error GrantNotFrozen(uint256 grantId);
     error FreezeHeldBy(uint256 grantId, IAssetRegistry.FreezeAuthority frozenBy);
+    error ProviderNotRegistered(address provider);
+    error OfferOutdated(uint256 assetId, uint32 signedEpoch, uint32 currentEpoch);
+    error JobsRoleNeedsContract(address account);
 
     /// @notice Certificate holder: grant `terms` directly; returns the grant id.
     function grant(GrantTerms calldata terms) external returns (uint256 grantId);
 
     /// @notice Anyone (usually the consumer): submit terms signed by the certificate holder (EIP-712).
-    /// @param nonce the holder's keyed nonce (NoncesKeyed: key << 64 | sequence).
+    /// @param nonce the holder's keyed nonce (NoncesKeyed: key << 64 | sequence); the key's top
+    ///        32 bits are the certificate's transfer count when signed, so outstanding offers die
+    ///        when the certificate changes hands.
     function grantBySignature(GrantTerms calldata terms, uint256 nonce, uint256 deadline, bytes calldata signature)
         external
         returns (uint256 grantId);
@@ -161,6 +171,18 @@ interface IAuthorizations {
     /// @notice Consumer: close the grant with a destruction-proof hash (000 §5.2.5).
     function close(uint256 grantId, bytes32 destructionProofHash) external;
 
+    /// @notice Certificate holder: cancel a signed offer by using its keyed nonce (the key's
+    ///         sequence must be the next one); any offer signed with it is refused from then on.
+    function cancelOffer(uint256 nonce) external;
+
+    /// @notice Jobs contract only: give back one use of `grantId` consumed by job `jobId`.
+    function restoreUse(uint256 grantId, uint256 jobId) external;
+
+    /// @notice Reverts with the named reason unless an answer under `grantId` may be released now:
+    ///         grant active and not frozen, asset active, consumer holds CONSUMER and the
+    ///         certificate holder holds PROVIDER. Returns the holder and the consumer.
+    function checkRelease(uint256 grantId) external view returns (address holder, address consumer);
+
     /// @notice Jobs contract only: check every term, count one use; returns the use index and price.
     function consume(uint256 grantId, address consumer, uint16 operation)
         external
@@ -183,6 +205,9 @@ interface IAuthorizations {
 
     /// @notice Number of grants issued (ids run 1..grantCount).
     function grantCount() external view returns (uint256);
+
+    /// @notice Uses of `grantId` given back so far (uses − restored is what counts against maxUses).
+    function restoredUses(uint256 grantId) external view returns (uint32);
 
     /// @notice True if `token` may be a payment asset.
     function isPaymentTokenAllowed(address token) external view returns (bool);

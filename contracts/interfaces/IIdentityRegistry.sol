@@ -15,19 +15,31 @@ interface IIdentityRegistry {
         bytes32 didHash;          // keccak256(bytes(did))
         bytes32 didDocDigest;     // sha2-256 digest of the DID document's CIDv0 (multihash body)
         bytes32 keyAgreementKey;  // X25519 public key results are sealed to
-        bytes32 bindingProofHash; // keccak256 of the DID controller's signed statement over the account
+        bytes32 bindingProofHash; // keccak256 of the published binding proof (bind's bindingProof)
         uint64 boundAt;
     }
 
-    /// @notice Emitted when `account` binds (or re-binds) itself to `did`.
+    /// @notice Emitted when `account` binds (or re-binds) itself to `did`. `bindingProof` is the
+    ///         published two-way binding proof (canonical JSON, did/binding.py) and
+    ///         `bindingProofHash` its keccak256. The EVM cannot check the DID's Ed25519 signature
+    ///         in it, so a reader (the auditor's trail) verifies it off chain against the DID's key
+    ///         before it shows the account under that DID.
     event IdentityBound(
         address indexed account,
         bytes32 indexed didHash,
         string did,
         bytes32 didDocDigest,
         bytes32 keyAgreementKey,
-        bytes32 bindingProofHash
+        bytes32 bindingProofHash,
+        bytes bindingProof
     );
+    /// @notice Emitted when an operator attests, having checked it off chain, that the binding
+    ///         proof `bindingProofHash` of `didHash` to `account` verifies (the DID key signed it).
+    ///         That account may then take the DID over from whoever holds it (`bind`).
+    event BindingAttested(bytes32 indexed didHash, address indexed account, bytes32 bindingProofHash, address operator);
+    /// @notice Emitted when `account`, attested by an operator, takes `didHash` over from `previous`
+    ///         (a squatter: its identity record is cleared).
+    event IdentitySuperseded(bytes32 indexed didHash, address indexed previous, address indexed account);
     /// @notice Emitted when the operator grants `role` to `account` backed by credential `credentialHash`.
     event ParticipantRoleGranted(
         address indexed account, bytes32 indexed role, bytes32 indexed credentialHash, uint64 validUntil, address operator
@@ -43,9 +55,22 @@ interface IIdentityRegistry {
     error RoleNotHeld(address account, bytes32 role);
     error CredentialIsRevoked(bytes32 credentialHash);
     error InvalidValidity(uint64 validUntil);
+    error BindingProofTooLong(uint256 length, uint256 maxLength);
 
-    /// @notice Bind the sender's account to `did` (the account "signs the DID" by sending this).
-    function bind(string calldata did, bytes32 didDocDigest, bytes32 keyAgreementKey, bytes32 bindingProofHash) external;
+    /// @notice Bind the sender's account to `did` (the account "signs the DID" by sending this) and
+    ///         publish its binding proof (stored as keccak256(bindingProof), emitted in full).
+    ///         First come, first served, except that an account an operator attested for `did`
+    ///         with this very proof (`attestBinding`) takes the DID over from its current holder.
+    function bind(string calldata did, bytes32 didDocDigest, bytes32 keyAgreementKey, bytes calldata bindingProof)
+        external;
+
+    /// @notice Operator only: attest that the binding proof `bindingProofHash` binding `didHash` to
+    ///         `account` verifies (checked off chain: the DID key and the account both signed it).
+    ///         `account == address(0)` withdraws the attestation of `didHash`.
+    function attestBinding(bytes32 didHash, address account, bytes32 bindingProofHash) external;
+
+    /// @notice The account an operator attested for `didHash`, with the proof hash (zero if none).
+    function bindingAttestation(bytes32 didHash) external view returns (address account, bytes32 bindingProofHash);
 
     /// @notice Operator only: grant `role` to a bound `account`, backed by credential `credentialHash`.
     function grantParticipantRole(address account, bytes32 role, bytes32 credentialHash, uint64 validUntil) external;

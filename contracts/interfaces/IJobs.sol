@@ -6,8 +6,13 @@ pragma solidity ^0.8.24;
 ///         the grant, counts the use, takes the price into escrow and fixes the split; completion
 ///         by the accepting oracle releases the shares to the payees' pull balances; failure or a
 ///         passed deadline refunds the consumer. Job id = grantId << 32 | use index.
+///         Release path: the provider's key service records on chain that it released the answer
+///         (`recordRelease`, every term re-checked in that transaction) before it hands the sealed
+///         answer out; from then on the job cannot end in a refund, only the released answer can
+///         complete it, and anyone may settle it if the oracle does not post.
 interface IJobs {
-    enum JobStatus { None, Requested, Accepted, Completed, Failed, Reclaimed, Cancelled }
+    /// @dev Released (7) was appended: the existing values keep their numbers.
+    enum JobStatus { None, Requested, Accepted, Completed, Failed, Reclaimed, Cancelled, Released }
     enum WorkflowStatus { None, Running, Completed, Failed }
 
     /// @dev Slot written by requestJob.
@@ -60,6 +65,15 @@ interface IJobs {
     event JobFailed(uint256 indexed jobId, address indexed oracle, uint16 reasonCode);
     /// @notice Emitted when the consumer reclaims the payment of `jobId` after its deadline.
     event JobReclaimed(uint256 indexed jobId, address indexed consumer, uint256 amount);
+    /// @notice Emitted when the holder of the job's asset (`provider`) records that its key service
+    ///         released the answer whose keccak256 is `resultHash` to `oracle` for job `jobId`.
+    event AnswerReleased(uint256 indexed jobId, address indexed provider, address indexed oracle, bytes32 resultHash);
+    /// @notice Emitted when `settler` completes a released job its oracle did not post in time; the
+    ///         compute share goes to the provider, who had to post.
+    event JobSettledWithoutOracle(uint256 indexed jobId, address indexed settler, address indexed oracle);
+    /// @notice Emitted on every failure or abandonment charged to `oracle` (`failures` is its total),
+    ///         so that monitoring can act on an oracle that accepts and fails repeatedly.
+    event OracleFailureRecorded(address indexed oracle, uint256 indexed jobId, uint16 reasonCode, uint32 failures);
     /// @notice Emitted when `consumer` starts workflow `workflowId` of `operations.length` steps.
     event WorkflowRequested(
         uint256 indexed workflowId,
@@ -89,6 +103,14 @@ interface IJobs {
     error InvalidResultSignature(uint256 jobId, address oracle);
     error InvalidWorkflow(uint256 steps, uint256 paramsHashes);
     error UnknownWorkflow(uint256 workflowId);
+    error AnswerAlreadyReleased(uint256 jobId);
+    error ResultNotReleased(uint256 jobId);
+    error ResultMismatch(uint256 jobId, bytes32 released, bytes32 posted);
+    error NotReleasingProvider(uint256 jobId, address account);
+    error OracleRoleRevoked(uint256 jobId, address oracle);
+    error SettlementTooEarly(uint256 jobId, uint256 settleableAt);
+    error InvalidTreasury();
+    error TooManyWorkflows();
 
     /// @notice Consumer: request one job under `grantId` (pay `pricePerUse` in native coin as
     ///         msg.value, or have approved the ERC-20 payment token).
@@ -101,15 +123,29 @@ interface IJobs {
     ///         whose oracle stayed silent for `acceptTimeout`.
     function acceptJob(uint256 jobId) external;
 
-    /// @notice The accepting oracle: post the result CID, its hash and an EIP-712 `JobResult`
-    ///         signature; releases the split to the payees.
+    /// @notice Holder of the job's asset (its key service): record that the answer whose keccak256
+    ///         is `resultHash` was released to the job's oracle. Every term is re-checked here
+    ///         (grant active and not frozen, asset active, consumer, provider and oracle roles
+    ///         held); the job becomes Released and can no longer fail, be reclaimed or be taken over.
+    function recordRelease(uint256 jobId, bytes32 resultHash) external;
+
+    /// @notice The accepting oracle: post the released answer's CID, its hash (must equal the
+    ///         released one) and an EIP-712 `JobResult` signature; releases the split to the payees.
     function completeJob(uint256 jobId, bytes calldata resultCid, bytes32 resultHash, bytes calldata signature)
         external;
 
-    /// @notice The accepting oracle: report failure; the consumer is refunded and a workflow stops.
+    /// @notice Anyone (the provider, usually): complete a Released job whose oracle did not post
+    ///         within `acceptTimeout` of the release (or by the deadline); `resultCid` locates the
+    ///         sealed answer whose hash was released. The compute share goes to the provider.
+    function settleReleased(uint256 jobId, bytes calldata resultCid) external;
+
+    /// @notice The accepting oracle: report failure (refused once the answer was released); the
+    ///         consumer is refunded and a workflow stops. A reason code at or above
+    ///         `ORACLE_FAULT_FROM` is not the consumer's fault: the grant use is given back.
     function failJob(uint256 jobId, uint16 reasonCode) external;
 
-    /// @notice Consumer: after the deadline, reclaim the payment of an unfinished job.
+    /// @notice Consumer: after the deadline, reclaim the payment of an unfinished job (not of a
+    ///         released one); the grant use is given back and an accepting oracle is charged a failure.
     function reclaim(uint256 jobId) external;
 
     /// @notice Consumer: start a multi-step workflow; every step is paid up front, each step
@@ -129,6 +165,19 @@ interface IJobs {
 
     /// @notice EIP-712 digest an oracle signs for a result.
     function resultDigest(uint256 jobId, bytes32 resultHash, bytes32 resultCidHash) external view returns (bytes32);
+
+    /// @notice Reverts with the named reason unless job `jobId` may have its answer released to
+    ///         `oracle` now (what `recordRelease` checks, for the key service to ask first).
+    function checkRelease(uint256 jobId, address oracle) external view;
+
+    /// @notice keccak256 of the answer released for `jobId` (zero if none).
+    function releasedHash(uint256 jobId) external view returns (bytes32);
+
+    /// @notice Failures and abandonments charged to `oracle` so far.
+    function oracleFailures(address oracle) external view returns (uint32);
+
+    /// @notice True once a job under `grantId` has completed (a rating needs one).
+    function hasCompletedJob(uint256 grantId) external view returns (bool);
 
     /// @notice Seconds after acceptance before another oracle may take a job over.
     function acceptTimeout() external view returns (uint40);

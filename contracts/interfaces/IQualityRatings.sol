@@ -10,7 +10,7 @@ interface IQualityRatings {
 
     error InvalidScore(uint8 score);
     error NotGrantConsumer(uint256 grantId, address account);
-    error GrantNotUsed(uint256 grantId);
+    error NoCompletedJob(uint256 grantId);
     error AlreadyRated(uint256 grantId);
 
     /// @notice Consumer of `grantId` (with at least one use): rate its asset 1–5, once.

@@ -13,6 +13,8 @@ interface IRevenueVault {
     /// @notice Emitted when `payee` withdraws `amount` of `token`.
     event Withdrawn(address indexed payee, address indexed token, uint256 amount);
 
+    /// @dev A token that delivered less than the amount transferred (fee on transfer, rebasing): refused.
+    error FeeOnTransferToken(address token, uint256 amount, uint256 received);
     error NothingToWithdraw(address payee, address token);
     error NativeTransferFailed(address payee, uint256 amount);
     error WrongPaymentAmount(uint256 expected, uint256 sent);

@@ -22,6 +22,10 @@ import {RevenueVault} from "../payments/RevenueVault.sol";
 ///         the shares to provider (current certificate holder), algorithm provider, the
 ///         completing oracle and the operator treasury as pull balances; failure and reclaim
 ///         refund the consumer's pull balance.
+///         Release path: the provider's key service records the release (`recordRelease`, all
+///         terms re-checked) before the sealed answer leaves it; a Released job completes only
+///         with that answer (by its oracle, or by anyone via `settleReleased` once the oracle is
+///         late) and can no longer be failed, reclaimed or taken over.
 contract Jobs is IJobs, RevenueVault, EIP712 {
     /// @notice Workflow stop reason: a step's deadline passed and the consumer reclaimed it.
     uint16 public constant REASON_EXPIRED = 0xFFFE;
@@ -31,6 +35,8 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
     uint40 public constant MAX_JOB_TTL = 90 days;
     /// @notice Most steps in one workflow.
     uint256 public constant MAX_STEPS = 16;
+    /// @notice failJob reason codes from here up are not the consumer's fault: the use is given back.
+    uint16 public constant ORACLE_FAULT_FROM = 0x100;
 
     /// @notice Raised when a later workflow step could not be opened for lack of gas.
     error StepOpeningFailed(uint256 workflowId, uint8 step);
@@ -46,7 +52,10 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
     mapping(uint256 workflowId => Workflow) private _workflows;
     mapping(uint256 workflowId => uint16[]) private _workflowOps;
     mapping(uint256 workflowId => bytes32[]) private _workflowParams;
-    uint256 private _workflowCount;
+    mapping(uint256 jobId => bytes32) private _released;
+    mapping(uint256 grantId => bool) private _completedUnder;
+    mapping(address oracle => uint32) private _failures;
+    uint32 private _workflowCount;
 
     /// @param treasury_ payee of the operator share.
     /// @param acceptTimeout_ seconds of oracle silence after which another oracle may take a job over.
@@ -57,6 +66,7 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
         address treasury_,
         uint40 acceptTimeout_
     ) EIP712("TDS Jobs", "1") {
+        if (treasury_ == address(0)) revert InvalidTreasury();
         _identity = identity;
         _authorizations = authorizations;
         _assets = assets;
@@ -98,9 +108,11 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
             previous = e.oracle;
         } else if (s != JobStatus.Requested) {
             if (s == JobStatus.None) revert UnknownJob(jobId);
+            if (s == JobStatus.Released) revert AnswerAlreadyReleased(jobId);
             revert JobNotOpen(jobId, s);
         }
         if (block.timestamp > c.deadline) revert JobDeadlinePassed(jobId, c.deadline, block.timestamp);
+        if (previous != address(0)) _chargeFailure(previous, jobId, 0);
         c.status = JobStatus.Accepted;
         e.oracle = msg.sender;
         e.acceptedAt = uint40(block.timestamp);
@@ -108,22 +120,47 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
     }
 
     /// @inheritdoc IJobs
+    function recordRelease(uint256 jobId, bytes32 resultHash) external {
+        (JobCore storage c, JobExec storage e) = _acceptedBy(jobId, address(0));
+        address oracle = e.oracle;
+        (address holder,) = _checkRelease(jobId, c, oracle);
+        if (holder != msg.sender) revert NotReleasingProvider(jobId, msg.sender);
+        if (resultHash == bytes32(0)) revert EmptyResult(jobId);
+        _released[jobId] = resultHash;
+        c.status = JobStatus.Released;
+        e.acceptedAt = uint40(block.timestamp); // from now on: when the release was recorded
+        emit AnswerReleased(jobId, msg.sender, oracle, resultHash);
+    }
+
+    /// @inheritdoc IJobs
     function completeJob(uint256 jobId, bytes calldata resultCid, bytes32 resultHash, bytes calldata signature)
         external
     {
-        (JobCore storage c, JobExec storage e) = _acceptedBy(jobId, msg.sender);
+        (JobCore storage c, JobExec storage e) = _releasedJob(jobId);
+        if (e.oracle != msg.sender) revert NotJobOracle(jobId, msg.sender);
         if (!_identity.hasParticipantRole(msg.sender, TdsRoles.COMPUTE_PROVIDER)) revert NotComputeProvider(msg.sender);
-        if (block.timestamp > c.deadline) revert JobDeadlinePassed(jobId, c.deadline, block.timestamp);
-        if (resultCid.length == 0 || resultHash == bytes32(0)) revert EmptyResult(jobId);
+        if (resultCid.length == 0) revert EmptyResult(jobId);
+        bytes32 released = _released[jobId];
+        if (resultHash != released) revert ResultMismatch(jobId, released, resultHash);
         bytes32 digest = resultDigest(jobId, resultHash, keccak256(resultCid));
         if (!SignatureChecker.isValidSignatureNowCalldata(msg.sender, digest, signature)) {
             revert InvalidResultSignature(jobId, msg.sender);
         }
-        c.status = JobStatus.Completed;
-        emit JobCompleted(jobId, msg.sender, resultHash, resultCid);
-        _settle(jobId, c.grantId, c.amount, msg.sender);
-        uint32 workflowId = e.workflowId;
-        if (workflowId != 0) _advance(workflowId, e.step);
+        _complete(jobId, c, e, msg.sender, resultHash, resultCid, msg.sender);
+    }
+
+    /// @inheritdoc IJobs
+    function settleReleased(uint256 jobId, bytes calldata resultCid) external {
+        (JobCore storage c, JobExec storage e) = _releasedJob(jobId);
+        uint256 at = uint256(e.acceptedAt) + _acceptTimeout;
+        if (at > c.deadline) at = c.deadline;
+        if (block.timestamp <= at) revert SettlementTooEarly(jobId, at);
+        if (resultCid.length == 0) revert EmptyResult(jobId);
+        IAuthorizations.Grant memory g = _authorizations.grantOf(c.grantId);
+        (address holder,,,) = _assets.termsOf(g.assetId);
+        emit JobSettledWithoutOracle(jobId, msg.sender, e.oracle);
+        _chargeFailure(e.oracle, jobId, 0);
+        _complete(jobId, c, e, msg.sender, _released[jobId], resultCid, holder);
     }
 
     /// @inheritdoc IJobs
@@ -133,6 +170,10 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
         emit JobFailed(jobId, msg.sender, reasonCode);
         IAuthorizations.Grant memory g = _authorizations.grantOf(c.grantId);
         _release(g.consumer, g.paymentToken, jobId, c.amount, Share.Refund);
+        if (reasonCode >= ORACLE_FAULT_FROM) {
+            _authorizations.restoreUse(c.grantId, jobId);
+            _chargeFailure(msg.sender, jobId, reasonCode);
+        }
         if (e.workflowId != 0) _stop(e.workflowId, e.step, reasonCode, g);
     }
 
@@ -142,6 +183,7 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
         JobStatus s = c.status;
         if (s != JobStatus.Requested && s != JobStatus.Accepted) {
             if (s == JobStatus.None) revert UnknownJob(jobId);
+            if (s == JobStatus.Released) revert AnswerAlreadyReleased(jobId);
             revert JobNotOpen(jobId, s);
         }
         IAuthorizations.Grant memory g = _authorizations.grantOf(c.grantId);
@@ -150,7 +192,11 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
         c.status = JobStatus.Reclaimed;
         emit JobReclaimed(jobId, msg.sender, c.amount);
         _release(msg.sender, g.paymentToken, jobId, c.amount, Share.Refund);
+        // abandoned: not the consumer's doing, so the use comes back; an oracle that accepted
+        // and went silent is charged a failure
+        _authorizations.restoreUse(c.grantId, jobId);
         JobExec storage e = _exec[jobId];
+        if (s == JobStatus.Accepted) _chargeFailure(e.oracle, jobId, REASON_EXPIRED);
         if (e.workflowId != 0) _stop(e.workflowId, e.step, REASON_EXPIRED, g);
     }
 
@@ -169,6 +215,7 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
         IAuthorizations.Grant memory g = _authorizations.grantOf(grantId);
         if (g.consumer != msg.sender) revert IAuthorizations.NotGrantConsumer(grantId, msg.sender);
         uint96 total = SafeCast.toUint96(uint256(g.pricePerUse) * n);
+        if (_workflowCount == type(uint32).max) revert TooManyWorkflows();
         workflowId = ++_workflowCount;
         _workflows[workflowId] = Workflow({
             grantId: uint64(grantId),
@@ -215,6 +262,27 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
     }
 
     /// @inheritdoc IJobs
+    function checkRelease(uint256 jobId, address oracle) external view {
+        (JobCore storage c, JobExec storage e) = _acceptedBy(jobId, oracle);
+        _checkRelease(jobId, c, e.oracle);
+    }
+
+    /// @inheritdoc IJobs
+    function releasedHash(uint256 jobId) external view returns (bytes32) {
+        return _released[jobId];
+    }
+
+    /// @inheritdoc IJobs
+    function oracleFailures(address oracle) external view returns (uint32) {
+        return _failures[oracle];
+    }
+
+    /// @inheritdoc IJobs
+    function hasCompletedJob(uint256 grantId) external view returns (bool) {
+        return _completedUnder[grantId];
+    }
+
+    /// @inheritdoc IJobs
     function acceptTimeout() external view returns (uint40) {
         return _acceptTimeout;
     }
@@ -226,6 +294,7 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
 
     // ------------------------------------------------------------------ internals
 
+    /// @dev An Accepted job (by `oracle`, unless it is address(0)).
     function _acceptedBy(uint256 jobId, address oracle)
         private
         view
@@ -236,9 +305,61 @@ contract Jobs is IJobs, RevenueVault, EIP712 {
         JobStatus s = c.status;
         if (s != JobStatus.Accepted) {
             if (s == JobStatus.None) revert UnknownJob(jobId);
+            if (s == JobStatus.Released) revert AnswerAlreadyReleased(jobId);
             revert JobNotOpen(jobId, s);
         }
-        if (e.oracle != oracle) revert NotJobOracle(jobId, oracle);
+        if (oracle != address(0) && e.oracle != oracle) revert NotJobOracle(jobId, oracle);
+    }
+
+    /// @dev A Released job.
+    function _releasedJob(uint256 jobId) private view returns (JobCore storage c, JobExec storage e) {
+        c = _core[jobId];
+        e = _exec[jobId];
+        JobStatus s = c.status;
+        if (s != JobStatus.Released) {
+            if (s == JobStatus.None) revert UnknownJob(jobId);
+            if (s == JobStatus.Accepted) revert ResultNotReleased(jobId);
+            revert JobNotOpen(jobId, s);
+        }
+    }
+
+    /// @dev Every term a release needs, now: deadline, the grant's and asset's state and the
+    ///      participants' roles (Authorizations.checkRelease), and the oracle's role.
+    function _checkRelease(uint256 jobId, JobCore storage c, address oracle)
+        private
+        view
+        returns (address holder, address consumer)
+    {
+        if (block.timestamp > c.deadline) revert JobDeadlinePassed(jobId, c.deadline, block.timestamp);
+        (holder, consumer) = _authorizations.checkRelease(c.grantId);
+        if (!_identity.hasParticipantRole(oracle, TdsRoles.COMPUTE_PROVIDER)) revert OracleRoleRevoked(jobId, oracle);
+    }
+
+    /// @dev Mark `jobId` completed with `resultHash`/`resultCid` (posted by `by`), pay the split
+    ///      (compute share to `computePayee`) and advance its workflow.
+    function _complete(
+        uint256 jobId,
+        JobCore storage c,
+        JobExec storage e,
+        address by,
+        bytes32 resultHash,
+        bytes calldata resultCid,
+        address computePayee
+    ) private {
+        c.status = JobStatus.Completed;
+        emit JobCompleted(jobId, by, resultHash, resultCid);
+        uint64 grantId = c.grantId;
+        if (!_completedUnder[grantId]) _completedUnder[grantId] = true;
+        _settle(jobId, grantId, c.amount, computePayee);
+        uint32 workflowId = e.workflowId;
+        if (workflowId != 0) _advance(workflowId, e.step);
+    }
+
+    /// @dev Count a failure or abandonment against `oracle` (visible to monitoring).
+    function _chargeFailure(address oracle, uint256 jobId, uint16 reasonCode) private {
+        uint32 n = _failures[oracle] + 1;
+        _failures[oracle] = n;
+        emit OracleFailureRecorded(oracle, jobId, reasonCode, n);
     }
 
     /// @dev Release the escrowed `amount` of job `jobId` by the certificate's basis points.

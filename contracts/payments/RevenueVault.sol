@@ -46,7 +46,14 @@ abstract contract RevenueVault is IRevenueVault, ReentrancyGuardTransient {
             if (msg.value != amount) revert WrongPaymentAmount(amount, msg.value);
         } else {
             if (msg.value != 0) revert WrongPaymentAmount(0, msg.value);
-            if (amount != 0) IERC20(token).safeTransferFrom(from, address(this), amount);
+            if (amount != 0) {
+                // balance-delta check: a token that takes a fee on transfer would leave the
+                // escrow short of what the split pays out
+                uint256 before = IERC20(token).balanceOf(address(this));
+                IERC20(token).safeTransferFrom(from, address(this), amount);
+                uint256 received = IERC20(token).balanceOf(address(this)) - before;
+                if (received != amount) revert FeeOnTransferToken(token, amount, received);
+            }
         }
     }
 

@@ -12,38 +12,49 @@ against the chain on every call).
 ``POST /v1/jobs/{job}/release``  ``{"query": …, "result": <EncryptedResult>}`` → the answer,
     opened by the provider and sealed to the consumer (base64). One release per job.
 
-Refusals are JSON ``{"error": message, "kind": ErrorClass}`` with 401 (authenticate), 403
-(not the job's oracle / no role), 404 (unknown job), 409 (grant or policy refusal), 422
-(malformed input); 503 when the chain is unreachable (the oracle retries).
+Every presentation must be bound to its request (method, path, body sha-256: see
+:mod:`did.guard`) and burns its challenge whether it is accepted or refused.
+
+Refusals are JSON ``{"error": message, "kind": ErrorClass}`` with 401 (authenticate: kind
+``AuthenticationRequired``, ``ChallengeReplayed``, ``ChallengeExpired``, ``RequestNotBound``,
+``RequestMismatch``, ``TamperedPresentation``, … with a new challenge in ``WWW-Authenticate``),
+403 (not the job's oracle / no role), 404 (unknown job), 409 (grant or policy refusal), 413
+(``PayloadTooLarge``: body over the limit, counted as read), 422 (malformed input), 429
+(``RateLimited``, with ``Retry-After``: per client address before authentication, per DID
+after — :mod:`offchain.keyservice.limits`); 503 when the chain is unreachable (the oracle retries).
 """
 from __future__ import annotations
 
 import base64
 from typing import Any
 
-from fastapi import Body, FastAPI, HTTPException, Path as PathParam, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Path as PathParam, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from did.challenge import ChallengeVerifier
 from did.envelope import seal
+from did.errors import AuthenticationRequired, IdentityError
 from did.guard import ChallengeGuard, challenge_header
 from did.identity import Identity
 from did.registry import IdentityRegistryClient
 from offchain.errors import DataPlaneError, GrantRefused, PolicyError, QueryError
 from offchain.query.engine import EncryptedResult
 from offchain.query.plan import Query
+from offchain.keyservice.limits import MAX_BODY_BYTES, RateLimited, RequestLimits, ServiceLimits
 from offchain.keyservice.provider import ProviderKeyService
 from chain.retry import is_transient
 from did.sealing import ChainDirectory, canonical
 
 KEYS_PURPOSE = "tds/layer-keys"
-MAX_BODY_BYTES = 8 * 1024 * 1024  # an encrypted result of many groups is a few hundred KiB
+__all__ = ["KEYS_PURPOSE", "MAX_BODY_BYTES", "ServiceLimits", "create_key_service_app"]
 
 
 class PrepareRequest(BaseModel):
-    query: dict[str, Any] = Field(description="the job's query (the parameters whose hash is on chain)")
+    query: dict[str, Any] | None = Field(default=None, description=(
+        "optional: the query the oracle believes was committed (it must equal the one the key service opens "
+        "from the sealed parameters whose hash is on chain); sealed parameters are read by the key service only"))
 
 
 class PrepareResponse(BaseModel):
@@ -54,7 +65,7 @@ class PrepareResponse(BaseModel):
 
 
 class ReleaseRequest(BaseModel):
-    query: dict[str, Any]
+    query: dict[str, Any] | None = None
     result: dict[str, Any] = Field(description="the worker's EncryptedResult")
 
 
@@ -72,11 +83,15 @@ def _refusal(status: int, exc: BaseException) -> HTTPException:
 
 
 def create_key_service_app(service: ProviderKeyService, provider: Identity, registry: IdentityRegistryClient,
-                           directory: ChainDirectory, verifier: ChallengeVerifier) -> FastAPI:
-    """The FastAPI app of one provider's key service."""
+                           directory: ChainDirectory, verifier: ChallengeVerifier,
+                           limits: ServiceLimits | None = None) -> FastAPI:
+    """The FastAPI app of one provider's key service (``limits``: body size and request rates)."""
+    limits = limits or ServiceLimits()
     app = FastAPI(title="Trusted Data Space key service",
                   description="Releases layer keys and opens aggregates for accepted jobs only.", version="1")
-    guard = ChallengeGuard(verifier)
+    app.add_middleware(RequestLimits, limit=limits.max_body_bytes, per_ip=limits.per_ip())
+    per_did = limits.per_did()
+    guard = ChallengeGuard(verifier, bind_request=True)
 
     @app.exception_handler(HTTPException)
     async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
@@ -90,20 +105,33 @@ def create_key_service_app(service: ProviderKeyService, provider: Identity, regi
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid input')}", "kind": "InvalidInput"},
                             status_code=422)
 
-    def oracle_of(request: Request) -> str:
-        """The on-chain account of the authenticated caller; it must hold COMPUTE_PROVIDER."""
-        length = int(request.headers.get("content-length") or 0)
-        if length > MAX_BODY_BYTES:
-            raise HTTPException(413, detail={"error": f"body of {length} bytes exceeds {MAX_BODY_BYTES}",
-                                             "kind": "PayloadTooLarge"})
-        who = guard(request)
+    def authenticated(request: Request) -> str:
+        """The caller's DID, from a presentation bound to this request; then its own rate limit."""
         try:
-            account = registry.account_of_did(who.did)
+            who = guard.authenticate(request)
+        except IdentityError as exc:
+            status = guard.status_of(exc)
+            message = str(exc) if isinstance(exc, AuthenticationRequired) else f"{type(exc).__name__}: {exc}"
+            raise HTTPException(status, detail={"error": message, "kind": type(exc).__name__},
+                                headers=guard.challenge_headers() if status == 401 else None) from None
+        try:
+            per_did.take("did:" + who.did)
+        except RateLimited as exc:
+            raise HTTPException(429, detail={"error": str(exc), "kind": "RateLimited"},
+                                headers={"Retry-After": str(exc.retry_after)}) from None
+        return who.did
+
+    def oracle_of(request: Request) -> str:
+        """The on-chain account of the authenticated caller; it must hold COMPUTE_PROVIDER.
+        A dependency, so it runs before the body is validated: strangers learn nothing of it."""
+        did = authenticated(request)
+        try:
+            account = registry.account_of_did(did)
             if account is None:
-                raise HTTPException(403, detail={"error": f"{who.did} is not bound to an account on chain; "
+                raise HTTPException(403, detail={"error": f"{did} is not bound to an account on chain; "
                                                           "run 'tds id bind' for it", "kind": "UnknownParticipant"})
             if not registry.has_participant_role(account, "COMPUTE_PROVIDER"):
-                raise HTTPException(403, detail={"error": f"{account} ({who.did}) does not hold COMPUTE_PROVIDER "
+                raise HTTPException(403, detail={"error": f"{account} ({did}) does not hold COMPUTE_PROVIDER "
                                                           "on chain", "kind": "RoleMismatch"})
         except HTTPException:
             raise
@@ -131,8 +159,7 @@ def create_key_service_app(service: ProviderKeyService, provider: Identity, regi
         except (QueryError, KeyError, TypeError, ValueError, IndexError) as exc:
             raise _refusal(422, QueryError(f"malformed query: {exc}")) from None
 
-    errors = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody},
-              422: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+    errors = {code: {"model": ErrorBody} for code in (401, 403, 409, 413, 422, 429, 503)}
 
     @app.get("/v1/challenge", summary="A fresh challenge to answer (also sent with every 401)")
     def get_challenge() -> dict[str, Any]:
@@ -147,9 +174,9 @@ def create_key_service_app(service: ProviderKeyService, provider: Identity, regi
 
     @app.post("/v1/jobs/{job_id}/prepare", response_model=PrepareResponse, responses=errors,
               summary="Tokens and the sealed layer keys an accepted job needs")
-    def prepare(request: Request, job_id: int = PathParam(ge=1), body: PrepareRequest = Body(...)) -> dict[str, Any]:
-        oracle = oracle_of(request)
-        query = _query(body.query)
+    def prepare(job_id: int = PathParam(ge=1), body: PrepareRequest = Body(...),
+                oracle: str = Depends(oracle_of)) -> dict[str, Any]:
+        query = _query(body.query) if body.query is not None else None if body.query is not None else None
         enc, peeled, manifests = _run(lambda: service.prepare(job_id, query, oracle))
         did, key = _run(lambda: directory.resolve(oracle))
         envelope = seal(provider, did, key, canonical(peeled.to_dict()), KEYS_PURPOSE)
@@ -158,9 +185,9 @@ def create_key_service_app(service: ProviderKeyService, provider: Identity, regi
 
     @app.post("/v1/jobs/{job_id}/release", response_model=ReleaseResponse, responses=errors,
               summary="Open the job's aggregate and seal the answer to its consumer")
-    def release(request: Request, job_id: int = PathParam(ge=1), body: ReleaseRequest = Body(...)) -> dict[str, Any]:
-        oracle = oracle_of(request)
-        query = _query(body.query)
+    def release(job_id: int = PathParam(ge=1), body: ReleaseRequest = Body(...),
+                oracle: str = Depends(oracle_of)) -> dict[str, Any]:
+        query = _query(body.query) if body.query is not None else None if body.query is not None else None
         try:
             result = EncryptedResult.from_dict(body.result)
         except QueryError as exc:

@@ -13,7 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from offchain.canonical import canonical_hash
 from offchain.errors import GrantRefused, KeyAuthenticationError, PolicyError, QueryError
@@ -26,6 +26,9 @@ from offchain.ingest.classification import Classification
 from offchain.onion.policy import EQ, ORD, DatasetPolicy, ReleaseRules, exposure
 from offchain.query.engine import EncryptedResult
 from offchain.query.plan import EncryptedQuery, Eq, EqToken, Query, RangeToken, split_ref
+
+if TYPE_CHECKING:
+    from offchain.keyservice.privacy import DpTerms
 
 RELEASE_FORMAT = "tds-release/1"
 
@@ -41,6 +44,7 @@ class Grant:
     operations: frozenset[str]
     expires_at: int | None = None
     price: int = 0
+    dp: "DpTerms | None" = None       # the provider's privacy option on this grant (noise + budget)
 
     @classmethod
     def covering(cls, query: Query, operations: Iterable[str], consumer: str = "",
@@ -135,7 +139,7 @@ class KeyService:
                 ex = grant_exposure(m, bare, grant.consumer, grant.price, self.rules)
                 if ex["refused"]:
                     raise GrantRefused(f"release rules refuse it for {grant.consumer or 'this consumer'} "
-                                       f"at price {grant.price}", ex["refused"][0])
+                                       f"at price {grant.price}", ex["refused"][0], code="ReleaseRulesRefuse")
 
     # the names the SPEC's step 7 uses ---------------------------------------------------------
     def release_layer_keys(self, grant_ops: Iterable[str] | Grant, query: Query

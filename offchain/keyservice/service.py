@@ -13,6 +13,10 @@ from web3 import Web3
 from did.challenge import ChallengeVerifier
 from did.identity import Identity
 from did.registry import IdentityRegistryClient
+from offchain.keyservice.auditor import QueryAuditor
+from offchain.keyservice.ledger import ReleaseLedger
+from offchain.keyservice.privacy import PrivacyLedger
+from offchain.onion.policy import ReleaseRules
 from offchain.keyservice.release import KeyService
 from offchain.onion.keys import Keyring
 from audit.oplog import OpLog
@@ -41,22 +45,40 @@ class BuiltKeyService:
             return 0
 
 
+@dataclass(frozen=True)
+class ReleasePolicy:
+    """The provider's release settings (``tds provider serve`` options)."""
+
+    rules: ReleaseRules = ReleaseRules()   # trusted consumers, minimum price for leaky layers
+    auditor: bool = True                   # the query auditor against differencing
+    require_terms: bool = False            # refuse grants without a terms document
+
+
 def build_key_service(settings: Settings, w3: Web3, provider: Identity, keyring: Keyring, store: Any,
-                      service: ProviderKeyService | None = None) -> BuiltKeyService:
-    """The provider's key service for the current deployment (``service`` overrides discovery)."""
+                      service: ProviderKeyService | None = None,
+                      policy: ReleasePolicy = ReleasePolicy()) -> BuiltKeyService:
+    """The provider's key service for the current deployment (``service`` overrides discovery).
+    Its release ledger, query-auditor history and privacy budgets live in files under
+    ``$TDS_HOME/provider/<chain>-<jobs>/`` and survive restarts."""
     deployment = read_deployment(settings.deployment_path(w3.eth.chain_id), w3.eth.chain_id)
     c = {n: bind(w3, deployment, n) for n in ("Jobs", "Authorizations", "AssetRegistry", "IdentityRegistry",
                                               "Evidence")}
     directory = ChainDirectory(c["IdentityRegistry"], deployment["block"])
     folder = settings.home / "provider" / f"{w3.eth.chain_id}-{c['Jobs'].address.lower()[2:10]}"
+    sender = Sender(w3, provider.account)   # one nonce sequence for releases and anchoring
     if service is None:
         manifests, by_asset = discover_datasets(c["AssetRegistry"], store.cat, provider.address, deployment["block"])
         service = ProviderKeyService(c["Jobs"], c["Authorizations"], c["AssetRegistry"], provider.address,
-                                     provider.did, KeyService(keyring, manifests), by_asset,
-                                     provider_sealer(provider, directory), OpLog(folder / "log", provider.did))
+                                     provider.did, KeyService(keyring, manifests, rules=policy.rules), by_asset,
+                                     provider_sealer(provider, directory), OpLog(folder / "log", provider.did),
+                                     fetch=store.cat, sender=sender, from_block=deployment["block"],
+                                     ledger=ReleaseLedger(folder / "ledger.sqlite"),
+                                     auditor=QueryAuditor(folder / "auditor.sqlite") if policy.auditor else None,
+                                     privacy=PrivacyLedger(folder / "privacy.sqlite"),
+                                     require_terms=policy.require_terms, params_key=provider.x25519)
     registry = IdentityRegistryClient(w3, c["IdentityRegistry"])
     verifier = ChallengeVerifier(domain=f"keyservice:{provider.address.lower()}")
     app = create_key_service_app(service, provider, registry, directory, verifier)
     oplog = service.oplog or OpLog(folder / "log", provider.did)
-    anchorer = Anchorer(oplog, c["Evidence"], Sender(w3, provider.account), w3, deployment["block"])
+    anchorer = Anchorer(oplog, c["Evidence"], service.sender or sender, w3, deployment["block"])
     return BuiltKeyService(service, app, anchorer)

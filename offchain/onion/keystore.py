@@ -4,7 +4,13 @@ File format (JSON): ``{"format": "tds-keystore/1", "kdf": {scrypt n, r, p, salt}
 "ciphertext"}``; the ciphertext is AES-256-GCM over the canonical JSON of all entries, under a
 key derived from the passphrase with scrypt. Each entry records kind, material, status
 (``active`` / ``retired``) and when it was created or retired. Destroyed keys are removed, so
-a ciphertext under them can never be opened again (rotation's point)."""
+a ciphertext under them can never be opened again (rotation's point).
+
+KDF cost follows :mod:`did.keystore`: created with scrypt N = 2^17 (a lower ``scrypt_n`` is a
+test-only override that warns); on opening, unknown or absurd parameters are refused before any
+key is derived (:class:`KdfParametersRefused`, a :class:`KeystoreLocked` naming the file and the
+parameter), and a file below the floor opens with a warning and is re-encrypted at the default
+cost on its next save."""
 from __future__ import annotations
 
 import json
@@ -17,11 +23,22 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from did import errors as did_errors
+from did.keystore import DEFAULT_SCRYPT_N, check_scrypt, creation_cost
 from offchain.errors import KeyNotFound, KeystoreLocked
 from offchain.onion.keys import Key, Keyring, key_from_dict, key_to_dict
 
 FORMAT = "tds-keystore/1"
-DEFAULT_SCRYPT_N = 2 ** 15
+__all__ = ["DEFAULT_SCRYPT_N", "FORMAT", "KdfParametersRefused", "Keystore"]
+
+
+class KdfParametersRefused(KeystoreLocked):
+    """The keystore file names KDF parameters that are unknown or absurd; carries ``path``,
+    ``parameter`` and ``value``. Refused before any key is derived."""
+
+    def __init__(self, path: Path, parameter: str, value: object, message: str) -> None:
+        self.path, self.parameter, self.value = path, parameter, value
+        super().__init__(message)
 
 
 def _kek(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -36,30 +53,39 @@ class Keystore:
         self.path, self._passphrase, self.entries, self.scrypt_n = path, passphrase, entries, scrypt_n
 
     @classmethod
-    def create(cls, path: Path | str, passphrase: str, scrypt_n: int = DEFAULT_SCRYPT_N) -> "Keystore":
+    def create(cls, path: Path | str, passphrase: str, scrypt_n: int | None = None) -> "Keystore":
+        """A new, empty keystore at ``path`` (scrypt N = 2^17; a lower ``scrypt_n`` is test-only)."""
         path = Path(path)
         if path.exists():
             raise FileExistsError(f"{path} already exists; open it instead")
-        store = cls(path, passphrase, {}, scrypt_n)
+        store = cls(path, passphrase, {}, creation_cost(scrypt_n, f"data keystore {path}"))
         store.save()
         return store
 
     @classmethod
     def open(cls, path: Path | str, passphrase: str) -> "Keystore":
+        """Open ``path``; KDF parameters are checked before the passphrase is stretched."""
         path = Path(path)
         try:
             doc = json.loads(path.read_text())
-            kdf = doc["kdf"]
-            if doc.get("format") != FORMAT:
+            if not isinstance(doc, dict) or doc.get("format") != FORMAT:
                 raise KeystoreLocked(f"{path}: not a {FORMAT} file")
-            kek = _kek(passphrase, bytes.fromhex(kdf["salt"]), kdf["n"], kdf["r"], kdf["p"])
+            kdf = doc["kdf"]
+            salt = bytes.fromhex(kdf["salt"])
+            if kdf.get("name", "scrypt") != "scrypt":
+                raise did_errors.KdfParametersRefused(str(path), "kdf", kdf.get("name"), "is not scrypt")
+            check_scrypt(str(path), kdf["n"], kdf["r"], kdf["p"], salt=salt)
+            kek = _kek(passphrase, salt, kdf["n"], kdf["r"], kdf["p"])
             plain = AESGCM(kek).decrypt(bytes.fromhex(doc["nonce"]), bytes.fromhex(doc["ciphertext"]),
                                         FORMAT.encode())
+        except did_errors.KdfParametersRefused as exc:
+            raise KdfParametersRefused(path, exc.parameter, exc.value, str(exc)) from None
         except InvalidTag:
             raise KeystoreLocked(f"{path}: wrong passphrase or tampered keystore") from None
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise KeystoreLocked(f"{path}: unreadable keystore ({exc})") from exc
-        return cls(path, passphrase, json.loads(plain), int(kdf["n"]))
+        # a file below the floor is re-encrypted at the default cost when next saved
+        return cls(path, passphrase, json.loads(plain), max(int(kdf["n"]), DEFAULT_SCRYPT_N))
 
     def save(self) -> None:
         salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)

@@ -150,6 +150,9 @@ class GroupResult:
     rows: int
     hom: dict[str, int] = field(default_factory=dict)       # side -> Paillier ciphertext
     codes: dict[str, bytes] = field(default_factory=dict)   # "min:col" / "max:col" -> order code
+    # side -> the dataset rows this group covers (kept only when the engine tracks rows: the key
+    # service's query auditor needs them; never serialised, never sent)
+    members: dict[str, list[int]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -216,9 +219,10 @@ class Engine:
     """Runs :class:`EncryptedQuery` objects over datasets it can fetch."""
 
     def __init__(self, manifests: dict[str, dict], fetch: Fetch, peeled: PeeledKeys,
-                 processes: int = 1) -> None:
+                 processes: int = 1, track_rows: bool = False) -> None:
         self.views = {d: DatasetView(m, fetch, peeled) for d, m in manifests.items()}
         self.processes = processes
+        self.track_rows = track_rows
 
     def view(self, dataset_id: str) -> DatasetView:
         try:
@@ -244,19 +248,26 @@ class Engine:
         tok = q.where[0]
         assert isinstance(tok, RangeToken) and view.pub is not None and view.layout is not None
         n2, rows, acc = view.pub.n2, 0, mpz(1)
+        members: list[int] | None = [] if self.track_rows else None
         if not tok.empty:
+            offset = 0
             for index in view.order_index(tok.column):
                 codes = index.codes
                 a = 0 if tok.low is None else bisect.bisect_left(codes, tok.low)
                 b = len(codes) if tok.high is None else bisect.bisect_right(codes, tok.high)
-                if b <= a:
-                    continue
-                rows += b - a
-                pa, pb = index.prefix(a), index.prefix(b)
-                acc = acc * pb % n2 * gmpy2.invert(pa, n2) % n2
+                if b > a:
+                    rows += b - a
+                    pa, pb = index.prefix(a), index.prefix(b)
+                    acc = acc * pb % n2 * gmpy2.invert(pa, n2) % n2
+                    if members is not None:
+                        pos = index.positions
+                        members += [offset + int.from_bytes(pos[4 * k:4 * k + 4], "big") for k in range(a, b)]
+                offset += len(codes)
         view.layout.check_rows(rows)
-        return EncryptedResult(q.query_hash, q.datasets, [GroupResult(None, rows, {"left": int(acc)})],
-                               "order_index")
+        group = GroupResult(None, rows, {"left": int(acc)})
+        if members is not None:
+            group.members = {"left": sorted(members)}
+        return EncryptedResult(q.query_hash, q.datasets, [group], "order_index")
 
     def _select(self, view: DatasetView, side: str, tokens: tuple) -> list[int]:
         selected = list(range(view.rows))
@@ -301,6 +312,10 @@ class Engine:
         for label in sorted(groups, key=lambda x: x or b""):
             members = groups[label]
             g = GroupResult(label, len(members))
+            if self.track_rows:
+                g.members = {"left": sorted({p[0] for p in members})}
+                if q.join:
+                    g.members["right"] = sorted({p[1] for p in members})
             for side in hom_sides:
                 view, pick = views[side], 0 if side == "left" else 1
                 assert view.layout is not None and view.pub is not None

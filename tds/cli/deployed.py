@@ -159,7 +159,7 @@ class Deployed:
         a = reg.assetOf(asset_id).call()
         holder = reg.ownerOf(asset_id).call()
         return AssetView(asset_id, holder, a[0], CLASSIFICATIONS[a[1]], ASSET_STATES[a[2]], FREEZE_AUTHORITIES[a[3]],
-                         a[4], a[5], bytes(a[8]), bytes(a[9]))
+                         a[4], a[5], bytes(a[9]), bytes(a[10]))
 
     def registration(self, asset_id: int) -> dict[str, Any]:
         """The AssetRegistered event of ``asset_id`` (content and metadata CIDs)."""

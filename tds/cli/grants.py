@@ -1,7 +1,9 @@
 """``tds grant ...``: usage agreements. The consumer applies, the provider approves; or the
 provider signs an EIP-712 offer (with its keystore here, or any wallet: ``sign
 --export-typed-data`` prints the payload, ``submit --signature`` takes the wallet's answer) and
-the consumer submits it. The holder revokes; the holder, monitor or a regulator freezes.
+the consumer submits it; until then the holder can cancel it (``cancel-offer``), and any offer
+dies when the certificate changes hands. The holder revokes; the holder, monitor or a regulator
+freezes.
 
 Every command checks the terms against the chain before it signs, so a refusal names the
 problem (unknown asset, not your grant, expired offer, wrong signer) instead of a revert.
@@ -20,12 +22,12 @@ from web3.logs import DISCARD
 
 from tds.cli.deployed import ZERO_ADDRESS, Deployed
 from tds.cli.output import emit_json
-from tds.cli.refusals import (APPLICATION_STATES, BadInput, BadSignature, SignedGrantExpired, StateRefused,
-                                 UnknownApplication, iso, onchain)
+from tds.cli.refusals import (APPLICATION_STATES, BadInput, BadSignature, NotYours, SignedGrantExpired,
+                              StateRefused, UnknownApplication, iso, onchain)
 from tds.cli.terms import parse_address, parse_amount, parse_ops, parse_token
 from tds.cli.typed_data import GrantOffer, parse_offer, parse_signature, to_wallet_json
 from tds.cli.wallet import WalletChoice, wallet_options
-from chain.eip712 import GrantTerms, sign_typed
+from chain.eip712 import GrantTerms, offer_nonce, sign_typed
 from chain.ops import describe
 from chain.system import role_id
 
@@ -204,7 +206,8 @@ def grant_sign(asset_id: int, consumer: str, purpose: str, ops_text: str, max_us
     asset = d.asset(asset_id)
     terms = GrantTerms(asset_id, consumer_addr, keccak(text=purpose), ops, kind, 0, expiry, max_uses, token, price,
                        algo)
-    nonce = int.from_bytes(os.urandom(24), "big") << 64  # a fresh key of the holder's keyed nonces
+    transfers = d.c["AssetRegistry"].functions.transfersOf(asset_id).call()
+    nonce = offer_nonce(transfers, int.from_bytes(os.urandom(20), "big"))  # dies if the certificate moves
     offer = GrantOffer(terms, nonce, deadline, d.chain_id, d.c["Authorizations"].address)
     data = offer.typed_data()
     if export_typed_data:
@@ -268,7 +271,15 @@ def verify_offer(d: Deployed, offer: GrantOffer, signature: bytes) -> str:
         raise SignedGrantExpired(offer.deadline)
     if offer.terms.expiry and now >= offer.terms.expiry:
         raise StateRefused(f"the offered grant expired at {iso(offer.terms.expiry)}; ask the provider for new terms")
+    transfers = d.c["AssetRegistry"].functions.transfersOf(asset.asset_id).call()
+    if offer.nonce >> 224 != transfers:
+        raise StateRefused(f"the offer was signed before the certificate of asset {asset.asset_id} changed hands "
+                           f"({offer.nonce >> 224} transfers then, {transfers} now), which voids it; ask the holder "
+                           f"{asset.holder} to sign a new one")
     if auth.functions.nonces(asset.holder, offer.nonce >> 64).call() != offer.nonce:  # NoncesKeyed: key<<64|seq
+        if offer_cancelled(d, asset.holder, offer.nonce):
+            raise StateRefused(f"the holder {asset.holder} cancelled this signed grant offer on chain; it can no "
+                               f"longer be submitted (ask for a new one)")
         raise StateRefused("this signed grant offer was already submitted (its nonce is spent); "
                            "ask the provider to sign a new one")
     if asset.state != "active":
@@ -309,6 +320,73 @@ def grant_submit(file: str, signature_text: str | None, as_json: bool, wallet: W
     else:
         click.echo(f"grant {grant_id}: asset {t.assetId} for {t.consumer}, {describe(t.operations)}, "
                    f"{t.maxUses} uses at {t.pricePerUse} wei, signed by {holder}")
+
+
+def offer_cancelled(d: Deployed, holder: str, nonce: int) -> bool:
+    """True if ``holder`` cancelled the offer with keyed nonce ``nonce`` (an OfferCancelled event)."""
+    logs = d.c["Authorizations"].events.OfferCancelled().get_logs(from_block=d.deployment["block"],
+                                                                  argument_filters={"holder": holder})
+    return any(int(log["args"]["nonce"]) == nonce for log in logs)
+
+
+def _offer_nonce(d: Deployed, offer_ref: str, me: str) -> tuple[int, str]:
+    """The keyed nonce to cancel, from an offer file (checked: this deployment, and yours) or a
+    number (decimal or 0x-hex); and what it is, for the messages."""
+    path = Path(offer_ref)
+    if offer_ref == "-" or path.exists():
+        offer, embedded = parse_offer(_read_offer(offer_ref))
+        auth = d.c["Authorizations"]
+        if offer.chain_id != d.chain_id or offer.verifying_contract != auth.address:
+            raise BadInput(f"the offer was made for Authorizations {offer.verifying_contract} on chain "
+                           f"{offer.chain_id}, but this deployment's is {auth.address} on chain {d.chain_id}")
+        if embedded:
+            signer = offer.recover(parse_signature(embedded))
+            if signer != me:
+                raise NotYours(f"the offer in {offer_ref} was signed by {signer}, you sign as {me}: only its signer "
+                               f"can cancel it; use that wallet")
+        else:  # exported typed data: the one to sign it is the asset's holder
+            d.held_by(d.asset(offer.terms.assetId), me)
+        return offer.nonce, f"the offer in {offer_ref} (asset {offer.terms.assetId}, consumer {offer.terms.consumer})"
+    try:
+        nonce = int(offer_ref, 0)
+    except ValueError:
+        raise BadInput(f"{offer_ref!r} is neither an offer file nor a nonce (decimal or 0x-hex)") from None
+    if not 0 <= nonce < 2**256:
+        raise BadInput(f"nonce {offer_ref} does not fit 256 bits")
+    return nonce, f"the offer with nonce {nonce:#x}"
+
+
+@grant.command("cancel-offer")
+@click.argument("offer_ref", metavar="FILE|NONCE")
+@wallet_options
+@_JSON
+@onchain
+def grant_cancel_offer(offer_ref: str, as_json: bool, wallet: WalletChoice) -> None:
+    """Holder: cancel a signed grant offer before anyone submits it (Authorizations.cancelOffer).
+
+    FILE|NONCE is what 'tds grant sign' wrote (or its exported typed data; - for stdin), or the
+    offer's nonce (decimal or 0x-hex). Sign with the wallet that signed the offer."""
+    d = Deployed.open()
+    known = wallet.address() if wallet.given else None
+    nonce, what = _offer_nonce(d, offer_ref, known) if known else (None, "")
+    me = d.signer(wallet)
+    if nonce is None:
+        nonce, what = _offer_nonce(d, offer_ref, me.address)
+    auth = d.c["Authorizations"]
+    current = auth.functions.nonces(me.address, nonce >> 64).call()  # NoncesKeyed: key << 64 | next sequence
+    if current != nonce:
+        if offer_cancelled(d, me.address, nonce):
+            raise StateRefused(f"{what} is already cancelled")
+        if current > nonce:
+            raise StateRefused(f"{what} was already submitted or cancelled (nonce spent by {me.address}); "
+                               f"there is nothing left to cancel")
+        raise StateRefused(f"{what} is not the next offer of its nonce key for {me.address} (next: {current:#x}); "
+                           f"cancel that one first")
+    r = d.send(me, auth.functions.cancelOffer(nonce))
+    if as_json:
+        emit_json({"nonce": str(nonce), "holder": me.address, "tx": _tx(r)})
+    else:
+        click.echo(f"{what} is cancelled: it can no longer be submitted (tx {_tx(r)})")
 
 
 # --- holder, monitor, regulator -----------------------------------------------------------------

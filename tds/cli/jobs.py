@@ -120,7 +120,7 @@ def job_request(grant_id: int, query_text: str, ops_text: str | None, value_text
     """Consumer: request (and pay for) a job under GRANT_ID."""
     from web3.logs import DISCARD
 
-    from chain.params import canonical_params, params_cid, params_hash
+    from chain.params import params_cid, params_hash, seal_params
 
     query = _load_query(query_text)
     value = parse_amount(value_text) if value_text is not None else None
@@ -147,7 +147,12 @@ def job_request(grant_id: int, query_text: str, ops_text: str | None, value_text
         if token.functions.allowance(me.address, d.c["Jobs"].address).call() < g.price:
             d.send(me, token.functions.approve(d.c["Jobs"].address, g.price))
             err_console.print(f"allowed the Jobs contract to take {g.price} credits", markup=False)
-    data = canonical_params(query)
+    # sealed to the key service of the asset's holder: the shared store never holds the query in clear
+    holder = d.c["AssetRegistry"].functions.ownerOf(g.asset_id).call()
+    key = bytes(d.c["IdentityRegistry"].functions.identityOf(holder).call()[2])
+    if key == b"\0" * 32:
+        raise ParticipantError(f"the asset's holder {holder} has no key-agreement key on chain to seal the query to")
+    data = seal_params(query, [key])
     digest = params_hash(data)
     cid = d.store().add_bytes(data, cid_version=1)
     if cid != params_cid(digest):
@@ -293,7 +298,7 @@ def job_result(job_id: int, identity_name: str, out: Path | None, as_json: bool)
                                f"something else — do not trust them")
     provider_did, _key = ChainDirectory(d.c["IdentityRegistry"], d.deployment["block"]).resolve(
         d.grant_provider(j.grant_id))
-    payload = open_result(wallet.identity_keys(), sealed, provider_did)
+    payload = open_result(wallet.identity_keys(), sealed, provider_did, job_id=job_id)
     answer = payload.get("answer", payload)
     doc = {"jobId": job_id, "grantId": j.grant_id, "resultCid": cid, "resultHash": "0x" + keccak(sealed).hex(),
            "sealedBy": provider_did, "answer": answer}

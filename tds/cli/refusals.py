@@ -157,8 +157,12 @@ ADVICE: dict[str, Callable[[dict[str, str]], str]] = {
                                   f"provider to sign it again ('tds grant sign')",
     "InvalidGrantSignature": lambda a: f"the signature recovers to {a['recovered']}, not to the asset holder "
                                        f"{a['provider']}; the holder must sign ('tds grant sign')",
-    "InvalidAccountNonce": lambda a: "this signed grant offer was already used (its nonce is spent); ask the "
-                                     "provider to sign a new one",
+    "InvalidAccountNonce": lambda a: "this signed grant offer was already used or cancelled by its holder (its "
+                                     "nonce is spent); ask the provider to sign a new one",
+    "OfferOutdated": lambda a: f"the offer over asset {a['assetId']} was signed when its certificate had changed "
+                               f"hands {a['signedEpoch']} time(s); it has changed hands since ({a['currentEpoch']}), "
+                               f"which voids every older offer: ask the current holder to sign a new one "
+                               f"('tds grant sign')",
     "UnknownApplication": lambda a: f"application {a['applicationId']} does not exist",
     "ApplicationNotPending": lambda a: f"application {a['applicationId']} is already "
                                        f"{_state(APPLICATION_STATES, a['status'])}",
@@ -192,7 +196,7 @@ ADVICE: dict[str, Callable[[dict[str, str]], str]] = {
     "NativeTransferFailed": lambda a: f"sending {a['amount']} wei to {a['payee']} failed (a contract payee must "
                                       f"accept the native coin)",
     "InvalidScore": lambda a: f"score {a['score']} is out of range: rate 1 to 5",
-    "GrantNotUsed": lambda a: f"grant {a['grantId']} has not been used yet; rate it after a job",
+    "NoCompletedJob": lambda a: f"grant {a['grantId']} has no completed job yet; rate it after one completes",
     "AlreadyRated": lambda a: f"grant {a['grantId']} was already rated (one rating per grant)",
     "ERC20InsufficientBalance": lambda a: f"{a['sender']} holds {a['balance']} credits, {a['needed']} are needed; "
                                           f"ask the regulator for an allocation",

@@ -160,10 +160,19 @@ def provider() -> None:
               help="Also serve the embedded content store (Kubo RPC) on this loopback port.")
 @click.option("--anchor-every", type=click.FloatRange(1, None), default=60.0, show_default=True,
               help="Seconds between anchoring the release log on chain.")
+@click.option("--trusted-consumer", "trusted", multiple=True, metavar="ADDRESS",
+              help="Release rule: this consumer may have leaky layers (DET/order) of sensitive fields. Repeatable.")
+@click.option("--min-price-leaky", type=click.IntRange(0, None), default=0, show_default=True, metavar="WEI",
+              help="Release rule: leaky layers of sensitive fields only at this price per use or above.")
+@click.option("--no-auditor", is_flag=True, help="Turn the query auditor (differencing checks) off.")
+@click.option("--require-terms", is_flag=True,
+              help="Refuse grants whose terms document (field scope, privacy option) is not in the store.")
 @click.option("-v", "--verbose", is_flag=True)
 def provider_serve(name: str, password_env: str | None, keystore: Path | None, host: str, port: int,
-                   store_port: int | None, anchor_every: float, verbose: bool) -> None:
-    """Serve the key service of provider NAME for its registered datasets."""
+                   store_port: int | None, anchor_every: float, trusted: tuple[str, ...], min_price_leaky: int,
+                   no_auditor: bool, require_terms: bool, verbose: bool) -> None:
+    """Serve the key service of provider NAME for its registered datasets: it releases only what
+    each job's grant, its terms and these release rules allow (docs/security.md)."""
     import uvicorn
 
     from offchain.onion.keystore import Keystore
@@ -182,7 +191,17 @@ def provider_serve(name: str, password_env: str | None, keystore: Path | None, h
     keyring = Keystore.open(path, passphrase).keyring()
     w3 = connect(settings)
     store = open_store(settings.home, settings.ipfs_api)
-    built = build_key_service(settings, w3, ident, keyring, store)
+    from eth_utils import is_address, to_checksum_address
+
+    from offchain.keyservice.service import ReleasePolicy
+    from offchain.onion.policy import ReleaseRules
+
+    bad = [a for a in trusted if not is_address(a)]
+    if bad:
+        raise BadOption(f"--trusted-consumer {bad[0]!r} is not an address (0x followed by 40 hex digits)")
+    policy = ReleasePolicy(ReleaseRules(frozenset(to_checksum_address(a) for a in trusted), min_price_leaky),
+                           auditor=not no_auditor, require_terms=require_terms)
+    built = build_key_service(settings, w3, ident, keyring, store, policy=policy)
     if not built.service.datasets_by_asset:
         err_console.print("warning: no registered asset of this provider has its manifest in the store; "
                           "register one with 'tds asset register'", markup=False)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from offchain.keyservice.limits import TOO_LARGE, read_body, replaying
 from tds.gateway.errors import PayloadTooLarge, RateLimited
 
 MAX_BODY_BYTES = 512 * 1024  # job parameters (256 KiB canonical JSON) + a raw transaction, JSON-escaped
@@ -71,28 +72,13 @@ class BodyLimit:
             await self._refuse(send, f"request body of {length.decode(errors='replace')} bytes exceeds the "
                                      f"{self.limit}-byte limit")
             return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.limit:
-                await self._refuse(send, f"request body exceeds the {self.limit}-byte limit")
-                return
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
-        done = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal done
-            if not done:
-                done = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        body = await read_body(receive, self.limit)
+        if body is TOO_LARGE:
+            await self._refuse(send, f"request body exceeds the {self.limit}-byte limit")
+            return
+        if body is None:
+            return
+        replay = replaying(body, receive)
 
         await self.app(scope, replay, send)
 

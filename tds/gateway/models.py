@@ -118,8 +118,10 @@ class RawTransactionIn(BaseModel):
 
 
 class JobIn(RawTransactionIn):
-    params: dict[str, Any] = Field(description="the job's query; its sha-256 (canonical JSON) must be the "
-                                               "transaction's paramsHash. At most 256 KiB.")
+    params: dict[str, Any] = Field(description="the job's parameters sealed to the asset holder's key service "
+                                               "(format tds-params/1, chain.params.seal_params); their sha-256 "
+                                               "(canonical JSON) must be the transaction's paramsHash. At most "
+                                               "256 KiB. Plaintext queries are refused (400 params-not-sealed).")
 
 
 def _terms_model() -> type[BaseModel]:

@@ -14,7 +14,7 @@ from eth_account import Account
 from eth_account._utils.legacy_transactions import Transaction as LegacyTransaction
 from eth_account.messages import encode_typed_data
 from eth_account.typed_transactions import TypedTransaction
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 from web3.contract import Contract
 
@@ -41,6 +41,11 @@ class RawTransaction:
     @property
     def selector(self) -> bytes:
         return self.data[:4]
+
+    @property
+    def hash(self) -> bytes:
+        """The transaction hash (keccak256 of the signed bytes), as the node will know it."""
+        return keccak(self.raw)
 
 
 def decode_raw_transaction(raw: bytes | str) -> RawTransaction:

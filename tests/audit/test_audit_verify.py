@@ -44,6 +44,7 @@ def test_everything_verifies(lc: Lifecycle, reader: ChainReader):
     assert [v["subject"] for v in steps["signature"]] == [f"job {lc.job_ok}"]
     assert steps["signature"][0]["status"] == "pass" and lc.addr["oracle"] in steps["signature"][0]["detail"]
     assert steps["result-hash"][0]["status"] == "pass"
+    assert steps["release"][0]["status"] == "pass" and lc.addr["provider"] in steps["release"][0]["detail"]
     assert {v["refs"]["job"] for v in steps["payment"]} == {lc.job_ok, lc.job_failed}
     assert "refund" in [v for v in steps["payment"] if v["refs"]["job"] == lc.job_failed][0]["detail"]
     assert [v["status"] for v in steps["batch-root"] + steps["batch-inclusion"]] == ["pass", "pass"]
@@ -141,3 +142,17 @@ def test_signature_check_can_fail(lc: Lifecycle, reader: ChainReader):
     assert "calldata result differs" in verify_signature(reader, other_hash)["detail"]
     wrong_tx = replace(done, tx=reader.select("Jobs", "JobRequested", jobId=lc.job_ok)[0].tx)
     assert verify_signature(reader, wrong_tx)["status"] == "fail"
+
+
+def test_completion_without_its_release_fails_verification(lc: Lifecycle, reader: ChainReader):
+    """The chain refuses such a completion; the verifier does not rely on that (a fork, a bug)."""
+    from dataclasses import replace
+
+    from audit.verify import verify_release
+
+    done = reader.select("Jobs", "JobCompleted", jobId=lc.job_ok)[0]
+    released = reader.select("Jobs", "AnswerReleased", jobId=lc.job_ok)[0]
+    assert verify_release(reader, done, released)["ok"] is True
+    assert verify_release(reader, done, None)["ok"] is False
+    other = replace(released, args={**released.args, "resultHash": b"\x01" * 32})
+    assert verify_release(reader, done, other)["ok"] is False

@@ -89,7 +89,7 @@ def system(module_isolation, cast: Cast) -> System:
     auth = Authorizations.deploy(op, identity, assets, {"from": op})
     jobs = Jobs.deploy(identity, auth, assets, op, ACCEPT_TIMEOUT, {"from": op})
     credits = Credits.deploy(op, cast.regulator, {"from": op})
-    ratings = QualityRatings.deploy(auth, {"from": op})
+    ratings = QualityRatings.deploy(auth, jobs, {"from": op})
     evidence = Evidence.deploy({"from": op})
     assets.grantRole(ROLES["REGULATOR"], cast.regulator, {"from": op})
     auth.grantRole(ROLES["REGULATOR"], cast.regulator, {"from": op})
@@ -185,8 +185,22 @@ def request(system: System, grant_id: int, op: int = HOM_AGG, value: int = PRICE
                                   {"from": sender or system.cast.consumer, "value": value})
 
 
+def result_hash(job_id: int) -> str:
+    return H(f"result:{job_id}")
+
+
+def release(system: System, job_id: int, rh: str | None = None):
+    """The holder of the job's asset (its key service) records the release of the answer."""
+    grant = system.auth.grantOf(system.jobs.jobOf(job_id)[0]["grantId"])
+    holder = system.assets.ownerOf(grant["assetId"])
+    return system.jobs.recordRelease(job_id, rh or result_hash(job_id), {"from": holder})
+
+
 def complete(system: System, job_id: int, oracle=None, oracle_index: int = 5, cid: bytes = b"\x12\x20" + b"\x44" * 32):
+    """Release (if not yet released) and post the answer as the job's oracle."""
     oracle = oracle or system.cast.oracle
-    rh = H(f"result:{job_id}")
+    rh = result_hash(job_id)
+    if system.jobs.jobOf(job_id)[0]["status"] == 2:  # Accepted: the key service records the release first
+        release(system, job_id, rh)
     return system.jobs.completeJob(job_id, cid, rh, sign_result(system, oracle_index, job_id, rh, cid),
                                    {"from": oracle})

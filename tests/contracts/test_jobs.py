@@ -4,7 +4,7 @@ from brownie import ReentrancyProbe, chain
 from eth_utils import keccak
 
 from conftest import (ACCEPT_TIMEOUT, DET_EQ, DOWNLOAD, HOM_AGG, MPC, PRICE, ROLES, SPLIT, ZERO, H, complete,
-                      grant_direct, now, request, reverts, sign_result)
+                      grant_direct, now, release, request, result_hash, reverts, sign_result)
 
 REQUESTED, ACCEPTED, COMPLETED, FAILED, RECLAIMED = 1, 2, 3, 4, 5
 
@@ -167,7 +167,13 @@ def test_completion_refusals_and_completes_once(system):
     with reverts("JobNotOpen", jid, REQUESTED):
         complete(system, jid)
     system.jobs.acceptJob(jid, {"from": system.cast.oracle})
-    rh, cid = H("r"), b"\x12\x20" + b"\x01" * 32
+    rh, cid = result_hash(jid), b"\x12\x20" + b"\x01" * 32
+    with reverts("ResultNotReleased", jid):  # the key service has not released an answer yet
+        system.jobs.completeJob(jid, cid, rh, sign_result(system, 5, jid, rh, cid), {"from": system.cast.oracle})
+    release(system, jid, rh)
+    other = H("an older answer")
+    with reverts("ResultMismatch", jid, rh, other):  # not the answer released for this job
+        system.jobs.completeJob(jid, cid, other, sign_result(system, 5, jid, other, cid), {"from": system.cast.oracle})
     with reverts("InvalidResultSignature", jid, system.cast.oracle):  # signed by someone else
         system.jobs.completeJob(jid, cid, rh, sign_result(system, 9, jid, rh, cid), {"from": system.cast.oracle})
     with reverts("InvalidResultSignature", jid, system.cast.oracle):  # other chain
@@ -183,22 +189,27 @@ def test_completion_refusals_and_completes_once(system):
         complete(system, jid)
 
 
-def test_oracle_whose_role_was_revoked_cannot_complete(system):
+def test_oracle_whose_role_was_revoked_gets_no_release_and_cannot_complete(system):
     jid = request(system, grant_direct(system)).return_value
-    system.jobs.acceptJob(jid, {"from": system.cast.oracle})
+    jid2 = request(system, grant_direct(system)).return_value
+    for j in (jid, jid2):
+        system.jobs.acceptJob(j, {"from": system.cast.oracle})
+    release(system, jid2)
     system.identity.revokeParticipantRole(system.cast.oracle, ROLES["COMPUTE_PROVIDER"], H("x"),
                                           {"from": system.cast.operator})
+    with reverts("OracleRoleRevoked", jid, system.cast.oracle):
+        release(system, jid)
     with reverts("NotComputeProvider", system.cast.oracle):
-        complete(system, jid)
+        complete(system, jid2)
 
 
-def test_completion_after_deadline_refused(system):
+def test_release_after_deadline_refused(system):
     jid = request(system, grant_direct(system), ttl=100).return_value
     system.jobs.acceptJob(jid, {"from": system.cast.oracle})
     chain.sleep(200)
     chain.mine()
     with reverts("JobDeadlinePassed"):
-        complete(system, jid)
+        release(system, jid)
 
 
 # ---------------------------------------------------------------- failure, reclaim, withdraw
@@ -314,8 +325,9 @@ def test_failed_step_stops_flow_and_refunds_the_rest(system):
 def test_next_step_refused_by_frozen_grant_stops_flow(system):
     gid = grant_direct(system, maxUses=5)
     wid = workflow(system, gid).return_value
-    system.auth.freeze(gid, 1, {"from": system.cast.monitor})
     system.jobs.acceptJob(job_id(gid, 0), {"from": system.cast.oracle})
+    release(system, job_id(gid, 0))  # released before the freeze: the step itself completes
+    system.auth.freeze(gid, 1, {"from": system.cast.monitor})
     tx = complete(system, job_id(gid, 0))
     ev = tx.events["WorkflowStopped"]
     assert ev["reasonCode"] == 0xFFFF and ev["refunded"] == 2 * PRICE

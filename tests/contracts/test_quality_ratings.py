@@ -1,12 +1,15 @@
-"""QualityRatings: a consumer who used an asset rates it once per grant, 1–5; aggregates on chain."""
+"""QualityRatings: a consumer who used an asset (a completed job under the grant) rates it once
+per grant, 1–5; aggregates on chain."""
 import pytest
 
-from conftest import grant_direct, reverts, request
+from conftest import complete, grant_direct, reverts, request
 
 
 def used_grant(system, **over):
     gid = grant_direct(system, **over)
-    request(system, gid)
+    jid = request(system, gid).return_value
+    system.jobs.acceptJob(jid, {"from": system.cast.oracle})
+    complete(system, jid)
     return gid
 
 
@@ -28,11 +31,15 @@ def test_score_out_of_range(system, score):
         system.ratings.rate(gid, score, {"from": system.cast.consumer})
 
 
-def test_only_the_grant_consumer_after_use(system):
+def test_only_the_grant_consumer_after_a_completed_job(system):
     gid = grant_direct(system)
-    with reverts("GrantNotUsed", gid):
+    with reverts("NoCompletedJob", gid):
         system.ratings.rate(gid, 3, {"from": system.cast.consumer})
-    request(system, gid)
+    jid = request(system, gid).return_value
+    with reverts("NoCompletedJob", gid):  # paid for but not delivered: not a use yet
+        system.ratings.rate(gid, 3, {"from": system.cast.consumer})
+    system.jobs.acceptJob(jid, {"from": system.cast.oracle})
+    complete(system, jid)
     with reverts("NotGrantConsumer", gid, system.cast.consumer2):
         system.ratings.rate(gid, 3, {"from": system.cast.consumer2})
     with reverts("UnknownGrant", 999):

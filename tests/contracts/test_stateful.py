@@ -17,7 +17,7 @@ from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from conftest import (DET_EQ, DOWNLOAD, HOM_AGG, H, ZERO, complete, mint_params, now, reverts, terms)
+from conftest import (DET_EQ, DOWNLOAD, HOM_AGG, H, ZERO, complete, mint_params, now, release, reverts, terms)
 
 OPS = [DET_EQ, HOM_AGG, DOWNLOAD]
 DAY = 86400
@@ -103,7 +103,7 @@ class TdsMachine(RuleBasedStateMachine):
         t = terms(self.s, assetId=asset, consumer=consumer.address, maxUses=uses, pricePerUse=price,
                   paymentToken=self._token(flag), algorithmProvider=algo, expiry=expiry)
         gid = self.s.auth.grant(t, {"from": c.provider}).return_value
-        self.m.grants[gid] = dict(asset=asset, consumer=consumer, max=uses, uses=0, price=price,
+        self.m.grants[gid] = dict(asset=asset, consumer=consumer, max=uses, uses=0, restored=0, price=price,
                                   token=self._token(flag), expiry=expiry, status="active", frozen=False)
 
     @rule(idx=IDX, flag=FLAG)
@@ -138,7 +138,7 @@ class TdsMachine(RuleBasedStateMachine):
             return "GrantExpired"
         if op == DOWNLOAD:
             return "OperationNotAllowed"
-        if g["uses"] >= g["max"]:
+        if g["uses"] - g["restored"] >= g["max"]:
             return "UsesExhausted"
         if self.m.asset_frozen[g["asset"]] or self.m.asset_offline[g["asset"]]:
             return "AssetNotUsable"
@@ -152,6 +152,14 @@ class TdsMachine(RuleBasedStateMachine):
             return
         j = self.m.jobs[jid]
         self.s.jobs.acceptJob(jid, {"from": self.s.cast.oracle})
+        g = self.m.grants[j["gid"]]
+        refusal = ("GrantNotActive" if g["status"] != "active" else "GrantIsFrozen" if g["frozen"] else
+                   "AssetNotUsable" if self.m.asset_frozen[g["asset"]] or self.m.asset_offline[g["asset"]] else None)
+        if refusal:  # the key service's release is refused on chain: the job stays accepted until reclaimed
+            with reverts(refusal):
+                release(self.s, jid)
+            j["status"] = "accepted"
+            return
         tx = complete(self.s, jid)
         shares = [e["amount"] for e in tx.events["Credited"]] if "Credited" in tx.events else []
         assert sum(shares) == j["amount"], "credited shares must sum exactly to the payment"
@@ -172,13 +180,15 @@ class TdsMachine(RuleBasedStateMachine):
 
     @rule(idx=IDX)
     def rule_reclaim(self, idx):
-        late = {j: v for j, v in self.m.jobs.items() if v["status"] == "requested" and v["deadline"] < now()}
+        late = {j: v for j, v in self.m.jobs.items() if v["status"] in ("requested", "accepted")
+                and v["deadline"] < now()}
         jid = self._pick(late, idx)
         if jid is None:
             return
         j = self.m.jobs[jid]
         consumer = self.m.grants[j["gid"]]["consumer"]
         self.s.jobs.reclaim(jid, {"from": consumer})
+        self.m.grants[j["gid"]]["restored"] += 1  # abandoned, not the consumer's doing: the use comes back
         j["status"] = "done"
         self.m.credited[j["token"]] = self.m.credited.get(j["token"], 0) + j["amount"]
 
@@ -256,7 +266,8 @@ class TdsMachine(RuleBasedStateMachine):
     def invariant_uses_within_limits(self):
         for gid, g in self.m.grants.items():
             on_chain = self.s.auth.grantOf(gid)
-            assert on_chain["uses"] == g["uses"] <= on_chain["maxUses"] == g["max"]
+            assert on_chain["uses"] == g["uses"] and on_chain["maxUses"] == g["max"]
+            assert self.s.auth.restoredUses(gid) == g["restored"] and g["uses"] - g["restored"] <= g["max"]
 
     @invariant()
     def invariant_value_conserved(self):

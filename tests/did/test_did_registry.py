@@ -5,12 +5,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from did.binding import binding_proof_hash, make_binding_proof
+from did.binding import binding_proof_hash, make_binding_proof, proof_bytes
 from did.credentials import credential_hash, issue_role_credential, verify_role_credential
 from did.envelope import open_envelope, seal
 from did.errors import CredentialRevoked, DidNotBound, InvalidDocument, UnknownDid, UntrustedIssuer
 from did.identity import Identity
-from did.registry import ChainTrust, IdentityRegistryClient
+from did.registry import ChainTrust, IdentityRegistryClient, did_hash
 from chain.accounts import dev_account
 from chain.compiler import compile_project
 from chain.connection import connect
@@ -140,9 +140,10 @@ def test_squatted_did_gains_nothing(chain, registry, people):
     squatter = Identity(victim.name, victim.ed25519, victim.x25519, dev_account(8))
     squatter.binding = make_binding_proof(mallory.ed25519, dev_account(8), registry.chain_id)  # mallory's own DID key
     registry.sender(dev_account(8)).send(registry.contract.functions.bind(
-        victim.did, victim.document_digest, mallory.x25519_public, binding_proof_hash(squatter.binding)))
+        victim.did, victim.document_digest, mallory.x25519_public, proof_bytes(squatter.binding)))
     view = fresh_view(chain)
     assert view.account_of_did(victim.did) == dev_account(8).address  # the chain alone is fooled
+    assert view.verified_account_of_did(victim.did) is None  # its published proof is not the victim key's
     with pytest.raises(DidNotBound):  # no proof signed by the victim's DID key matches the record
         view.verify_identity(victim.did, binding_proof=squatter.binding)
     with pytest.raises(DidNotBound):
@@ -167,3 +168,47 @@ def test_holder_account_proven_by_binding_proof(chain, registry, people):
     assert verify_role_credential(bare, trust, holder_account=alice.address).subject_did == alice.did
     registry.grant_from_credential(op.account, bare, alice.binding)
     assert fresh_view(chain).role_credential(alice.address, "CONSUMER")[0] == credential_hash(bare)
+
+
+def test_owner_takes_squatted_did_over_on_operator_attestation(chain, registry, people):
+    """The squatter of a DID blocks its owner only until an operator has checked the owner's
+    binding proof and attested it on chain; then the owner's own bind takes the DID over."""
+    op, mallory = people["operator"], people["mallory"]
+    owner = Identity.create("owner", dev_account(9))
+    squatter = dev_account(6)
+    replayed = owner.binding_proof(registry.chain_id)  # the owner's real proof, replayed by the squatter
+    registry.sender(squatter).send(registry.contract.functions.bind(
+        owner.did, owner.document_digest, mallory.x25519_public, proof_bytes(replayed)))
+    view = fresh_view(chain)
+    assert view.account_of_did(owner.did) == squatter.address
+    assert view.verified_account_of_did(owner.did) is None  # the proof names the owner's account, not the squatter's
+    with pytest.raises(DidNotBound, match="refusing to seal"):  # nothing is sealed to the squatter's key
+        view.key_agreement_key(owner.did)
+    with pytest.raises(Reverted, match="DidAlreadyBound"):  # blocked …
+        registry.bind(owner)
+    forged = make_binding_proof(mallory.ed25519, squatter, registry.chain_id)
+    forged["statement"]["did"] = owner.did  # the squatter's own key cannot sign for the owner's DID
+    with pytest.raises(DidNotBound):  # the operator's client refuses to attest it, nothing is sent
+        registry.attest_binding(op.account, forged)
+    with pytest.raises(Reverted, match="AccessControl"):  # nor may the squatter attest on chain itself
+        registry.sender(squatter).send(registry.contract.functions.attestBinding(
+            did_hash(owner.did), squatter.address, binding_proof_hash(forged)))
+    registry.attest_binding(op.account, owner.binding)  # … until the operator checked the owner's proof
+    assert view.binding_attestation(owner.did) == (owner.address, binding_proof_hash(owner.binding))
+    registry.bind(owner)
+    assert view.account_of_did(owner.did) == owner.address
+    assert view.verified_account_of_did(owner.did) == owner.address
+    assert view.published_binding_proof(owner.did) == owner.binding
+    assert view.identity_of(squatter.address) is None  # the squatter lost its record
+    assert view.key_agreement_key(owner.did) == owner.x25519_public  # answers are sealed to the owner's key
+    with pytest.raises(Reverted, match="DidAlreadyBound"):
+        registry.sender(squatter).send(registry.contract.functions.bind(
+            owner.did, owner.document_digest, mallory.x25519_public, proof_bytes(replayed)))
+
+
+def test_honest_binding_is_verified_from_the_chain(chain, registry, people):
+    alice = people["alice"]
+    view = fresh_view(chain)
+    assert view.verified_account_of_did(alice.did) == alice.address
+    assert view.published_binding_proof(alice.did) == alice.binding
+    assert view.verified_account_of_did(Identity.create("ghost").did) is None

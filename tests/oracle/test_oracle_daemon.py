@@ -3,6 +3,7 @@ DID-authenticated, layer keys sealed to the oracle, exactly once through kill -9
 outage, the operation log anchored."""
 from __future__ import annotations
 
+import json
 import random
 import time
 
@@ -10,7 +11,9 @@ import pytest
 import requests
 from eth_utils import keccak
 
-from did.guard import presentation_header
+from did.challenge import RequestBinding
+from did.guard import presentation_header as bound_header
+from did.sealing import ChainDirectory
 from did.identity import Identity
 from chain.accounts import dev_account
 from oracle.journal import Journal
@@ -53,7 +56,8 @@ def _http_runner(sw, journal, identity=None) -> OracleRunner:
     w = sw.world
     ident = identity or w.identities["oracle"]
     router = KeyServiceRouter(w.space.c["Jobs"], w.space.c["Authorizations"], w.space.c["AssetRegistry"], {},
-                              HttpKeyService(sw.key_service.url, ident))
+                              HttpKeyService(sw.key_service.url, ident),
+                              directory=ChainDirectory(w.space.c["IdentityRegistry"], w.space.deployment["block"]))
     return OracleRunner(w.space.w3, w.space.c["Jobs"], ident.account, Journal(journal),
                         JobPipeline(w.store, router, ident.address), start_block=w.space.deployment["block"])
 
@@ -76,31 +80,38 @@ def test_key_service_refuses_unauthenticated_and_strangers(served, tmp_path):
     w = served.world
     job = _request(w, 1)[0]
     url = f"{served.key_service.url}/v1/jobs/{job}/prepare"
-    body = {"query": {"dataset": w.sales_id, **QUERY}}
-    r = requests.post(url, json=body, timeout=10)
+    body = json.dumps({"query": {"dataset": w.sales_id, **QUERY}}).encode()
+    bound = RequestBinding.of("POST", f"/v1/jobs/{job}/prepare", body)
+
+    def presentation_header(who, www):  # every answer is bound to the request it authenticates
+        return {"content-type": "application/json", **bound_header(who, www, request=bound)}
+
+    r = requests.post(url, data=body, timeout=10)
     assert r.status_code == 401 and "challenge" in r.json()["error"]
     assert r.headers["WWW-Authenticate"].startswith("TDS-Challenge")
     # a DID the chain does not know
     stranger = Identity.create("stranger", dev_account(7))
-    r2 = requests.post(url, json=body, headers=presentation_header(stranger, r.headers["WWW-Authenticate"]), timeout=10)
+    r2 = requests.post(url, data=body, headers=presentation_header(stranger, r.headers["WWW-Authenticate"]), timeout=10)
     assert r2.status_code == 403 and r2.json()["kind"] == "UnknownParticipant"
     # a replayed answer is refused
     hdr = presentation_header(w.identities["oracle"], requests.get(
         f"{served.key_service.url}/v1/challenge", timeout=10).json()["www_authenticate"])
-    first = requests.post(url, json=body, headers=hdr, timeout=10)
+    first = requests.post(url, data=body, headers=hdr, timeout=10)
     assert first.status_code == 409  # the registered oracle, but it has not accepted this job
     assert "not accepted" in first.json()["error"]
-    again = requests.post(url, json=body, headers=hdr, timeout=10)
+    again = requests.post(url, data=body, headers=hdr, timeout=10)
     assert again.status_code == 401 and "Replayed" in again.json()["error"]
     # the consumer is bound but is not a compute provider
     hdr = presentation_header(w.identities["consumer"], requests.get(
         f"{served.key_service.url}/v1/challenge", timeout=10).json()["www_authenticate"])
-    r3 = requests.post(url, json=body, headers=hdr, timeout=10)
+    r3 = requests.post(url, data=body, headers=hdr, timeout=10)
     assert r3.status_code == 403 and r3.json()["kind"] == "RoleMismatch"
     # malformed input is a 422 with a JSON body, not a 500
-    hdr = presentation_header(w.identities["oracle"], requests.get(
-        f"{served.key_service.url}/v1/challenge", timeout=10).json()["www_authenticate"])
-    r4 = requests.post(url, json={"query": {"dataset": w.sales_id, "aggregates": "sum"}}, headers=hdr, timeout=10)
+    bad = json.dumps({"query": {"dataset": w.sales_id, "aggregates": "sum"}}).encode()
+    hdr = bound_header(w.identities["oracle"], requests.get(
+        f"{served.key_service.url}/v1/challenge", timeout=10).json()["www_authenticate"],
+        request=RequestBinding.of("POST", f"/v1/jobs/{job}/prepare", bad))
+    r4 = requests.post(url, data=bad, headers={"content-type": "application/json", **hdr}, timeout=10)
     assert r4.status_code == 422 and "query" in r4.json()["error"]
 
 

@@ -109,7 +109,10 @@ def test_unregistered_cannot_accept_and_second_oracle_cannot_complete(world, tmp
         w.space.send(second.account, w.space.c["Jobs"].functions.acceptJob(job))
     rh, cid = b"\x05" * 32, b"\x01\x55\x12\x20" + b"\x06" * 32
     sig = sign_typed(job_result_typed_data(job, rh, cid, 31337, w.space.c["Jobs"].address), second.account.key)
-    with pytest.raises(Reverted, match="NotJobOracle"):
+    with pytest.raises(Reverted, match="ResultNotReleased"):  # nothing released yet: nothing to post
+        w.space.send(second.account, w.space.c["Jobs"].functions.completeJob(job, cid, rh, sig))
+    w.space.send(w.provider.account, w.space.c["Jobs"].functions.recordRelease(job, rh))
+    with pytest.raises(Reverted, match="NotJobOracle"):     # released to the first oracle only
         w.space.send(second.account, w.space.c["Jobs"].functions.completeJob(job, cid, rh, sig))
 
 

@@ -10,7 +10,7 @@ from did.identity import Identity
 from did.registry import IdentityRegistryClient
 from chain.accounts import dev_account
 from chain.ops import DET_EQ, HOM_AGG, OPE_RANGE
-from chain.params import canonical_params, params_hash
+from chain.params import params_hash, seal_params
 from oracle.pipeline import POLICY_REFUSED, QUERY_INVALID, result_cid_text
 from oracle.runner import ACCEPTED, COMPLETED, FAILED, REQUESTED
 from tds.sandbox import PRICE, build_world
@@ -79,7 +79,7 @@ def test_silent_oracle_is_taken_over_after_the_timeout_only(world, tmp_path):
 def _workflow(w, queries: list[dict], ops: list[int]) -> int:
     hashes = []
     for q in queries:
-        data = canonical_params(q)
+        data = seal_params(q, [w.space.key_agreement_key(w.provider.address)])
         w.store.add_bytes(data, cid_version=1)
         hashes.append(params_hash(data))
     jobs = w.space.c["Jobs"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eth_utils import keccak
 from web3.logs import DISCARD
 
@@ -33,6 +34,8 @@ from chain.tx import Sender
 from chain.config import Settings, load_settings
 from chain.eip712 import GrantTerms, grant_typed_data, job_result_typed_data, sign_typed
 from chain.system import SYSTEM_CONTRACTS, deploy_system, role_id
+from did.binding import make_binding_proof, proof_bytes
+from did.keys import did_from_ed25519
 
 DET_EQ, OPE_RANGE, HOM_AGG = 1, 2, 4
 PRICE = 10**15
@@ -42,8 +45,13 @@ PARTICIPANTS = [(3, "provider", "PROVIDER"), (4, "consumer", "CONSUMER"), (5, "o
                 (6, "algorithm", "ALGORITHM_PROVIDER"), (7, "provider2", "PROVIDER")]
 
 
+def did_key(name: str) -> Ed25519PrivateKey:
+    """The participant's DID key (deterministic, so ``did_for`` needs no chain)."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"tds-audit-did:{name}".encode()).digest())
+
+
 def did_for(name: str) -> str:
-    return f"did:key:z6MkAudit{name.capitalize()}" + "x" * 24
+    return did_from_ed25519(did_key(name).public_key())
 
 
 def cid_bytes(tag: str) -> bytes:
@@ -98,7 +106,8 @@ def play(settings: Settings, work: Path) -> Lifecycle:
     ident = c["IdentityRegistry"].functions
     for _, name, role in PARTICIPANTS:
         did = did_for(name)
-        send(name, ident.bind(did, keccak(text=did + "doc"), keccak(text=did + "kak"), keccak(text=did + "proof")))
+        proof = make_binding_proof(did_key(name), keys[name], chain_id)  # the trail shows only proven DIDs
+        send(name, ident.bind(did, keccak(text=did + "doc"), keccak(text=did + "kak"), proof_bytes(proof)))
         send("operator", ident.grantParticipantRole(addr[name], role_id(role), keccak(text=f"vc:{name}"), 0))
     send("operator", c["CertificateTemplates"].functions.publish("standard", cid_bytes("terms"), keccak(text="terms"),
                                                                  3, 63, SPLIT))
@@ -136,10 +145,11 @@ def play(settings: Settings, work: Path) -> Lifecycle:
                  value=PRICE)
         return jobs.events.JobRequested().process_receipt(r, errors=DISCARD)[0]["args"]["jobId"]
 
-    def complete(job: int, result: bytes, tag: str) -> None:
+    def complete(job: int, result: bytes, tag: str, holder: str = "provider") -> None:
         send("oracle", jobs.functions.acceptJob(job))
         cid = cid_bytes(tag)
         rh = keccak(result)
+        send(holder, jobs.functions.recordRelease(job, rh))  # the holder's key service releases the answer
         sig = sign_typed(job_result_typed_data(job, rh, cid, chain_id, jobs.address), keys["oracle"].key)
         send("oracle", jobs.functions.completeJob(job, cid, rh, sig))
         from audit.verify import cid_text
@@ -153,7 +163,7 @@ def play(settings: Settings, work: Path) -> Lifecycle:
     send("oracle", jobs.functions.acceptJob(lc.job_failed))
     send("oracle", jobs.functions.failJob(lc.job_failed, 7))
     lc.other_job = request(other_grant, HOM_AGG)
-    complete(lc.other_job, b"other result", "result-other")
+    complete(lc.other_job, b"other result", "result-other", holder="provider2")
 
     send("regulator", auth.functions.freeze(lc.grant, 42))
     send("regulator", auth.functions.unfreeze(lc.grant))

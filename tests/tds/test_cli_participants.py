@@ -336,3 +336,43 @@ def test_tds_prints_one_line_errors(env: Env):
     assert r.returncode == 1
     assert r.stderr.strip().startswith("error: asset 99 does not exist") and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cancelled_offer_can_no_longer_be_submitted(env: Env, tmp_path: Path):
+    """Issue 12, item 17: the holder cancels a signed offer (by its file, or by its nonce); the
+    consumer's submit is refused, and so is grantBySignature on chain (InvalidAccountNonce)."""
+    from web3.exceptions import ContractCustomError
+
+    from chain.revert import describe_revert
+
+    w = env.world
+    auth = w.space.c["Authorizations"]
+    offer = tmp_path / "to-cancel.json"
+    env.ok("grant", "sign", "1", "--consumer", w.consumer.address, "--purpose", "cancel me", "--ops", "HOM_AGG",
+           "--keystore", env.provider_keystore, "--out", offer)
+    env.refused(NotYours, "only its signer can cancel it", "grant", "cancel-offer", offer, "--identity", "consumer")
+    env.refused(BadInput, "neither an offer file nor a nonce", "grant", "cancel-offer", "soon",
+                "--keystore", env.provider_keystore)
+    done = env.json("grant", "cancel-offer", offer, "--keystore", env.provider_keystore)
+    parsed, sig = parse_offer(json.loads(offer.read_text()))
+    assert int(done["nonce"]) == parsed.nonce and done["holder"] == w.provider.address
+    logs = auth.events.OfferCancelled().get_logs(from_block=0, argument_filters={"holder": w.provider.address})
+    assert parsed.nonce in [int(log["args"]["nonce"]) for log in logs]
+    env.refused(StateRefused, "cancelled this signed grant offer", "grant", "submit", offer, "--identity", "consumer")
+    with pytest.raises(ContractCustomError) as refused:  # the chain itself refuses it, whoever submits
+        auth.functions.grantBySignature(parsed.terms.as_tuple(), parsed.nonce, parsed.deadline,
+                                        parse_signature(sig)).call({"from": w.consumer.address})
+    assert advise(describe_revert(refused.value.data)).error == "InvalidAccountNonce"
+    env.refused(StateRefused, "already cancelled", "grant", "cancel-offer", offer, "--keystore", env.provider_keystore)
+
+    # by nonce: an offer exported for an external wallet, cancelled before it is even signed
+    export = tmp_path / "export-to-cancel.json"
+    env.ok("grant", "sign", "1", "--consumer", w.consumer.address, "--purpose", "cancel by nonce", "--ops", "HOM_AGG",
+           "--export-typed-data", "--out", export)
+    typed = json.loads(export.read_text())
+    nonce = int(typed["message"]["nonce"])
+    assert "is cancelled" in env.ok("grant", "cancel-offer", hex(nonce), "--keystore", env.provider_keystore).stdout
+    signature = "0x" + bytes(Account.sign_message(encode_typed_data(full_message=typed),
+                                                  w.provider.account.key).signature).hex()
+    env.refused(StateRefused, "cancelled", "grant", "submit", export, "--signature", signature,
+                "--identity", "consumer")

@@ -16,7 +16,8 @@ def test_demo_lifecycle_verifies(tmp_settings):
     failed = [s for s in rep.steps if not s["ok"]]
     assert not failed, failed
     names = [s["step"] for s in rep.steps]
-    for step in ("identities", "register sales", "authorize", "job range SUM", "job GROUP BY COUNT", "job JOIN",
+    for step in ("identities", "register sales", "authorize", "job range SUM", "job GROUP BY COUNT",
+                 "job JOIN across assets refused",
                  "withdraw", "close", "anchor log batch"):
         assert step in names
     assert any("answer matches the plaintext" in line for line in lines)

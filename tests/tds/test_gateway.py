@@ -41,7 +41,7 @@ def test_trail_and_verify(client: TestClient, lc: Lifecycle):
     assert trail["trail"][0]["actor_did"] == did_for("provider")
     rep = client.get("/audit/verify", params={"asset": lc.asset}).json()
     assert rep["ok"] is True
-    assert {v["step"] for v in rep["verdicts"]} == {"signature", "result-hash", "payment", "batch-root",
+    assert {v["step"] for v in rep["verdicts"]} == {"signature", "release", "result-hash", "payment", "batch-root",
                                                     "batch-inclusion"}
     assert client.get("/audit/verify").json()["ok"] is True
 
