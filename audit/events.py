@@ -83,6 +83,36 @@ def _named(value: Any, abi_input: dict[str, Any]) -> Any:
     return value
 
 
+class LogDecoder:
+    """Decodes raw logs of a deployment's contracts by ``(address, topic0)`` with each contract's ABI."""
+
+    def __init__(self, w3: Web3, contracts: dict[str, Contract]):
+        self.codec = w3.codec
+        self.addresses = [c.address for c in contracts.values()]
+        self._decoders: dict[tuple[str, bytes], tuple[str, dict[str, Any]]] = {}
+        for name, c in contracts.items():
+            for entry in c.abi:
+                if entry.get("type") == "event" and not entry.get("anonymous"):
+                    self._decoders[(c.address.lower(), event_abi_to_log_topic(entry))] = (name, entry)
+
+    def decode(self, log: Any) -> ChainEvent | None:
+        """The decoded event of ``log`` (a web3 log receipt), or None if no deployed ABI declares it."""
+        if not log["topics"]:
+            return None
+        key = (log["address"].lower(), bytes(log["topics"][0]))
+        found = self._decoders.get(key)
+        if found is None:
+            return None
+        name, abi = found
+        data = get_event_data(self.codec, abi, log)
+        by_name = {i["name"]: i for i in abi["inputs"]}
+        args = {k: _named(v, by_name[k]) for k, v in data["args"].items()}
+        tx = log["transactionHash"]
+        tx_hex = tx.to_0x_hex() if hasattr(tx, "to_0x_hex") else Web3.to_hex(tx)
+        return ChainEvent(contract=name, name=abi["name"], args=args, block=int(log["blockNumber"]),
+                          tx=tx_hex, log_index=int(log["logIndex"]), address=to_checksum_address(log["address"]))
+
+
 class ChainReader:
     """All decoded events of one deployment, read once and kept in chain order."""
 
@@ -92,11 +122,7 @@ class ChainReader:
         self.chain_id = int(deployment.get("chainId") or w3.eth.chain_id)
         self.contracts: dict[str, Contract] = {name: bind(w3, deployment, name) for name in deployment["contracts"]}
         self.names_by_address = {c.address.lower(): name for name, c in self.contracts.items()}
-        self._decoders: dict[tuple[str, bytes], tuple[str, dict[str, Any]]] = {}
-        for name, c in self.contracts.items():
-            for entry in c.abi:
-                if entry.get("type") == "event" and not entry.get("anonymous"):
-                    self._decoders[(c.address.lower(), event_abi_to_log_topic(entry))] = (name, entry)
+        self.decoder = LogDecoder(w3, self.contracts)
         self._events: list[ChainEvent] | None = None
         self._times: dict[int, int] = {}
         self._head: int | None = None
@@ -147,20 +173,7 @@ class ChainReader:
             self.refresh(full=False)
 
     def _decode(self, log: Any) -> ChainEvent | None:
-        if not log["topics"]:
-            return None
-        key = (log["address"].lower(), bytes(log["topics"][0]))
-        found = self._decoders.get(key)
-        if found is None:
-            return None
-        name, abi = found
-        data = get_event_data(self.w3.codec, abi, log)
-        by_name = {i["name"]: i for i in abi["inputs"]}
-        args = {k: _named(v, by_name[k]) for k, v in data["args"].items()}
-        tx = log["transactionHash"]
-        tx_hex = tx.to_0x_hex() if hasattr(tx, "to_0x_hex") else Web3.to_hex(tx)
-        return ChainEvent(contract=name, name=abi["name"], args=args, block=int(log["blockNumber"]),
-                          tx=tx_hex, log_index=int(log["logIndex"]), address=to_checksum_address(log["address"]))
+        return self.decoder.decode(log)
 
     def select(self, contract: str | None = None, names: Iterable[str] | str | None = None,
                **match: Any) -> list[ChainEvent]:

@@ -10,6 +10,7 @@
 | TDS_IPFS_API      | a Kubo RPC API (multiaddr or URL); unset = embedded store | unset                      |
 | TDS_DEPLOYMENT    | deployment file (addresses, ABIs, chain id, block)        | <project>/deployments/<chain id>.json |
 | TDS_KEYSTORE_PASSWORD | password of every keystore (wallets, identities, data keys) | prompted                |
+| TDS_INDEX_URL     | event index database (SQLAlchemy URL: sqlite, postgresql) | sqlite:///<home>/index/events.sqlite |
 
 ``TDS_KEYSTORE_PASSPHRASE`` (the data keystores' former name) still works, with a deprecation
 warning, when ``TDS_KEYSTORE_PASSWORD`` is unset.
@@ -50,6 +51,7 @@ class Settings:
     chain_port: int = DEFAULT_CHAIN_PORT
     ipfs_api: str | None = None
     deployment_file: Path | None = None
+    index_url: str | None = None
 
     @property
     def chain_dir(self) -> Path:
@@ -67,6 +69,11 @@ class Settings:
     @property
     def contracts_dir(self) -> Path:
         return self.project_root / "contracts"
+
+    @property
+    def index_database_url(self) -> str:
+        """The event index's SQLAlchemy URL (TDS_INDEX_URL, else a SQLite file under TDS_HOME)."""
+        return self.index_url or f"sqlite:///{self.home / 'index' / 'events.sqlite'}"
 
     def deployment_path(self, chain_id: int) -> Path:
         """The deployment file for ``chain_id`` (TDS_DEPLOYMENT overrides)."""
@@ -89,6 +96,7 @@ def load_settings() -> Settings:
         chain_port=_optional_int("TDS_CHAIN_PORT") or DEFAULT_CHAIN_PORT,
         ipfs_api=os.environ.get("TDS_IPFS_API") or None,
         deployment_file=Path(deployment).expanduser().resolve() if deployment else None,
+        index_url=os.environ.get("TDS_INDEX_URL") or None,
     )
 
 

@@ -116,10 +116,17 @@ class Sender:
             if now >= next_check:
                 next_check = now + DROP_CHECK_S
                 try:
-                    self.w3.eth.get_transaction(tx_hash)
+                    pending = self.w3.eth.get_transaction(tx_hash)
                 except TransactionNotFound:
                     self.resync()
                     raise TransactionDropped(f"transaction {tx_hash.hex()} was dropped by the node") from None
+                # queued behind a nonce gap (the node restarted without an earlier transaction of
+                # ours): it would wait forever; re-read the nonce and let the caller decide again
+                if pending.get("blockNumber") is None and \
+                        self.w3.eth.get_transaction_count(self.address, "pending") <= pending["nonce"]:
+                    self.resync()
+                    raise TransactionDropped(f"transaction {tx_hash.hex()} is stuck behind a nonce gap "
+                                             f"(nonce {pending['nonce']})")
             time.sleep(self.poll)
 
     def _fees(self) -> dict[str, int]:

@@ -236,19 +236,35 @@ class OracleRunner:
             r = entry.result
             if not fresh:  # resumed from the journal: the chain may have moved since
                 status, oracle = self._on_chain(job_id)
-            if status == REQUESTED:  # our accept was rolled back with a reorg: take the job again
+            rolled_back = status == REQUESTED
+            if rolled_back:  # our accept was rolled back with a reorg: take the job again
                 if not self._try_accept(job_id):
                     return
                 status, oracle = ACCEPTED, self.account.address
             if status not in OURS or oracle != self.account.address:
                 self.journal.transition(job_id, "skipped")
                 return
+            if status == ACCEPTED and (rolled_back or not fresh):
+                # the key service's release of our result went with the rollback (a reorg, a node
+                # restarted from older state): it records the release again — the same sealed
+                # bytes when it kept them — before the result may be posted
+                r = self._recompute(entry)
             self._send(self.jobs.functions.completeJob(job_id, bytes.fromhex(r["cid"]), bytes.fromhex(r["hash"]),
                                                        bytes.fromhex(r["sig"])), gas=COMPLETE_GAS)
             self.checkpoint("completed-on-chain", job_id)
             self.journal.transition(job_id, "posted")
             self._count("posted")
             self.on_event("completed", {"job": job_id, "cid": r["cid"], "hash": r["hash"]})
+
+    def _recompute(self, entry: JobEntry) -> dict[str, str]:
+        outcome = self.compute(_request(entry))
+        if outcome.failed:
+            raise RuntimeError(f"job {entry.job_id}: its release was rolled back and asking again failed: "
+                               f"{outcome.detail}")
+        r = {"cid": outcome.result_cid.hex(), "hash": outcome.result_hash.hex(),
+             "sig": self._attest(entry.job_id, outcome).hex()}
+        self.journal.transition(entry.job_id, "computed", r)
+        return r
 
     def _try_accept(self, job_id: int, takeover: bool = False) -> bool:
         try:

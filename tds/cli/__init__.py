@@ -11,6 +11,7 @@ from tds.cli.data import data
 from tds.cli.demo import demo
 from tds.cli.gateway import gateway
 from tds.cli.identity import identity
+from tds.cli.index import index
 from tds.cli.store import store
 from tds.cli.assets import asset, catalog
 from tds.cli.earnings import earnings
@@ -38,6 +39,7 @@ cli.add_command(data)
 cli.add_command(identity)
 cli.add_command(audit)
 cli.add_command(gateway)
+cli.add_command(index)
 cli.add_command(oracle)
 cli.add_command(provider)
 cli.add_command(asset)

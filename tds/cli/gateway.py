@@ -41,6 +41,22 @@ def _relayer(keystore: Path | None, dev_index: int | None, embedded: bool):
     return None
 
 
+def _start_index(settings, confirmations: int):
+    """Open the event index and follow the chain into it from a daemon thread."""
+    import threading
+
+    from rich.markup import escape
+
+    from audit.index import EventIndex
+    from tds.cli.output import err_console
+
+    index = EventIndex.open(settings, confirmations=confirmations, start=True)
+    threading.Thread(target=index.run, name="tds-index", daemon=True,
+                     kwargs={"on_error": lambda e: err_console.print(f"[yellow]index retrying:[/] {escape(str(e))}")}
+                     ).start()
+    return index
+
+
 @click.command("gateway")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8600, show_default=True)
@@ -59,8 +75,13 @@ def _relayer(keystore: Path | None, dev_index: int | None, embedded: bool):
               help="Requests per second per caller (DID, else IP), after the burst.")
 @click.option("--burst", type=click.IntRange(1, None), default=30, show_default=True,
               help="Requests a caller may make at once.")
+@click.option("--index/--no-index", "use_index", default=True, show_default=True,
+              help="Follow the chain into the event index (TDS_INDEX_URL) and serve the catalog from it.")
+@click.option("--confirmations", type=click.IntRange(0, None), default=2, show_default=True,
+              help="Confirmation depth of the event index.")
 def gateway(host: str, port: int, logs_dir: Path | None, no_auth: bool, guard_reads: bool, domain: str | None,
-            relayer_keystore: Path | None, relayer_dev_account: int | None, rate: float, burst: int) -> None:
+            relayer_keystore: Path | None, relayer_dev_account: int | None, rate: float, burst: int,
+            use_index: bool, confirmations: int) -> None:
     """Serve the REST gateway; OpenAPI at /openapi.json, auditor page at /auditor."""
     import uvicorn
 
@@ -78,10 +99,14 @@ def gateway(host: str, port: int, logs_dir: Path | None, no_auth: bool, guard_re
 
         guard = ChallengeGuard(ChallengeVerifier(domain or f"gateway:{host}:{port}"))
     relayer = _relayer(relayer_keystore, relayer_dev_account, settings.rpc_url is None)
+    index = _start_index(settings, confirmations) if use_index else None
     app = create_app(settings, logs_dir=logs_dir, guard=guard, guard_reads=guard_reads, relayer=relayer,
-                     rate_limit=RateLimit(per_second=rate, burst=burst))
+                     rate_limit=RateLimit(per_second=rate, burst=burst), index=index)
     mode = "read-only, no authentication" if guard is None else (
         f"DID challenge-response for writes{' and reads' if guard_reads else ''}, domain {guard.verifier.domain}")
     console.print(f"gateway on http://{host}:{port}  ({mode}; relayer {relayer.address if relayer else 'none'})")
     console.print("  auditor page /auditor, API docs /docs, OpenAPI /openapi.json")
+    if index is not None:
+        console.print(f"  catalog from the event index {index.engine.url.render_as_string(hide_password=True)} "
+                      f"({confirmations} confirmations; --no-index reads the chain per request)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -40,7 +40,7 @@ from tds.gateway.models import AssetSummary, AuditEvents, Challenge, JobSummary,
 from tds.gateway.page import AUDITOR_PAGE
 from tds.gateway.responses import AUTH_ERRORS, READ_ERRORS, error_responses
 from tds.gateway.writes import write_routes
-from tds.gateway.queries import AUDIT_ACTIONS, parse_time, query_events
+from tds.gateway.queries import AUDIT_ACTIONS, IndexedCatalog, parse_time, query_events
 from tds.gateway.relay import Relay
 from chain.retry import is_transient
 
@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
                logs_dir: Path | str | None = None, fetch: Callable[[str], bytes | None] | None = None,
                store: Any = None, guard: Guard | None = None, guard_reads: bool = True,
                relayer: LocalAccount | None = None, rate_limit: RateLimit | None = None,
-               max_body: int = MAX_BODY_BYTES) -> FastAPI:
+               max_body: int = MAX_BODY_BYTES, index: Any = None) -> FastAPI:
     """The gateway app.
 
     ``reader`` (a ChainReader) skips connecting; ``logs_dir`` holds the published log batches the
@@ -98,7 +98,8 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
     come out; default: the configured one) and ``fetch`` overrides how results are read;
     ``guard`` authenticates callers (None: reads only, writes answer 503); ``guard_reads`` also
     guards the chain-derived reads; ``relayer`` pays for relayed grant offers; ``rate_limit``
-    is per caller (default 30 at once, then 5/s).
+    is per caller (default 30 at once, then 5/s); ``index`` (an :class:`audit.index.EventIndex`,
+    followed by whoever started it) serves the catalog and assets without a chain call.
     """
     settings = settings or load_settings()
     state = ChainState(settings, reader, relayer)
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
     content = store if store is not None else _open_store(settings)
     fetcher = fetch if fetch is not None else (content.cat if content is not None else None)
     limiter = rate_limit or RateLimit()
+    indexed = IndexedCatalog(index) if index is not None else None
 
     def client_key(request: Request) -> str:
         return "ip:" + (request.client.host if request.client else "unknown")
@@ -213,18 +215,27 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
 
     @app.get("/catalog", dependencies=public, tags=["catalog"], response_model=list[AssetSummary],
              responses=READ_ERRORS, summary="Every registered data asset")
-    def get_catalog() -> list[dict[str, Any]]:
-        """Every registered data asset (the AssetRegistered event stream) with its current state."""
+    def get_catalog(request: Request, offset: int = Query(default=0, ge=0, description="assets to skip"),
+                    limit: int | None = Query(default=None, ge=1, le=10_000, description="at most this many")) -> Any:
+        """Every registered data asset (the AssetRegistered event stream) with its current state.
+        With an event index: served from it, each asset with ``indexedBlock``, an ``ETag`` by
+        indexed block (``If-None-Match`` → 304) and ``X-TDS-Indexed-Block``."""
         from audit.trail import catalog
 
-        return catalog(state.reader())
+        if indexed is not None:
+            return indexed.catalog(offset, limit, request.headers.get("if-none-match"))
+        found = catalog(state.reader())
+        return found[offset:] if limit is None else found[offset:offset + limit]
 
     @app.get("/assets/{asset_id}", dependencies=public, tags=["catalog"], response_model=AssetSummary,
              responses=READ_ERRORS, summary="One data asset")
-    def get_asset(asset_id: int = PathParam(ge=1, description="certificate id")) -> dict[str, Any]:
-        """Registration (CIDs, hashes, classification), holder, state, grants, jobs, rating."""
+    def get_asset(request: Request, asset_id: int = PathParam(ge=1, description="certificate id")) -> Any:
+        """Registration (CIDs, hashes, classification), holder, state, grants, jobs, rating
+        (from the event index when the gateway has one, with ``indexedBlock`` and an ``ETag``)."""
         from audit.trail import asset_summary
 
+        if indexed is not None:
+            return indexed.asset(asset_id, request.headers.get("if-none-match"))
         return asset_summary(state.reader(), asset_id)
 
     @app.get("/assets/{asset_id}/trail", dependencies=public, tags=["audit"], response_model=TrailReport,

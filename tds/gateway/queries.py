@@ -1,4 +1,5 @@
-"""Audit-log queries (000 §12.3.1.2–3): the chain's events as trail entries, filtered.
+"""Audit-log queries (000 §12.3.1.2–3): the chain's events as trail entries, filtered; and the
+catalog served from the event index (:class:`IndexedCatalog`).
 
 Each entry has the seed's fields — unique id, actor (operator subject), time, action, object
 (data / grant / job ids) and result (with error code) — plus the DID bound to the actor and
@@ -8,12 +9,18 @@ recipient of (its own operations), whatever filters it asks for.
 """
 from __future__ import annotations
 
+import json
+import threading
 from datetime import datetime, timezone
+from typing import Any
+
 from eth_utils import is_address, to_checksum_address
+from fastapi.responses import Response
 
 from audit.events import ChainReader
 from audit.trail import ACTIONS, TrailEntry, build_trail, chain_entries
-from tds.gateway.errors import BadRequest
+
+from tds.gateway.errors import BadRequest, NotFound
 
 AUDIT_ACTIONS = sorted({action for action, _ in ACTIONS.values()})
 
@@ -69,3 +76,58 @@ def query_events(reader: ChainReader, *, actor: str | None = None, asset: int | 
         out.append(e)
     return out
 
+
+
+class IndexedCatalog:
+    """The catalog and assets served from the event index (:mod:`audit.index`): no chain call on
+    the request path. Every answer carries the indexed block (``indexedBlock`` in the body,
+    ``X-TDS-Indexed-Block`` and an ``ETag`` by indexed block in the headers); a request whose
+    ``If-None-Match`` names the current ETag gets 304. Catalog pages are cached per block."""
+
+    def __init__(self, index: Any):
+        self.index = index
+        self._cache: dict[tuple[int | None, int, int | None], bytes] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _etag(block: int | None, *key: Any) -> str:
+        return '"idx-' + "-".join(str(k) for k in (block, *key)) + '"'
+
+    def _answer(self, body: bytes | None, block: int | None, etag: str, if_none_match: str | None) -> Response:
+        headers = {"ETag": etag, "X-TDS-Indexed-Block": "" if block is None else str(block),
+                   "Cache-Control": "no-cache"}
+        if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    def catalog(self, offset: int, limit: int | None, if_none_match: str | None) -> Response:
+        """A page of the catalog at the indexed block."""
+        from audit.index_reads import catalog_page, indexed_block
+
+        block = indexed_block(self.index.engine)
+        etag = self._etag(block, offset, limit)
+        if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+            return self._answer(None, block, etag, if_none_match)
+        key = (block, offset, limit)
+        body = self._cache.get(key)
+        if body is None:
+            block, page = catalog_page(self.index.engine, self.index.deployment, offset, limit)
+            body = json.dumps(page, separators=(",", ":")).encode()
+            etag = self._etag(block, offset, limit)
+            with self._lock:
+                self._cache = {k: v for k, v in self._cache.items() if k[0] == block}  # drop older blocks
+                self._cache[(block, offset, limit)] = body
+        return self._answer(body, block, etag, if_none_match)
+
+    def asset(self, asset_id: int, if_none_match: str | None) -> Response:
+        """One asset at the indexed block; 404 if the index has not seen it (yet)."""
+        from audit.index_reads import asset_from_index
+
+        found = asset_from_index(self.index.engine, self.index.deployment, asset_id)
+        if found is None:
+            raise NotFound("unknown-asset", f"unknown asset {asset_id}: not in the event index (indexed up to "
+                                            f"block {self.index.indexed_block()}); if it was just registered, "
+                                            "retry after the confirmation depth")
+        block = found["indexedBlock"]
+        return self._answer(json.dumps(found, separators=(",", ":")).encode(), block, self._etag(block, "a", asset_id),
+                            if_none_match)

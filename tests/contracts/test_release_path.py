@@ -289,3 +289,14 @@ def test_rating_needs_a_completed_job(system):
         system.ratings.rate(gid, 4, {"from": system.cast.consumer})
     complete(system, jid)
     system.ratings.rate(gid, 4, {"from": system.cast.consumer})
+
+
+def test_workflow_ids_are_not_truncated(system):
+    """Workflow ids live in 32 bits of a job record: the counter refuses to wrap (storage slot 11
+    of Jobs is `_workflowCount`, per solc's storage layout; set it to the last id)."""
+    from brownie import web3
+
+    web3.provider.make_request("anvil_setStorageAt", [system.jobs.address, hex(11), "0x" + f"{2**32 - 1:064x}"])
+    gid = grant_direct(system, maxUses=5)
+    with reverts("TooManyWorkflows"):
+        system.jobs.requestWorkflow(gid, [HOM_AGG], [H("s")], 3600, {"from": system.cast.consumer, "value": PRICE})

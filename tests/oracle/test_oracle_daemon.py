@@ -140,11 +140,12 @@ def test_kill9_at_random_points_across_100_jobs(served, tmp_path):
         assert time.time() < deadline, f"{_completed(w, jobs)}/100 completed; log:\n{log.read_text()[-3000:]}"
         if len(jobs) < 100:
             jobs += _request(w, min(10, 100 - len(jobs)))
-        time.sleep(rng.uniform(0.3, 2.0))
+        time.sleep(rng.uniform(0.1, 0.8))  # the oracle is part-way through the new jobs
         if kills < 12 and _completed(w, jobs) < len(jobs):
             kill9(proc)
             kills += 1
             proc = served.spawn_oracle(log)
+        time.sleep(rng.uniform(0.2, 1.2))
     proc.terminate()
     proc.wait(timeout=30)
     assert kills >= 8

@@ -1,0 +1,264 @@
+"""The gateway's catalog served from the event index versus today's path (events and calls read
+from the node on every request), under concurrent load on loopback.
+
+    python -m bench.gateway [--json] [--seconds 60] [--clients 50] [--duration 10] [--page 100]
+
+A fresh embedded chain gets the system and as many generated assets as can be minted in
+``--seconds`` (unlocked dev account, automine off, a few hundred mints per block). Measured:
+``rebuild_s`` (index from empty), ``index_lag_blocks`` (median blocks between an asset's block
+and its visibility through the gateway, with ``--confirmations``), ``catalog_rps`` /
+``catalog_p99_ms`` (``GET /catalog?limit=<page>`` from the index, ``--clients`` concurrent httpx
+clients in a second process, ``--duration`` s) and ``direct_catalog_rps`` (the same request on
+today's path; the baseline). Targets (issue 18, at 10,000 assets): ≥ 1,000 rps, p99 ≤ 50 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eth_utils import keccak
+
+from chain.accounts import dev_account
+from chain.config import Settings, load_settings
+from chain.connection import connect
+from chain.deploy import bind
+from chain.node import EmbeddedNode, free_port
+from chain.system import deploy_system, role_id
+from chain.tx import Sender
+from did.binding import make_binding_proof, proof_bytes
+from did.keys import did_from_ed25519
+
+TARGETS = {"catalog_rps": 1000.0, "catalog_p99_ms": 50.0}
+SPLIT = [7000, 1000, 1500, 500]
+
+
+def fresh_space(settings: Settings) -> dict[str, Any]:
+    """Deploy the system on ``settings``' chain with dev account 3 as a bound provider and template 1
+    published: ``{"w3", "deployment", "provider", "registry", "send"}``."""
+    w3 = connect(settings)
+    doc = deploy_system(settings, w3=w3)
+    operator, provider = dev_account(0), dev_account(3)
+    op = Sender(w3, operator)
+    ident = bind(w3, doc, "IdentityRegistry")
+    key = Ed25519PrivateKey.from_private_bytes(keccak(text="bench-gateway-provider"))
+    did = did_from_ed25519(key.public_key())
+    proof = proof_bytes(make_binding_proof(key, provider, w3.eth.chain_id))
+    Sender(w3, provider).send(ident.functions.bind(did, keccak(text=did + "doc"), keccak(text=did + "kak"), proof))
+    op.send(ident.functions.grantParticipantRole(provider.address, role_id("PROVIDER"), keccak(text="vc:p"), 0))
+    op.send(bind(w3, doc, "CertificateTemplates").functions.publish(
+        "standard", b"\x12\x20" + keccak(text="terms"), keccak(text="terms"), 3, 63, SPLIT))
+    return {"w3": w3, "deployment": doc, "provider": provider, "registry": bind(w3, doc, "AssetRegistry"),
+            "send": Sender(w3, provider)}
+
+
+def _mint_args(tag: str) -> tuple:
+    return (b"\x12\x20" + keccak(text="content-" + tag), b"\x12\x20" + keccak(text="meta-" + tag),
+            keccak(text="manifest-" + tag), 1, keccak(text="q-" + tag), 1)
+
+
+def mint_one(space: dict[str, Any], tag: str) -> int:
+    """Mint one asset (its own block); returns the block it was mined in."""
+    return int(space["send"].send(space["registry"].functions.mint(_mint_args(tag)))["blockNumber"])
+
+
+def mint_many(space: dict[str, Any], seconds: float, per_block: int = 100, limit: int | None = None) -> int:
+    """Mint assets for about ``seconds`` (automine off, ``per_block`` per block); how many were minted."""
+    w3, reg, who = space["w3"], space["registry"], space["provider"].address
+    gas = int(reg.functions.mint(_mint_args("probe")).estimate_gas({"from": who}) * 1.3)
+    w3.provider.make_request("evm_setAutomine", [False])
+    nonce = w3.eth.get_transaction_count(who)
+    n, t_end = 0, time.perf_counter() + seconds
+    try:
+        while time.perf_counter() < t_end and (limit is None or n < limit):
+            last = None
+            for _ in range(per_block if limit is None else min(per_block, limit - n)):
+                tx = reg.functions.mint(_mint_args(f"bulk-{n}")).build_transaction(
+                    {"from": who, "nonce": nonce, "gas": gas, "chainId": w3.eth.chain_id})
+                last = w3.eth.send_transaction(tx)
+                nonce += 1
+                n += 1
+            w3.provider.make_request("evm_mine", [])
+            while last is not None and w3.eth.get_transaction_count(who) < nonce:  # the block gas limit left some
+                w3.provider.make_request("evm_mine", [])
+            if last is not None and w3.eth.get_transaction_receipt(last)["status"] != 1:
+                raise RuntimeError("a bulk mint reverted; check the provider role and template")
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    space["send"].resync()
+    return n
+
+
+def _load(url: str, clients: int, duration: float, out: Any) -> None:
+    """Client process: ``clients`` concurrent async GETs of ``url`` for ``duration`` s."""
+    import asyncio
+
+    import httpx
+
+    async def main() -> dict[str, Any]:
+        lat: list[float] = []
+        errors = 0
+        stop = time.perf_counter() + duration
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+            async def worker() -> None:
+                nonlocal errors
+                while time.perf_counter() < stop:
+                    t = time.perf_counter()
+                    try:
+                        r = await client.get(url)
+                        ok = r.status_code == 200
+                    except httpx.HTTPError:
+                        ok = False
+                    if ok:
+                        lat.append(time.perf_counter() - t)
+                    else:
+                        errors += 1
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(clients)))
+            wall = time.perf_counter() - t0
+        return {"n": len(lat), "errors": errors, "wall": wall, "lat": sorted(lat)}
+
+    out.put(asyncio.run(main()))
+
+
+def load(url: str, clients: int, duration: float) -> dict[str, float]:
+    """Requests per second and p50/p99 latency of ``url`` under load from a second process."""
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_load, args=(url, clients, duration, q))
+    p.start()
+    r = q.get(timeout=duration + 600)
+    p.join()
+    lat = r["lat"]
+    if not lat:  # nothing finished within the client timeout (30 s)
+        return {"rps": 0.0, "p50_ms": None, "p99_ms": None, "requests": 0, "errors": r["errors"]}
+    p99 = lat[min(len(lat) - 1, int(0.99 * (len(lat) - 1) + 0.5))]
+    return {"rps": round(r["n"] / r["wall"], 1), "p50_ms": round(statistics.median(lat) * 1000, 1),
+            "p99_ms": round(p99 * 1000, 1), "requests": r["n"], "errors": r["errors"]}
+
+
+def serve(app: Any) -> tuple[Any, str]:
+    """Run ``app`` with uvicorn on a free loopback port in a thread: (server, base url)."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def _visible(client: Any, url: str, within: float) -> bool:
+    """True once ``url`` answers 200, polling for ``within`` seconds."""
+    deadline = time.perf_counter() + within
+    while time.perf_counter() < deadline:
+        if client.get(url).status_code == 200:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def measure(seconds: float, clients: int, duration: float, page: int, confirmations: int) -> dict[str, Any]:
+    import httpx
+
+    from audit.index import EventIndex
+    from tds.gateway import create_app
+    from tds.gateway.limits import RateLimit
+
+    with tempfile.TemporaryDirectory(prefix="tds-bench-gateway-") as tmp:
+        tmp_path = Path(tmp)
+        settings = replace(load_settings(), home=tmp_path / "home", chain_port=free_port(), rpc_url=None,
+                           chain_id=None, deployment_file=tmp_path / "deployment.json")
+        node = EmbeddedNode(settings)
+        node.up(fresh=True)
+        try:
+            space = fresh_space(settings)
+            t0 = time.perf_counter()
+            minted = mint_many(space, seconds)
+            mint_s = time.perf_counter() - t0
+            w3, doc = space["w3"], space["deployment"]
+            url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+            t0 = time.perf_counter()
+            index = EventIndex(w3, doc, url, confirmations=0)
+            index.catch_up()
+            rebuild_s = time.perf_counter() - t0
+            settings = replace(settings, rpc_url=w3.provider.endpoint_uri)
+            live = EventIndex(w3, doc, engine=index.engine, confirmations=confirmations)
+            stop = threading.Event()
+            threading.Thread(target=live.run, kwargs={"stop": stop.is_set, "idle": 0.05,
+                                                      "on_error": lambda e: None}, daemon=True).start()
+            unlimited = {"rate_limit": RateLimit(per_second=1e9, burst=10**9)}
+            server, base = serve(create_app(settings, index=live, **unlimited))
+            direct_server, direct_base = serve(create_app(settings, **unlimited))
+            lags = []
+            with httpx.Client(timeout=30) as client:
+                for k in range(5):  # freshness: blocks from an asset's block to its visibility
+                    block = mint_one(space, f"fresh-{k}")
+                    asset = minted + k + 1
+                    while not _visible(client, f"{base}/assets/{asset}", 0.5):
+                        w3.provider.make_request("evm_mine", [])  # one more block, then look again
+                    lags.append(w3.eth.block_number - block)
+            stop.set()
+            time.sleep(0.2)
+            catalog = load(f"{base}/catalog?limit={page}", clients, duration)
+            direct = load(f"{direct_base}/catalog?limit={page}", min(clients, 4), duration)
+            server.should_exit = direct_server.should_exit = True
+            counts = live.status()["counts"]
+        finally:
+            node.down()
+    return {"assets": minted + 5, "events": counts["events"], "mint_s": round(mint_s, 1), "page": page,
+            "clients": clients, "duration_s": duration, "confirmations": confirmations,
+            "rebuild_s": round(rebuild_s, 2), "index_lag_blocks": statistics.median(lags),
+            "catalog_rps": catalog["rps"], "catalog_p50_ms": catalog["p50_ms"], "catalog_p99_ms": catalog["p99_ms"],
+            "catalog_errors": catalog["errors"], "direct_catalog_rps": direct["rps"],
+            "direct_catalog_p99_ms": direct["p99_ms"], "direct_clients": min(clients, 4)}
+
+
+def table(r: dict[str, Any]) -> str:
+    rows = [
+        (f"catalog from the index (GET /catalog?limit={r['page']})", f"{r['catalog_rps']:.0f} rps", "≥ 1000",
+         r["catalog_rps"] >= TARGETS["catalog_rps"]),
+        ("  p99 latency", f"{r['catalog_p99_ms']:.1f} ms", "≤ 50 ms", r["catalog_p99_ms"] <= TARGETS["catalog_p99_ms"]),
+        ("catalog today (from the node; baseline)", f"{r['direct_catalog_rps']:.2f} rps", "", True),
+        ("  p99 latency", "none in 30 s" if r["direct_catalog_p99_ms"] is None else f"{r['direct_catalog_p99_ms']:.0f} ms",
+         "", True),
+        ("index lag (median blocks to visibility)", f"{r['index_lag_blocks']}", f"≤ {r['confirmations'] + 1}",
+         r["index_lag_blocks"] <= r["confirmations"] + 1),
+        ("rebuild from empty", f"{r['rebuild_s']:.1f} s", "", True),
+    ]
+    out = [f"gateway catalog: {r['assets']} assets ({r['events']} events), {r['clients']} clients "
+           f"({r['direct_clients']} on the baseline), {r['duration_s']:.0f} s each",
+           f"{'measure':48} {'value':>12} {'target':>10}  verdict", "-" * 82]
+    out += [f"{a:48} {b:>12} {c:>10}  {'ok' if ok else 'MISSED'}" for a, b, c, ok in rows]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--seconds", type=float, default=60.0, help="time spent minting generated assets")
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds of load per measured route")
+    ap.add_argument("--page", type=int, default=100, help="assets per catalog page")
+    ap.add_argument("--confirmations", type=int, default=2)
+    a = ap.parse_args(argv)
+    r = measure(a.seconds, a.clients, a.duration, a.page, a.confirmations)
+    print(table(r), file=sys.stderr if a.json else sys.stdout)
+    if a.json:
+        print(json.dumps(r, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

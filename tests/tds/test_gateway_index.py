@@ -1,0 +1,88 @@
+"""The gateway's catalog and assets served from the event index: the same answers as the chain,
+the indexed block on every answer (field, ETag, 304 on If-None-Match), and a newly registered
+asset visible within the confirmation depth plus one block."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+from fastapi.testclient import TestClient
+
+from audit.index import EventIndex
+from bench.gateway import fresh_space, mint_one
+from tds.gateway import create_app
+from tds.gateway.limits import RateLimit
+from tests.support.lifecycle import Lifecycle, shared_lifecycle
+
+CONFIRMATIONS = 2
+
+
+@pytest.fixture
+def lc(request, tmp_path_factory) -> Lifecycle:
+    return shared_lifecycle(request, tmp_path_factory)
+
+
+def test_index_backed_catalog_equals_todays_catalog(lc, tmp_path):
+    settings = replace(lc.settings, rpc_url=lc.w3.provider.endpoint_uri)
+    idx = EventIndex(lc.w3, lc.deployment, f"sqlite:///{tmp_path / 'i.sqlite'}")
+    idx.catch_up()
+    indexed = TestClient(create_app(settings, logs_dir=lc.logs_dir, fetch=lc.fetch, index=idx))
+    direct = TestClient(create_app(settings, logs_dir=lc.logs_dir, fetch=lc.fetch))
+    r = indexed.get("/catalog")
+    block = idx.indexed_block()
+    assert r.status_code == 200 and r.headers["x-tds-indexed-block"] == str(block)
+    assert [{k: v for k, v in a.items() if k != "indexedBlock"} for a in r.json()] == direct.get("/catalog").json()
+    one = indexed.get(f"/assets/{lc.asset}")
+    assert one.json()["indexedBlock"] == block and one.json()["state"] == "offline"
+    assert {k: v for k, v in one.json().items() if k != "indexedBlock"} == direct.get(f"/assets/{lc.asset}").json()
+    assert indexed.get("/assets/999").json()["error"] == "unknown-asset"
+    assert [a["assetId"] for a in indexed.get("/catalog", params={"offset": 1, "limit": 1}).json()] == [lc.other_asset]
+    assert [a["assetId"] for a in direct.get("/catalog", params={"offset": 1, "limit": 1}).json()] == [lc.other_asset]
+
+
+@pytest.fixture
+def space(tmp_settings):
+    from chain.node import EmbeddedNode
+
+    node = EmbeddedNode(tmp_settings)
+    node.up(fresh=True)
+    yield fresh_space(tmp_settings)
+    node.down()
+
+
+def _visible(client: TestClient, asset: int, within: float = 1.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if any(a["assetId"] == asset for a in client.get("/catalog").json()):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_new_asset_visible_within_confirmations_plus_one_block(space, tmp_settings, tmp_path):
+    w3 = space["w3"]
+    idx = EventIndex(w3, space["deployment"], f"sqlite:///{tmp_path / 'i.sqlite'}", confirmations=CONFIRMATIONS)
+    stop = threading.Event()
+    follower = threading.Thread(target=idx.run, kwargs={"stop": stop.is_set, "idle": 0.02}, daemon=True)
+    follower.start()
+    try:
+        client = TestClient(create_app(replace(tmp_settings, rpc_url=w3.provider.endpoint_uri), index=idx,
+                                       rate_limit=RateLimit(per_second=1000, burst=1000)))
+        first = client.get("/catalog")
+        etag = first.headers["etag"]
+        assert client.get("/catalog", headers={"If-None-Match": etag}).status_code == 304
+        block = mint_one(space, "fresh")
+        while not _visible(client, 1):
+            assert w3.eth.block_number < block + CONFIRMATIONS + 1, "not visible within confirmations + 1 blocks"
+            w3.provider.make_request("evm_mine", [])
+        assert w3.eth.block_number - block <= CONFIRMATIONS + 1
+        r = client.get("/catalog", headers={"If-None-Match": etag})
+        assert r.status_code == 200 and r.headers["etag"] != etag  # a newer indexed block, a new ETag
+        assert r.json()[0]["indexedBlock"] >= block and r.json()[0]["provider_did"].startswith("did:")
+        a = client.get("/assets/1")
+        assert client.get("/assets/1", headers={"If-None-Match": a.headers["etag"]}).status_code == 304
+    finally:
+        stop.set()
+        follower.join(timeout=5)
