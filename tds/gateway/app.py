@@ -130,6 +130,12 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
             limiter.take(client_key(request))
         return request.state.caller
 
+    async def open_reads(request: Request) -> Any:
+        """Reads without authentication: only the rate limit, on the event loop (no thread hop)."""
+        request.state.caller = None
+        limiter.take(client_key(request))
+        return None
+
     def authenticated(request: Request) -> Caller:
         if guard is None:
             limiter.take(client_key(request))
@@ -156,7 +162,7 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
                                 {"name": "audit", "description": "trails, verdicts, the audit log, the auditor page"},
                                 {"name": "auth", "description": "DID challenge–response"}])
     app.add_middleware(BodyLimit, limit=max_body)
-    public = [Depends(reads)]
+    public = [Depends(reads if guard is not None and guard_reads else open_reads)]
 
     def body(code: str, detail: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
         return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
@@ -215,16 +221,24 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
 
     @app.get("/catalog", dependencies=public, tags=["catalog"], response_model=list[AssetSummary],
              responses=READ_ERRORS, summary="Every registered data asset")
-    def get_catalog(request: Request, offset: int = Query(default=0, ge=0, description="assets to skip"),
-                    limit: int | None = Query(default=None, ge=1, le=10_000, description="at most this many")) -> Any:
+    async def get_catalog(request: Request, offset: int = Query(default=0, ge=0, description="assets to skip"),
+                          limit: int | None = Query(default=None, ge=1, le=10_000,
+                                                    description="at most this many")) -> Any:
         """Every registered data asset (the AssetRegistered event stream) with its current state.
         With an event index: served from it, each asset with ``indexedBlock``, an ``ETag`` by
-        indexed block (``If-None-Match`` → 304) and ``X-TDS-Indexed-Block``."""
+        indexed block (``If-None-Match`` → 304) and ``X-TDS-Indexed-Block``; a page already built
+        for the indexed block is answered from memory on the event loop."""
+        from starlette.concurrency import run_in_threadpool
+
         from audit.trail import catalog
 
         if indexed is not None:
-            return indexed.catalog(offset, limit, request.headers.get("if-none-match"))
-        found = catalog(state.reader())
+            etag = request.headers.get("if-none-match")
+            hit = indexed.cached_catalog(offset, limit, etag)
+            if hit is not None:
+                return hit
+            return await run_in_threadpool(indexed.catalog, offset, limit, etag)
+        found = await run_in_threadpool(lambda: catalog(state.reader()))
         return found[offset:] if limit is None else found[offset:offset + limit]
 
     @app.get("/assets/{asset_id}", dependencies=public, tags=["catalog"], response_model=AssetSummary,

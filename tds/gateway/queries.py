@@ -84,10 +84,36 @@ class IndexedCatalog:
     ``X-TDS-Indexed-Block`` and an ``ETag`` by indexed block in the headers); a request whose
     ``If-None-Match`` names the current ETag gets 304. Catalog pages are cached per block."""
 
+    BLOCK_TTL_S = 0.25  # how long the indexed block read from the database is reused
+
     def __init__(self, index: Any):
         self.index = index
         self._cache: dict[tuple[int | None, int, int | None], bytes] = {}
         self._lock = threading.Lock()
+        self._block: tuple[float, int | None] | None = None   # (read at, indexed block)
+
+    def indexed_block(self) -> int | None:
+        """The indexed block, read from the database at most every BLOCK_TTL_S seconds (the
+        index advances block by block; this keeps a database read off most requests)."""
+        import time
+
+        from audit.index_reads import indexed_block
+
+        now = time.monotonic()
+        hit = self._block
+        if hit is None or now - hit[0] > self.BLOCK_TTL_S:
+            hit = (now, indexed_block(self.index.engine))
+            self._block = hit
+        return hit[1]
+
+    def cached_catalog(self, offset: int, limit: int | None, if_none_match: str | None) -> Response | None:
+        """The catalog page from memory (no I/O), or None when it must be built."""
+        block = self.indexed_block()
+        etag = self._etag(block, offset, limit)
+        if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+            return self._answer(None, block, etag, if_none_match)
+        body = self._cache.get((block, offset, limit))
+        return None if body is None else self._answer(body, block, etag, if_none_match)
 
     @staticmethod
     def _etag(block: int | None, *key: Any) -> str:
@@ -102,9 +128,9 @@ class IndexedCatalog:
 
     def catalog(self, offset: int, limit: int | None, if_none_match: str | None) -> Response:
         """A page of the catalog at the indexed block."""
-        from audit.index_reads import catalog_page, indexed_block
+        from audit.index_reads import catalog_page
 
-        block = indexed_block(self.index.engine)
+        block = self.indexed_block()
         etag = self._etag(block, offset, limit)
         if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
             return self._answer(None, block, etag, if_none_match)

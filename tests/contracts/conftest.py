@@ -19,6 +19,44 @@ from chain.eip712 import (GRANT_FIELDS, GrantTerms, grant_typed_data, job_result
                                      sign_typed)
 
 ZERO = "0x0000000000000000000000000000000000000000"
+
+
+def _patient_confirmation() -> None:
+    """Brownie declares a transaction dropped ("Tx dropped without known replacement") when the
+    sender's nonce is used but the receipt lookup fails once; a loaded anvil can answer the nonce a
+    moment before the receipt is queryable. Wait (up to 10 s) for the receipt of a transaction
+    whose nonce was used before handing over to Brownie's own loop, which then finds it."""
+    import time
+
+    from brownie import web3
+    from brownie.network.transaction import TransactionReceipt
+    from web3.exceptions import TransactionNotFound
+
+    original = TransactionReceipt._await_confirmation
+    if getattr(original, "_patient", False):
+        return
+
+    def patient(self, block_number=None, required_confs=1):
+        if self.nonce is not None and not block_number:
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                try:
+                    receipt = web3.eth.get_transaction_receipt(self.txid)
+                    if receipt is not None and receipt["blockHash"] is not None:
+                        block_number = receipt["blockNumber"]
+                        break
+                except TransactionNotFound:
+                    pass
+                if web3.eth.get_transaction_count(str(self.sender)) <= self.nonce:
+                    break  # still pending: Brownie's loop waits for it as usual
+                time.sleep(0.1)
+        return original(self, block_number, required_confs)
+
+    patient._patient = True
+    TransactionReceipt._await_confirmation = patient
+
+
+_patient_confirmation()
 H = lambda text: "0x" + keccak(text=text).hex()  # noqa: E731 - short role/label hashes
 ROLES = {n: H(n) for n in ("PROVIDER", "CONSUMER", "OPERATOR", "REGULATOR", "DEVELOPER", "ALGORITHM_PROVIDER",
                            "COMPUTE_PROVIDER", "MONITOR", "JOBS")}
