@@ -10,7 +10,7 @@ TDS   := $(VENV)/bin/tds
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup prereqs browser demo test test-python test-contracts bench clean
+.PHONY: help setup prereqs browser postgres demo test test-python test-contracts bench clean
 
 help:
 	@echo "make demo   - set up (first run) and run the full lifecycle demo"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench  - run the benchmarks"
 	@echo "make setup  - only set up (venv, pip, npm, compiler front-end, Brownie networks)"
 	@echo "make browser - install Debian's chromium + chromium-driver (auditor page test)"
+	@echo "make postgres - install Debian's postgresql server binaries (the index's PostgreSQL test starts its own)"
 
 prereqs:
 	@command -v python3 >/dev/null || { echo "python3 is missing: install Python 3.11+ (Debian: apt-get install python3 python3-venv)"; exit 1; }
@@ -48,17 +49,25 @@ browser:
 	  echo "chromium/chromedriver missing and cannot install them (needs apt-get as root): apt-get install chromium chromium-driver"; exit 1; fi; \
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 
+# PostgreSQL server binaries for the event index's PostgreSQL test (tests/audit/test_index_postgres.py
+# starts a private server from them on a free loopback port; nothing runs as a system service)
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ]; then \
+	  echo "PostgreSQL server binaries missing and cannot install them (needs apt-get as root): apt-get install postgresql"; exit 1; fi; \
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+
 setup: $(VENV)/.setup-done
 	@$(TDS) setup >/dev/null   # cheap re-check: front-end, links and Brownie networks still in place
 
 demo: setup
 	$(TDS) demo
 
-test: setup browser
+test: setup browser postgres
 	$(PY) -m pytest -p no:pytest-brownie tests --ignore=tests/contracts -q
 	$(VENV)/bin/brownie test tests/contracts --network tds-test
 
-test-python: setup browser
+test-python: setup browser postgres
 	$(PY) -m pytest -p no:pytest-brownie tests --ignore=tests/contracts -q
 
 test-contracts: setup
