@@ -1,5 +1,10 @@
-"""``tds audit asset <id>`` and ``tds audit verify``: the auditor's view, from chain events alone
-plus the published operation-log batches and (optionally) the content store and documents."""
+"""``tds audit asset <id>`` and ``tds audit verify``: the auditor's view, from chain events plus
+the published operation-log batches and (optionally) the content store and documents.
+
+By default the events come from the event index (``audit.index``; brought up to the chain's head
+first, so nothing is missing); ``--from-chain`` bypasses it and reads the node alone
+(``eth_getLogs``), so an auditor never has to trust the index: both ways give the same trail and
+verdicts (tests/audit/test_index.py, tests/audit/test_audit_verify.py)."""
 from __future__ import annotations
 
 import sys
@@ -13,12 +18,35 @@ from rich.table import Table
 from tds.cli.output import console, emit_json, err_console
 
 
-def open_reader():
-    """A :class:`ChainReader` over the configured chain's deployment."""
+def open_reader(from_chain: bool = False):
+    """The auditor's reader over the configured deployment: the event index, caught up to the
+    head, unless ``from_chain`` (or the index cannot be used: a note says why)."""
     from audit.events import ChainReader
     from chain.config import load_settings
 
-    return ChainReader.open(load_settings(), start=True)
+    settings = load_settings()
+    direct = ChainReader.open(settings, start=True)
+    if from_chain:
+        return direct
+    try:
+        from audit.index import EventIndex
+        from audit.index_reads import IndexedReader
+
+        index = EventIndex(direct.w3, direct.deployment, settings.index_database_url)
+        index.catch_up()
+        return IndexedReader(direct.w3, direct.deployment, index.engine)
+    except Exception as exc:  # an unusable index never blocks an audit: the chain is the source
+        err_console.print(f"[yellow]note:[/] event index unavailable ({escape(str(exc))}); reading the chain "
+                          "directly")
+        return direct
+
+
+def _source(reader: Any) -> str:
+    return "index" if hasattr(reader, "engine") else "chain"
+
+
+FROM_CHAIN = click.option("--from-chain", is_flag=True,
+                          help="Bypass the event index: rebuild everything from the node's logs alone.")
 
 
 def store_fetch() -> Callable[[str], bytes | None] | None:
@@ -53,14 +81,16 @@ def audit() -> None:
 @audit.command("asset")
 @click.argument("asset_id", type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="Print the trail as JSON (000 §12.3.1.2 fields).")
-def audit_asset(asset_id: int, as_json: bool) -> None:
+@FROM_CHAIN
+def audit_asset(asset_id: int, as_json: bool, from_chain: bool) -> None:
     """Who did what to ASSET_ID, when, with what result (chain events only)."""
     from audit.trail import build_trail
 
-    reader = open_reader()
+    reader = open_reader(from_chain)
     trail = build_trail(reader, asset_id)
     if as_json:
-        emit_json({"asset": asset_id, "chainId": reader.chain_id, "trail": [e.to_dict() for e in trail]})
+        emit_json({"asset": asset_id, "chainId": reader.chain_id, "source": _source(reader),
+                   "trail": [e.to_dict() for e in trail]})
         return
     table = Table(title=f"asset {asset_id} — {len(trail)} events on chain {reader.chain_id}", show_lines=False)
     for col in ("time (UTC)", "actor", "action", "object", "result", "id"):
@@ -84,8 +114,9 @@ def audit_asset(asset_id: int, as_json: bool) -> None:
                    "Name it SUBJECT=PATH (e.g. grant:3:destruction=proof.json) to check one subject.")
 @click.option("--no-store", is_flag=True, help="Do not fetch results from the content store.")
 @click.option("--json", "as_json", is_flag=True)
+@FROM_CHAIN
 def audit_verify(asset_id: int | None, logs_dir: Path | None, docs: tuple[str, ...], no_store: bool,
-                 as_json: bool) -> None:
+                 as_json: bool, from_chain: bool) -> None:
     """Verify every signature, result hash, Merkle proof, document and payment; exit 1 if any fails."""
     from audit.verify import overall, verify_all
 
@@ -96,12 +127,13 @@ def audit_verify(asset_id: int | None, logs_dir: Path | None, docs: tuple[str, .
         if not file.is_file():
             raise click.BadParameter(f"no such file: {file}", param_hint="--doc")
         documents[name if sep else file.name] = file.read_bytes()
-    reader = open_reader()
+    reader = open_reader(from_chain)
     verdicts = verify_all(None, None, reader=reader, asset=asset_id, logs_dir=logs_dir,
                           fetch=None if no_store else store_fetch(), documents=documents)
     ok = overall(verdicts)
     if as_json:
-        emit_json({"ok": ok, "chainId": reader.chain_id, "asset": asset_id, "verdicts": verdicts})
+        emit_json({"ok": ok, "chainId": reader.chain_id, "asset": asset_id, "source": _source(reader),
+                   "verdicts": verdicts})
     else:
         table = Table(title=f"audit of {'asset ' + str(asset_id) if asset_id else 'all assets'}")
         for col in ("", "step", "subject", "detail"):

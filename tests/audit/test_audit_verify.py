@@ -127,6 +127,23 @@ def test_cli_verify_exit_codes(lc: Lifecycle, tmp_path: Path):
     assert res.exit_code == 2 and "no such file" in res.output
 
 
+def test_cli_reads_the_index_and_agrees_with_the_chain_alone(lc: Lifecycle, tmp_path: Path):
+    """``tds audit`` reads the event index by default; ``--from-chain`` bypasses it. The auditor's
+    independence: trail and verdicts are identical both ways."""
+    runner = CliRunner()
+    env = {**cli_env(lc), "TDS_INDEX_URL": f"sqlite:///{tmp_path / 'index.sqlite'}"}
+    out = {}
+    for source, extra in (("index", []), ("chain", ["--from-chain"])):
+        trail = runner.invoke(cli, ["audit", "asset", str(lc.asset), "--json", *extra], env=env)
+        verdicts = runner.invoke(cli, ["audit", "verify", "--asset", str(lc.asset), "--logs", str(lc.logs_dir),
+                                       "--no-store", "--json", *extra], env=env)
+        assert trail.exit_code == 0 and verdicts.exit_code == 0, (trail.output, verdicts.output)
+        t, v = json.loads(trail.output), json.loads(verdicts.output)
+        assert t["source"] == v["source"] == source
+        out[source] = (t["trail"], v["verdicts"])
+    assert out["index"] == out["chain"] and out["index"][0]
+
+
 def test_signature_check_can_fail(lc: Lifecycle, reader: ChainReader):
     """The verdict really compares: an event claiming another oracle, or another result, is refused."""
     from dataclasses import replace
