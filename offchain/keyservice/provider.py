@@ -330,7 +330,9 @@ class ProviderKeyService:
                                code="Misconfigured")
         try:
             self.chain.record_release(self.sender, job_id, keccak(sealed))
-        except GrantRefused:
+        except GrantRefused as exc:
+            if exc.code == "AnswerAlreadyReleased" and self.chain.released_hash(job_id) == keccak(sealed):
+                return  # an earlier attempt was mined after all (its receipt was lost with the node)
             self._released_discard(job_id, query_hash)   # refused on chain: nothing was released
             raise
 

@@ -212,6 +212,9 @@ def test_release_retry_returns_the_same_bytes(world):
     first = w.key_service.release(job, q, result, w.oracle.address)
     assert w.key_service.release(job, q, result, w.oracle.address) == first
     assert w.key_service.release(job, None, result, w.oracle.address) == first
+    # a recording whose receipt was lost (node restart) and is sent again: already on chain, kept
+    w.key_service._record_on_chain(job, q.hash, first)
+    assert w.key_service.release(job, q, result, w.oracle.address) == first
 
 
 # ------------------------------------------------------------------ 11. answer bound to its job
