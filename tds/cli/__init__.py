@@ -16,6 +16,7 @@ from tds.cli.store import store
 from tds.cli.assets import asset, catalog
 from tds.cli.earnings import earnings
 from tds.cli.grants import grant
+from tds.cli import offers  # noqa: F401  (registers grant sign, submit, cancel-offer)
 from tds.cli.jobs import job
 from tds.cli.ratings import rate
 from tds.cli.services import oracle, provider

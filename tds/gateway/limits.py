@@ -7,13 +7,12 @@ full again are dropped, so memory stays bounded by the callers of the last few s
 """
 from __future__ import annotations
 
-import math
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from offchain.keyservice.limits import TOO_LARGE, read_body, replaying
+from offchain.keyservice.limits import TOO_LARGE, TokenBucket, read_body, replaying
+from offchain.keyservice.limits import RateLimited as BucketEmpty
 from tds.gateway.errors import PayloadTooLarge, RateLimited
 
 MAX_BODY_BYTES = 512 * 1024  # job parameters (256 KiB canonical JSON) + a raw transaction, JSON-escaped
@@ -21,34 +20,25 @@ MAX_BODY_BYTES = 512 * 1024  # job parameters (256 KiB canonical JSON) + a raw t
 
 @dataclass
 class RateLimit:
-    """``burst`` requests at once, then ``per_second`` on average, per caller."""
+    """``burst`` requests at once, then ``per_second`` on average, per caller: the key service's
+    token bucket, its refusal as the gateway's 429 JSON error with ``Retry-After``."""
 
     per_second: float = 5.0
     burst: int = 30
     clock: Callable[[], float] = time.monotonic
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)  # key → (tokens, at)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _bucket: TokenBucket = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.per_second <= 0 or self.burst < 1:
-            raise ValueError("a rate limit needs per_second > 0 and burst >= 1")
+        self._bucket = TokenBucket(self.per_second, self.burst, self.clock)
 
     def take(self, key: str) -> None:
         """Take one token for ``key`` or raise :class:`RateLimited` with ``Retry-After``."""
-        with self._lock:
-            now = self.clock()
-            tokens, at = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - at) * self.per_second)
-            if tokens < 1.0:
-                self._buckets[key] = (tokens, now)
-                wait = max(1, math.ceil((1.0 - tokens) / self.per_second))
-                raise RateLimited("rate-limited", f"too many requests from {key}: {self.burst} at once, then "
-                                                  f"{self.per_second:g}/s; retry in {wait} s",
-                                  headers={"Retry-After": str(wait)})
-            self._buckets[key] = (tokens - 1.0, now)
-            if len(self._buckets) > 4096:
-                full = self.burst / self.per_second
-                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full}
+        try:
+            self._bucket.take(key)
+        except BucketEmpty as exc:
+            raise RateLimited("rate-limited", f"too many requests from {key}: {self.burst} at once, then "
+                                              f"{self.per_second:g}/s; retry in {exc.retry_after} s",
+                              headers={"Retry-After": str(exc.retry_after)}) from None
 
 
 class BodyLimit:
