@@ -163,7 +163,8 @@ class EmbeddedNode:
         info = self.status()
         if info is None:
             return None
-        _save_state(info.url, Path(info.state_file))  # everything mined so far, not the last interval's dump
+        state = Path(info.state_file)
+        saved = _save_state(info.url, state.with_suffix(".final"))  # everything mined so far
         try:
             os.kill(info.pid, signal.SIGINT)  # anvil dumps its state on Ctrl-C (SIGTERM skips the dump)
         except ProcessLookupError:
@@ -175,6 +176,10 @@ class EmbeddedNode:
         if self._alive(info):
             os.kill(info.pid, signal.SIGKILL)
             _reap(info.pid)
+        if saved is not None:
+            # Put our dump in place only once anvil is gone: its own interval or exit dump may
+            # otherwise land after ours and hold an older state (seen in CI: a lost transfer).
+            saved.replace(state)
         self._clean()
         return info
 
@@ -194,8 +199,8 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _save_state(url: str, path: Path) -> None:
-    """Write the node's full current state (``anvil_dumpState``) where ``--state`` loads it from."""
+def _save_state(url: str, path: Path) -> Path | None:
+    """Write the node's full current state (``anvil_dumpState``) to ``path``; None if it is gone."""
     import gzip
     import urllib.request
 
@@ -205,12 +210,12 @@ def _save_state(url: str, path: Path) -> None:
         with urllib.request.urlopen(req, timeout=30) as resp:
             result = json.loads(resp.read()).get("result")
     except OSError:
-        return  # the node is already gone: its last interval dump is what there is
-    if isinstance(result, str) and result.startswith("0x"):
-        raw = bytes.fromhex(result[2:])
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
-        tmp.replace(path)
+        return None  # the node is already gone: its last interval dump is what there is
+    if not (isinstance(result, str) and result.startswith("0x")):
+        return None
+    raw = bytes.fromhex(result[2:])
+    path.write_bytes(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+    return path
 
 
 def _rpc_ready(url: str) -> bool:
