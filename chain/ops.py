@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Iterable
 
-DET_EQ, OPE_RANGE, HOM_AGG, MPC, FL, DOWNLOAD = 1, 2, 4, 8, 16, 32
+DET_EQ, OPE_RANGE, HOM_AGG, MPC, FL, DOWNLOAD, PSI = 1, 2, 4, 8, 16, 32, 64
+ALL = 127
 
-NAMES = {DET_EQ: "DET_EQ", OPE_RANGE: "OPE_RANGE", HOM_AGG: "HOM_AGG", MPC: "MPC", FL: "FL", DOWNLOAD: "DOWNLOAD"}
+NAMES = {DET_EQ: "DET_EQ", OPE_RANGE: "OPE_RANGE", HOM_AGG: "HOM_AGG", MPC: "MPC", FL: "FL", DOWNLOAD: "DOWNLOAD",
+         PSI: "PSI"}
 
 # which on-chain class each off-chain operation kind belongs to
 _KIND_BIT = {

@@ -12,6 +12,8 @@ Wiring (who may do what) — the same as ``scripts/deploy.py`` does through Brow
 | Credits              | admin, regulator                                          | REGULATOR → regulator             |
 | QualityRatings       | Authorizations, Jobs                                      | —                                 |
 | Evidence             | —                                                         | —                                 |
+| NodeRegistry         | admin, IdentityRegistry, heartbeat interval               | OPERATOR → operator               |
+| Collaborations       | IdentityRegistry, Authorizations, AssetRegistry, NodeRegistry, treasury | JOBS (Authorizations) |
 
 Credits is allowed as a payment token in Authorizations. Participant roles (provider, consumer,
 compute provider …) are granted later, per participant, in the IdentityRegistry.
@@ -34,8 +36,9 @@ from chain.tx import Sender
 from chain.config import Settings
 
 DEFAULT_ACCEPT_TIMEOUT = 3600  # seconds of oracle silence before another oracle may take a job over
+DEFAULT_HEARTBEAT_INTERVAL = 600  # seconds after which a node without heartbeat is flagged
 SYSTEM_CONTRACTS = ("IdentityRegistry", "CertificateTemplates", "AssetRegistry", "Authorizations", "Jobs",
-                    "Credits", "QualityRatings", "Evidence")
+                    "Credits", "QualityRatings", "Evidence", "NodeRegistry", "Collaborations")
 
 
 def role_id(name: str) -> bytes:
@@ -61,7 +64,7 @@ def default_roles(operator: LocalAccount) -> SystemRoles:
 
 def deploy_contracts(sender: Sender, artifacts: dict[str, dict[str, Any]], roles: SystemRoles,
                      accept_timeout: int = DEFAULT_ACCEPT_TIMEOUT) -> dict[str, Contract]:
-    """Deploy the eight contracts with their constructor arguments (no role wiring yet)."""
+    """Deploy the ten contracts with their constructor arguments (no role wiring yet)."""
     admin = roles.operator
     c: dict[str, Contract] = {}
     c["IdentityRegistry"] = deploy_artifact(sender, artifacts["IdentityRegistry"], admin)
@@ -77,6 +80,11 @@ def deploy_contracts(sender: Sender, artifacts: dict[str, dict[str, Any]], roles
     c["QualityRatings"] = deploy_artifact(sender, artifacts["QualityRatings"], c["Authorizations"].address,
                                           c["Jobs"].address)
     c["Evidence"] = deploy_artifact(sender, artifacts["Evidence"])
+    c["NodeRegistry"] = deploy_artifact(sender, artifacts["NodeRegistry"], admin, c["IdentityRegistry"].address,
+                                        DEFAULT_HEARTBEAT_INTERVAL)
+    c["Collaborations"] = deploy_artifact(sender, artifacts["Collaborations"], c["IdentityRegistry"].address,
+                                          c["Authorizations"].address, c["AssetRegistry"].address,
+                                          c["NodeRegistry"].address, roles.treasury)
     return c
 
 
@@ -87,6 +95,7 @@ def wire(sender: Sender, c: dict[str, Contract], roles: SystemRoles) -> None:
     sender.send(auth.functions.grantRole(role_id("REGULATOR"), roles.regulator))
     sender.send(auth.functions.grantRole(role_id("MONITOR"), roles.monitor))
     sender.send(auth.functions.grantRole(role_id("JOBS"), c["Jobs"].address))
+    sender.send(auth.functions.grantRole(role_id("JOBS"), c["Collaborations"].address))
     sender.send(auth.functions.setPaymentToken(c["Credits"].address, True))
 
 
@@ -100,6 +109,8 @@ def check_wiring(c: dict[str, Contract], roles: SystemRoles) -> list[str]:
         (auth.functions.hasRole(role_id("REGULATOR"), roles.regulator), "authorizations regulator"),
         (auth.functions.hasRole(role_id("MONITOR"), roles.monitor), "authorizations monitor"),
         (auth.functions.hasRole(role_id("JOBS"), c["Jobs"].address), "authorizations jobs"),
+        (auth.functions.hasRole(role_id("JOBS"), c["Collaborations"].address), "authorizations collaborations"),
+        (c["NodeRegistry"].functions.hasRole(role_id("OPERATOR"), roles.operator), "node registry operator"),
         (auth.functions.isPaymentTokenAllowed(c["Credits"].address), "credits payment token"),
         (c["Credits"].functions.hasRole(role_id("REGULATOR"), roles.regulator), "credits regulator"),
     ]

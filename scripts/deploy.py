@@ -10,13 +10,13 @@ come from the identities ``operator``, ``regulator`` and (optionally, else the o
 ``monitor`` made beforehand with ``tds id new NAME --private-key-env VAR`` (passphrase in
 $TDS_KEYSTORE_PASSWORD). The wiring is the same as chain.system.deploy_system (see its table).
 """
-from brownie import (AssetRegistry, Authorizations, CertificateTemplates, Credits, Evidence, IdentityRegistry, Jobs,
-                     QualityRatings, accounts, web3)
+from brownie import (AssetRegistry, Authorizations, Collaborations, CertificateTemplates, Credits, Evidence,
+                     IdentityRegistry, Jobs, NodeRegistry, QualityRatings, accounts, web3)
 from eth_utils import keccak
 
 from chain.deploy import write_deployment
 from chain.config import load_settings
-from chain.system import DEFAULT_ACCEPT_TIMEOUT, SYSTEM_CONTRACTS, SystemRoles
+from chain.system import DEFAULT_ACCEPT_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, SYSTEM_CONTRACTS, SystemRoles
 
 from ._common import check_persistent_chain, is_development, run_line, signer_from_identity
 
@@ -26,7 +26,7 @@ def role(name: str) -> bytes:
 
 
 def deploy(operator, regulator, monitor, treasury=None, accept_timeout: int = DEFAULT_ACCEPT_TIMEOUT) -> dict:
-    """Deploy the eight contracts, grant the system roles; return {name: contract}."""
+    """Deploy the ten contracts, grant the system roles; return {name: contract}."""
     treasury = treasury or operator
     tx = {"from": operator}
     c = {}
@@ -39,10 +39,14 @@ def deploy(operator, regulator, monitor, treasury=None, accept_timeout: int = DE
     c["Credits"] = Credits.deploy(operator, regulator, tx)
     c["QualityRatings"] = QualityRatings.deploy(c["Authorizations"], c["Jobs"], tx)
     c["Evidence"] = Evidence.deploy(tx)
+    c["NodeRegistry"] = NodeRegistry.deploy(operator, c["IdentityRegistry"], DEFAULT_HEARTBEAT_INTERVAL, tx)
+    c["Collaborations"] = Collaborations.deploy(c["IdentityRegistry"], c["Authorizations"], c["AssetRegistry"],
+                                                c["NodeRegistry"], treasury, tx)
     c["AssetRegistry"].grantRole(role("REGULATOR"), regulator, tx)
     c["Authorizations"].grantRole(role("REGULATOR"), regulator, tx)
     c["Authorizations"].grantRole(role("MONITOR"), monitor, tx)
     c["Authorizations"].grantRole(role("JOBS"), c["Jobs"], tx)
+    c["Authorizations"].grantRole(role("JOBS"), c["Collaborations"], tx)
     c["Authorizations"].setPaymentToken(c["Credits"], True, tx)
     return c
 

@@ -17,8 +17,10 @@ library Operations {
     uint16 internal constant FL = 16;
     /// @dev Download of the (encrypted) data set itself.
     uint16 internal constant DOWNLOAD = 32;
+    /// @dev Private set intersection of an ID column with other providers' (002 §3.4.4.2).
+    uint16 internal constant PSI = 64;
     /// @dev Every defined operation.
-    uint16 internal constant ALL = 63;
+    uint16 internal constant ALL = 127;
 
     /// @notice True if `ops` is a non-empty set of defined operations.
     function isValidSet(uint16 ops) internal pure returns (bool) {

@@ -144,7 +144,7 @@ ADVICE: dict[str, Callable[[dict[str, str]], str]] = {
     "OperationsOutOfScope": lambda a: f"asset {a['assetId']} allows {_ops(a['allowed'])}; "
                                       f"{_ops(a['requested'])} is out of its scope",
     "InvalidOperation": lambda a: f"{a['operation']} is not a valid operation set (use DET_EQ, OPE_RANGE, "
-                                  f"HOM_AGG, MPC, FL, DOWNLOAD)",
+                                  f"HOM_AGG, MPC, FL, DOWNLOAD, PSI)",
     "InvalidValidity": lambda a: f"the validity window (notBefore {a['notBefore']}, expiry {a['expiry']}) is "
                                  f"empty or already over; choose a later expiry (--days)",
     "InvalidMaxUses": lambda a: "a per-task grant needs --max-uses of at least 1",

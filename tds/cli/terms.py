@@ -8,13 +8,12 @@ from decimal import Decimal, InvalidOperation
 from eth_utils import is_address, to_checksum_address
 
 from tds.cli.refusals import BadInput
-from chain.ops import DET_EQ, DOWNLOAD, FL, HOM_AGG, MPC, NAMES, OPE_RANGE
+from chain.ops import ALL as ALL_OPS, DET_EQ, DOWNLOAD, FL, HOM_AGG, MPC, NAMES, OPE_RANGE, PSI
 
-ALL_OPS = DET_EQ | OPE_RANGE | HOM_AGG | MPC | FL | DOWNLOAD
 _ALIASES = {"eq": DET_EQ, "equality": DET_EQ, "det": DET_EQ, "join": DET_EQ, "group_by": DET_EQ,
             "range": OPE_RANGE, "order": OPE_RANGE, "ope": OPE_RANGE, "ord": OPE_RANGE,
             "sum": HOM_AGG, "count": HOM_AGG, "avg": HOM_AGG, "hom": HOM_AGG, "agg": HOM_AGG,
-            "mpc": MPC, "fl": FL, "download": DOWNLOAD}
+            "mpc": MPC, "fl": FL, "download": DOWNLOAD, "psi": PSI, "intersect": PSI}
 _UNITS = {"wei": 0, "gwei": 9, "ether": 18, "eth": 18}
 
 
