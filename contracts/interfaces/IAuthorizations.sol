@@ -33,7 +33,7 @@ interface IAuthorizations {
     }
 
     /// @dev Three storage slots; slot 0 is the only one a use writes. Operations fit in a byte
-    ///      (six defined bits), asset ids in 32 bits and timestamps in 32 bits (until 2106).
+    ///      (seven defined bits), asset ids in 32 bits and timestamps in 32 bits (until 2106).
     struct Grant {
         address consumer;
         uint32 uses;

@@ -6,6 +6,7 @@ import sys
 import click
 
 from tds.cli.audit import audit
+from tds.cli.collab import collab, node
 from tds.cli.chain import chain, compile_cmd, deploy_cmd, setup_cmd
 from tds.cli.data import data
 from tds.cli.demo import demo
@@ -49,6 +50,8 @@ cli.add_command(grant)
 cli.add_command(job)
 cli.add_command(earnings)
 cli.add_command(rate)
+cli.add_command(collab)
+cli.add_command(node)
 
 
 def main() -> None:
