@@ -99,6 +99,19 @@ class Sender:
             raise TransactionFailed(f"transaction {tx_hash.hex()} reverted", receipt)
         return receipt
 
+    def transfer(self, to: str, value: int) -> TxReceipt:
+        """Send ``value`` wei of the native coin to ``to`` (funding a new participant's account)."""
+        with self._lock:
+            if self._chain_id is None:
+                self._chain_id = self.w3.eth.chain_id
+            tx = {"to": to, "value": value, "gas": 21_000, "chainId": self._chain_id, "nonce": self._next_nonce(),
+                  **self._fees()}
+            tx_hash = self.w3.eth.send_raw_transaction(self.account.sign_transaction(tx).raw_transaction)
+        receipt = self._wait(tx_hash)
+        if receipt["status"] != 1:
+            raise TransactionFailed(f"transfer {tx_hash.hex()} failed", receipt)
+        return receipt
+
     def _wait(self, tx_hash: bytes) -> TxReceipt:
         """The receipt of ``tx_hash``. A transaction the node no longer knows (dropped when it
         restarted) raises :class:`TransactionDropped` within seconds instead of waiting out the

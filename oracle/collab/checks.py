@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eth_utils import keccak, to_checksum_address
+from web3.exceptions import ContractCustomError
 
 from chain.collab import NodeKind
 from chain.ops import describe
@@ -50,7 +51,11 @@ def check(space: Space, plan: Plan) -> tuple[list[str], Quote | None]:
     prices: dict[int, int] = {}
     for name, src in d.data_sources.items():
         where = f"data_sources.{name}"
-        g = auth.functions.grantOf(src.grant).call()
+        try:
+            g = auth.functions.grantOf(src.grant).call()
+        except ContractCustomError:  # UnknownGrant
+            problems.append(f"{where}.grant: grant {src.grant} does not exist")
+            continue
         (g_consumer, uses, max_uses, ops, status, frozen, kind, _algo, asset, not_before, expiry, token,
          price) = g
         if status == 0:

@@ -1,0 +1,132 @@
+"""tds collab validate|submit|status|cancel and tds node … against a real chain: three banks, a
+consumer holding a PSI+MPC grant on each bank's asset, three registered compute nodes."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from eth_account import Account
+
+from chain import Space
+from chain.accounts import dev_account
+from chain.config import load_settings
+from chain.connection import connect
+from chain.node import EmbeddedNode, free_port
+from chain.system import deploy_system
+from offchain.store.client import EmbeddedStore
+from tds.cli import cli
+from tds.cli.refusals import NotYours, Refused, StateRefused
+from tds.collab_world import PRICE, CollabWorld, build_collab_world
+
+PASSWORD = "collab-test-password"
+STEPS = [
+    {"id": "match", "engine": "psi", "inputs": ["bank-a-customers", "bank-b-customers"], "nodes": ["node-1"],
+     "params": {"mode": "intersection"}},
+    {"id": "stats", "engine": "mpc", "inputs": ["match", "bank-a-customers", "bank-b-customers", "bank-c-customers"],
+     "nodes": ["node-1", "node-2", "node-3"], "params": {"operations": ["count", "sum"], "column": "balance",
+                                                         "min_group": 3}, "output": True},
+]
+
+
+class Env:
+    def __init__(self, world: CollabWorld, home: Path, variables: dict[str, Any]):
+        self.world, self.home, self.vars = world, home, variables
+
+    def run(self, *args: Any) -> Any:
+        return CliRunner().invoke(cli, [str(a) for a in args], env=self.vars)
+
+    def ok(self, *args: Any) -> Any:
+        r = self.run(*args)
+        assert r.exit_code == 0 and r.exception is None, (args, r.output, r.exception)
+        return r
+
+    def refused(self, kind: type, needle: str, *args: Any) -> str:
+        r = self.run(*args)
+        assert isinstance(r.exception, kind), (args, r.output, repr(r.exception))
+        assert needle in str(r.exception), (needle, str(r.exception))
+        return str(r.exception)
+
+    def file(self, name: str, description: dict[str, Any]) -> Path:
+        path = self.home / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(description, sort_keys=False))
+        return path
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli-collab")
+    settings = replace(load_settings(), home=tmp / "home", chain_port=free_port(), rpc_url=None, chain_id=None,
+                       deployment_file=tmp / "deployment.json")
+    node = EmbeddedNode(settings)
+    info = node.up(fresh=True)
+    try:
+        w3 = connect(settings)
+        space = Space(w3, deploy_system(settings, w3=w3))
+        world = build_collab_world(space, EmbeddedStore(settings.home / "store"), dev_account(0), rows=30, common=10)
+        world.identities["analyst"].save(settings.home / "identities", PASSWORD, scrypt_n=2**10)
+        variables = {"TDS_HOME": str(settings.home), "TDS_RPC_URL": info.url, "TDS_CHAIN_ID": None,
+                     "TDS_DEPLOYMENT": str(settings.deployment_file), "TDS_IPFS_API": None,
+                     "TDS_PROJECT_ROOT": str(settings.project_root), "TDS_KEYSTORE_PASSWORD": PASSWORD}
+        yield Env(world, settings.home, variables)
+    finally:
+        node.down()
+
+
+def test_validate_prices_every_grant_of_every_step(env):
+    path = env.file("ok", env.world.description(STEPS))
+    out = json.loads(env.ok("collab", "validate", path, "--json").stdout)
+    assert out["valid"] and [s["id"] for s in out["steps"]] == ["match", "stats"]
+    # match: banks a, b; stats: a, b, c (prices 1, 2, 3 x PRICE)
+    assert int(out["price"]) == (1 + 2) * PRICE + (1 + 2 + 3) * PRICE
+
+
+def test_validate_refuses_before_anything_is_signed(env):
+    w = env.world
+    wrong_grant = w.description(STEPS)
+    wrong_grant["data_sources"]["bank-b-customers"]["grant"] = w.grants["bank-a"]
+    env.refused(StateRefused, f"grant {w.grants['bank-a']} covers asset {w.assets['bank-a']}, not asset "
+                f"{w.assets['bank-b']}", "collab", "validate", env.file("wrong-grant", wrong_grant))
+    missing = w.description(STEPS)
+    missing["data_sources"]["bank-c-customers"]["grant"] = 999
+    env.refused(StateRefused, "grant 999 does not exist", "collab", "validate", env.file("missing", missing))
+    stranger = w.description(STEPS)
+    stranger["participants"]["compute_nodes"]["node-3"]["address"] = Account.create().address
+    env.refused(StateRefused, "not registered in the NodeRegistry", "collab", "validate",
+                env.file("stranger", stranger))
+    cyclic = w.description([dict(STEPS[0], inputs=STEPS[0]["inputs"] + ["stats"]), STEPS[1]])
+    r = env.run("collab", "validate", env.file("cyclic", cyclic), "--offline")
+    assert r.exit_code != 0 and "cycle among match, stats" in str(r.exception)
+
+
+def test_submit_status_and_cancel(env):
+    w = env.world
+    path = env.file("submit", w.description(STEPS))
+    env.refused(NotYours, "you sign as", "collab", "submit", path, "--dev-account", "1")
+    uses_before = w.space.c["Authorizations"].functions.grantOf(w.grants["bank-a"]).call()[1]
+    out = json.loads(env.ok("collab", "submit", path, "--identity", "analyst", "--json").stdout)
+    cid = out["collaborationId"]
+    assert w.space.c["Authorizations"].functions.grantOf(w.grants["bank-a"]).call()[1] == uses_before + 2
+    status = json.loads(env.ok("collab", "status", path, "--json").stdout)
+    assert status["collaborationId"] == cid and status["status"] == "running"
+    assert [s["status"] for s in status["steps"]] == ["open", "pending"]
+    env.refused(Refused, "StepStillRunning", "collab", "cancel", str(cid), "--identity", "analyst")
+
+
+def test_node_list_status_and_operator_only(env):
+    w = env.world
+    rows = json.loads(env.ok("node", "list", "--json").stdout)
+    assert {r["name"] for r in rows} == {"node-1", "node-2", "node-3"} and not any(r["flagged"] for r in rows)
+    out = json.loads(env.ok("node", "status", w.nodes["node-1"].address, "--json").stdout)
+    assert out["active"] and out["kind"] == "compute"
+    env.refused(Refused, "AccessControlUnauthorizedAccount", "node", "disable", w.nodes["node-2"].address,
+                "--dev-account", "3")
+    env.ok("node", "disable", w.nodes["node-2"].address, "--dev-account", "0")
+    r = env.run("node", "status", w.nodes["node-2"].address)
+    assert r.exit_code == 1
+    env.refused(StateRefused, "disabled or not a compute node", "collab", "validate",
+                env.file("disabled", w.description(STEPS)))
