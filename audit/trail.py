@@ -67,7 +67,19 @@ ACTIONS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("QualityRatings", "AssetRated"): ("rate", "consumer"),
     ("Evidence", "HashAnchored"): ("anchor", "producer"),
     ("Evidence", "BatchAnchored"): ("anchor", "producer"),
+    ("Collaborations", "CollaborationRequested"): ("request-collaboration", "initiator"),
+    ("Collaborations", "StepGrantConsumed"): ("collab-use", None),
+    ("Collaborations", "StepOpened"): ("collab-step-open", None),
+    ("Collaborations", "StepCompleted"): ("collab-step-complete", "coordinator"),
+    ("Collaborations", "CollaborationCompleted"): ("collab-complete", None),
+    ("Collaborations", "CollaborationTerminated"): ("collab-terminate", "by"),
+    ("Collaborations", "Credited"): ("credit", None),
+    ("Collaborations", "Withdrawn"): ("withdraw", "payee"),
+    ("NodeRegistry", "NodeAdded"): ("node-add", None),
+    ("NodeRegistry", "NodeStateChanged"): ("node-state", "operator"),
+    ("NodeRegistry", "NodeRemoved"): ("node-remove", "operator"),
 }
+REFUND_SHARE = 4  # IRevenueVault.Share.Refund
 OBJECT_KEYS = {"assetId": "asset", "grantId": "grant", "applicationId": "application", "jobId": "job",
                "workflowId": "workflow", "batchId": "batch", "tokenId": "asset"}
 
@@ -109,6 +121,7 @@ class AssetScope:
     applications: set[int] = field(default_factory=set)
     jobs: set[int] = field(default_factory=set)
     workflows: set[int] = field(default_factory=set)
+    collabs: set[int] = field(default_factory=set)
     hashes: dict[bytes, str] = field(default_factory=dict)  # recorded hash → what it is
 
 
@@ -131,6 +144,7 @@ def asset_scope(reader: ChainReader, asset_id: int) -> AssetScope:
         s.hashes[bytes(ev.args["destructionProofHash"])] = f"grant:{ev.args['grantId']}:destruction"
     s.jobs = {ev.args["jobId"] for ev in reader.select("Jobs", "JobRequested", grantId=set(s.grants))}
     s.workflows = {ev.args["workflowId"] for ev in reader.select("Jobs", "WorkflowRequested", grantId=set(s.grants))}
+    s.collabs = {ev.args["id"] for ev in reader.select("Collaborations", "StepGrantConsumed", grantId=set(s.grants))}
     s.hashes.pop(b"\x00" * 32, None)
     return s
 
@@ -143,6 +157,10 @@ def _belongs(ev: ChainEvent, s: AssetScope) -> bool:
         return a.get("assetId") == s.asset_id or a.get("grantId") in s.grants or a.get("applicationId") in s.applications
     if ev.contract == "Jobs":
         return a.get("jobId") in s.jobs or a.get("workflowId") in s.workflows
+    if ev.contract == "Collaborations":
+        if ev.name == "Credited":  # a grant use's share (id = grantId << 32 | use) or a refund
+            return a["jobId"] >> 32 in s.grants or (a["share"] == REFUND_SHARE and a["jobId"] in s.collabs)
+        return a.get("id") in s.collabs
     if ev.contract == "QualityRatings":
         return a.get("assetId") == s.asset_id
     if ev.contract == "Evidence" and ev.name == "HashAnchored":
@@ -162,6 +180,8 @@ def _entry(reader: ChainReader, ev: ChainEvent, s: AssetScope | None = None) -> 
     if ev.name == "JobFailed":
         result, code = "failed", a["reasonCode"]
     elif ev.name == "WorkflowStopped":
+        result, code = "failed", a["reasonCode"]
+    elif ev.name == "CollaborationTerminated":
         result, code = "failed", a["reasonCode"]
     elif ev.name == "ApplicationRejected":
         result = "rejected"
@@ -185,6 +205,10 @@ def _entry(reader: ChainReader, ev: ChainEvent, s: AssetScope | None = None) -> 
         detail["matches"] = s.hashes.get(bytes(a["hash"]))
     if ev.name == "Withdrawn":
         obj["payee"] = a["payee"]
+    if ev.contract == "Collaborations" and "id" in a:
+        obj["collaboration"] = a["id"]
+        if "step" in a:
+            obj["step"] = a["step"]
     ts = reader.block_time(ev.block)
     return TrailEntry(id=ev.uid, actor=actor, actor_did=reader.did_of(actor, ev.position), time=ts,
                       time_iso=iso_time(ts), action=action, object=obj, result=result, error_code=code,
@@ -196,12 +220,12 @@ def asset_events(reader: ChainReader, asset_id: int) -> tuple[AssetScope, list[C
     s = asset_scope(reader, asset_id)
     events = [ev for ev in reader.events if (ev.contract, ev.name) in ACTIONS and _belongs(ev, s)]
     # withdrawals of the token by payees this asset's jobs credited, after their first credit
-    first_credit: dict[tuple[str, str], tuple[int, int]] = {}
+    first_credit: dict[tuple[str, str, str], tuple[int, int]] = {}
     for ev in events:
         if ev.name == "Credited":
-            first_credit.setdefault((ev.args["payee"], ev.args["token"]), ev.position)
-    for ev in reader.select("Jobs", "Withdrawn"):
-        start = first_credit.get((ev.args["payee"], ev.args["token"]))
+            first_credit.setdefault((ev.contract, ev.args["payee"], ev.args["token"]), ev.position)
+    for ev in reader.select("Jobs", "Withdrawn") + reader.select("Collaborations", "Withdrawn"):
+        start = first_credit.get((ev.contract, ev.args["payee"], ev.args["token"]))
         if start is not None and ev.position > start:
             events.append(ev)
     # operation-log batches anchored by a participant of this trail, after registration

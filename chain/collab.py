@@ -10,7 +10,10 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3.logs import DISCARD
 
+from chain.errors import TdsError
+from chain.revert import describe_revert
 from chain.space import Space
+from web3.exceptions import ContractCustomError
 
 
 class NodeKind(IntEnum):
@@ -130,9 +133,17 @@ def cancel(space: Space, initiator: LocalAccount, collab_id: int) -> Any:
     return space.send(initiator, space.c["Collaborations"].functions.cancel(collab_id))
 
 
+class StepRefused(TdsError):
+    """The chain refuses a contribution to a step (the named custom error says why)."""
+
+
 def check_step(space: Space, collab_id: int, step: int, grant_id: int) -> None:
-    """Reverts (ContractCustomError) unless the grant may contribute to this open step now."""
-    space.c["Collaborations"].functions.checkStep(collab_id, step, grant_id).call()
+    """Raise :class:`StepRefused` (with the decoded custom error) unless the grant may contribute
+    to this open step now."""
+    try:
+        space.c["Collaborations"].functions.checkStep(collab_id, step, grant_id).call()
+    except ContractCustomError as exc:
+        raise StepRefused(describe_revert(exc.data)) from None
 
 
 def collaboration(space: Space, collab_id: int) -> dict[str, Any]:

@@ -25,6 +25,8 @@ PRICE = 10**15
 BANKS = ("bank-a", "bank-b", "bank-c")
 NODES = ("node-1", "node-2", "node-3")
 ID_COLUMNS = {"bank-a": "customer_id", "bank-b": "cust_no", "bank-c": "id"}
+# each bank writes its ids its own way; these rules bring them to one form for PSI
+NORMALISE = {"bank-a": ["strip"], "bank-b": ["strip", "digits_only"], "bank-c": ["strip", "lstrip: 0"]}
 
 
 def bank_rows(bank: str, n: int, common: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -66,7 +68,7 @@ class CollabWorld:
             },
             "data_sources": {
                 f"{b}-customers": {"asset": self.assets[b], "provider": b, "grant": self.grants[b],
-                                   "id_column": ID_COLUMNS[b], "normalise": ["strip", "digits_only"],
+                                   "id_column": ID_COLUMNS[b], "normalise": NORMALISE[b],
                                    "columns": ["balance"]} for b in self.banks},
             "steps": steps,
         }

@@ -1,0 +1,238 @@
+"""The coordinating compute node of a collaboration: it follows ``StepOpened`` events naming it
+first, fetches the step's parameter document by the hash on chain, gathers each provider node's
+contribution (every provider checks the step on chain first), runs the engine — PSI between the
+providers, or MPC on the step's compute nodes — and reports on chain: ``completeStep`` with the
+result hash (and, for an output step, the CID of the result sealed to the consumer), or
+``failStep`` with a reason code. Nothing but sealed envelopes and hashes leaves this module."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+
+from chain import Space
+from chain import collab as cc
+from chain.params import params_cid
+from did.identity import Identity
+from did.sealing import ChainDirectory
+from offchain.collab.provider_node import ContributionRefused, ProviderNode
+from offchain.mpc.sharing import NodeKey
+
+log = logging.getLogger(__name__)
+
+# failStep reasons (>= 0x100: not the consumer's fault, the uses are given back)
+REASON_BELOW_MIN_GROUP = 0x0003
+REASON_BAD_DOCUMENT = 0x0110
+REASON_PROVIDER_REFUSED = 0x0111
+REASON_PEER_LOST = 0x0112
+REASON_NODE_LOST = 0x0113
+REASON_ENGINE_ERROR = 0x0114
+REASONS = {REASON_BELOW_MIN_GROUP: "below the minimum group size", REASON_BAD_DOCUMENT: "bad step document",
+           REASON_PROVIDER_REFUSED: "a provider refused", REASON_PEER_LOST: "a PSI peer was lost",
+           REASON_NODE_LOST: "a compute node was lost", REASON_ENGINE_ERROR: "engine error"}
+RESULT_FORMAT = "tds-collab-result/1"
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    collab_id: int
+    step: int
+    engine: str
+    ok: bool
+    result_hash: bytes | None = None
+    result_cid: str | None = None
+    reason: int | None = None
+    detail: str = ""
+
+
+class CollabCoordinator:
+    """Runs the steps this compute node coordinates.
+
+    ``providers`` maps a provider's address to its party node (in one process for the demo and
+    tests; a deployment reaches each over its endpoint). ``compute`` holds the identities of the
+    compute nodes whose MPC processes this host starts (the step's nodes, by address)."""
+
+    def __init__(self, space: Space, account: LocalAccount, identity: Identity, store: Any,
+                 providers: dict[str, ProviderNode], compute: dict[str, Identity], workdir: Path,
+                 timeout: float = 120.0):
+        self.space, self.account, self.identity, self.store = space, account, identity, store
+        self.providers, self.compute = providers, compute
+        self.workdir, self.timeout = Path(workdir), timeout
+        self.directory = ChainDirectory(space.c["IdentityRegistry"], space.deployment["block"])
+
+    # -- finding work ----------------------------------------------------------------------------
+    def open_steps(self) -> list[tuple[int, int]]:
+        """(collaboration, step) pairs open now whose coordinator is this node."""
+        logs = self.space.c["Collaborations"].events.StepOpened().get_logs(from_block=self.space.deployment["block"])
+        out = []
+        for e in logs:
+            a = e["args"]
+            if a["nodes"] and a["nodes"][0] == self.account.address:
+                if cc.step_of(self.space, a["id"], a["step"]).status == cc.StepStatus.OPEN and \
+                        cc.collaboration(self.space, a["id"])["status"] == cc.CollabStatus.RUNNING:
+                    out.append((a["id"], a["step"]))
+        return out
+
+    def run_until_idle(self, max_rounds: int = 32) -> list[StepOutcome]:
+        """Run every open step, then the ones they opened, until none is left."""
+        done: list[StepOutcome] = []
+        for _ in range(max_rounds):
+            todo = self.open_steps()
+            if not todo:
+                break
+            done += [self.run_step(c, s) for c, s in todo]
+        return done
+
+    # -- one step --------------------------------------------------------------------------------
+    def run_step(self, collab_id: int, step: int) -> StepOutcome:
+        view = cc.step_of(self.space, collab_id, step)
+        try:
+            doc = self._document(view.params_hash)
+        except ValueError as exc:
+            return self._fail(collab_id, step, "?", REASON_BAD_DOCUMENT, str(exc))
+        engine = doc["engine"]
+        session = f"c{self.space.w3.eth.chain_id}-{collab_id}-s{step}"
+        try:
+            if engine == "psi":
+                payload = self._psi(collab_id, step, doc, session)
+            else:
+                payload = self._mpc(collab_id, step, doc, view, session)
+        except ContributionRefused as exc:
+            return self._fail(collab_id, step, engine, REASON_PROVIDER_REFUSED, str(exc))
+        except Exception as exc:  # noqa: BLE001 - every engine error ends the step with a reason
+            return self._fail(collab_id, step, engine, _reason_of(exc), f"{type(exc).__name__}: {exc}")
+        result_hash, body = payload
+        cid = ""
+        if doc["output"]:
+            cid = self.store.add_bytes(body, cid_version=1)
+        cc.complete_step(self.space, self.account, collab_id, step, result_hash, cid.encode() if cid else b"")
+        self._forget_if_over(collab_id)
+        log.info("collaboration %s step %s (%s) completed", collab_id, step, engine)
+        return StepOutcome(collab_id, step, engine, True, result_hash, cid or None)
+
+    def _document(self, params_hash: bytes) -> dict[str, Any]:
+        data = self.store.cat(params_cid(params_hash))
+        if hashlib.sha256(data).digest() != params_hash:
+            raise ValueError("the step document does not match its hash on chain")
+        return json.loads(data)
+
+    def _provider(self, source: dict[str, Any]) -> ProviderNode:
+        holder = self.space.c["AssetRegistry"].functions.ownerOf(int(source["asset"])).call()
+        node = self.providers.get(holder)
+        if node is None:
+            raise ContributionRefused(f"no party node reachable for {holder}, holder of asset {source['asset']}")
+        return node
+
+    def _consumer(self, collab_id: int) -> tuple[str, bytes]:
+        return self.directory.resolve(cc.collaboration(self.space, collab_id)["initiator"])
+
+    def _psi(self, collab_id: int, step: int, doc: dict[str, Any], session: str) -> tuple[bytes, bytes]:
+        from offchain.psi.session import run_psi
+
+        sources = [dict(v, name=k) for k, v in doc["sources"].items()]
+        nodes = [self._provider(s) for s in sources]
+        parties = [n.psi_party(collab_id, step, s) for n, s in zip(nodes, sources)]
+        mode = doc["params"].get("mode", "intersection")
+        consumer_did, consumer_key = self._consumer(collab_id)
+        if doc["output"]:
+            out = run_psi(session, parties, mode, consumer_did, consumer_key, timeout=self.timeout)
+            body = out.sealed_result or self._seal_size(consumer_did, consumer_key, session, out)
+            return keccak(body), body
+        # intermediate: the matched ids go to the providers (to select their rows later), never out
+        recipients = [(n.did, n.identity.x25519_public) for n in nodes]
+        out = run_psi(session, parties, "intersection", recipients=recipients, timeout=self.timeout)
+        leader = parties[0].identity.did
+        for n in nodes:
+            n.keep_intersection(collab_id, step, out.sealed_for[n.did], leader)
+        return out.transcript_hash, b""
+
+    def _seal_size(self, did: str, key: bytes, session: str, out: Any) -> bytes:
+        from did.envelope import seal
+
+        body = json.dumps({"format": RESULT_FORMAT, "session": session, "mode": out.mode, "size": out.size,
+                           "parties": out.parties, "transcript": out.transcript_hash.hex()}, sort_keys=True)
+        return seal(self.identity, did, key, body.encode(), f"{RESULT_FORMAT}|{session}").to_bytes()
+
+    def _mpc(self, collab_id: int, step: int, doc: dict[str, Any], view: cc.StepView,
+             session: str) -> tuple[bytes, bytes]:
+        from offchain.mpc.session import run_joint
+
+        missing = [a for a in view.nodes if a not in self.compute]
+        if missing:
+            raise ContributionRefused(f"compute node(s) {', '.join(missing)} are not run by this host")
+        identities = [self.compute[a] for a in view.nodes]
+        keys = [NodeKey.of(i) for i in identities]
+        bundles: dict[str, list[bytes]] = {}
+        for name, source in doc["sources"].items():
+            node = self._provider(source)
+            if node.did in bundles:
+                raise ContributionRefused(f"{node.identity.name} holds two assets of one step; one data source each")
+            bundles[node.did] = node.mpc_bundles(collab_id, step, dict(source, name=name), doc["params"],
+                                                 doc["after"], keys, session)
+        consumer_did, consumer_key = self._consumer(collab_id)
+        out = run_joint(session, _joint_spec(doc["params"]), bundles, identities, consumer_did, consumer_key,
+                        self.workdir, self.timeout)
+        body = json.dumps({"format": RESULT_FORMAT, "engine": "mpc", "session": session,
+                           "nodes": [i.did for i in identities],
+                           "outputs": [base64.b64encode(s).decode() for s in out.sealed_outputs]},
+                          sort_keys=True).encode()
+        return out.output_hash, body
+
+    def _fail(self, collab_id: int, step: int, engine: str, reason: int, detail: str) -> StepOutcome:
+        log.warning("collaboration %s step %s failed (%s): %s", collab_id, step, REASONS.get(reason, reason), detail)
+        cc.fail_step(self.space, self.account, collab_id, step, reason)
+        self._forget_if_over(collab_id, force=True)
+        return StepOutcome(collab_id, step, engine, False, reason=reason, detail=detail)
+
+    def _forget_if_over(self, collab_id: int, force: bool = False) -> None:
+        if force or cc.collaboration(self.space, collab_id)["status"] != cc.CollabStatus.RUNNING:
+            for p in self.providers.values():
+                p.forget(collab_id)
+
+
+def _joint_spec(params: dict[str, Any]) -> Any:
+    from offchain.mpc.session import JointSpec
+
+    return JointSpec(operations=tuple(params["operations"]), columns=(params["column"],),
+                     min_group=int(params.get("min_group", 1)), percentiles=tuple(params.get("percentiles", ())))
+
+
+def _reason_of(exc: BaseException) -> int:
+    name = type(exc).__name__
+    if name == "PsiPeerLost":
+        return REASON_PEER_LOST
+    if name in ("MpcNodeLost", "MpcTimeout"):
+        return REASON_NODE_LOST
+    if name == "MinGroupRefused":
+        return REASON_BELOW_MIN_GROUP
+    return REASON_ENGINE_ERROR
+
+
+def open_result(consumer: Identity, store: Any, cid: str, senders: list[str] | None = None) -> dict[str, Any]:
+    """The consumer opens an output step's result (PSI intersection or size, or MPC statistics)."""
+    from did.envelope import Envelope, open_envelope
+    from offchain.psi.session import open_intersection
+
+    data = store.cat(cid)
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("format") == RESULT_FORMAT and doc.get("engine") == "mpc":
+        from offchain.mpc.session import open_outputs
+
+        sealed = [base64.b64decode(s) for s in doc["outputs"]]
+        return {"engine": "mpc", "values": open_outputs(consumer, sealed, doc["nodes"])}
+    env = Envelope.from_bytes(data)
+    if senders is not None and env.sender not in senders:
+        raise ValueError(f"the result is sealed by {env.sender}, not by a party of this collaboration")
+    if env.purpose.startswith(RESULT_FORMAT):
+        return {"engine": "psi", **json.loads(open_envelope(consumer, env, purpose=env.purpose))}
+    return {"engine": "psi", "mode": "intersection", "ids": open_intersection(consumer, data, env.sender)}
