@@ -18,6 +18,7 @@ content store, and does not fail the audit; overall = every verdict ok):
 - ``payment`` — a completed job's credited shares sum exactly to the job's escrowed amount, in
   its token, with the compute share to the completing oracle; a failed or reclaimed job's refund
   equals its amount.
+- ``collab-order``, ``collab-payment``, ``collab-result`` — collaborations (audit/verify_collab.py).
 """
 from __future__ import annotations
 
@@ -302,6 +303,9 @@ def verify_all(w3: Web3 | None, deployment: dict[str, Any] | None, *, asset: int
         for v in found:
             v["refs"] = {"job": ev.args["jobId"]}
         out += found
+    from audit.verify_collab import verify_collaborations
+
+    out += verify_collaborations(reader, events, fetch, cid_text)
     if logs_dir is not None:
         logs_dir = Path(logs_dir)
         matched: set[int] = set()

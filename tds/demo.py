@@ -272,6 +272,11 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print, rows: int =
         rep.step("anchor log batch", True, records=len(batch.records), root="0x" + batch.root.hex(), file=str(path))
         say(f"provider log: {len(batch.records)} key releases anchored (Merkle root {batch.root.hex()[:16]}…)")
     say(f"grant #{grant} rated 5/5 and closed with destruction proof {proof_hash.hex()[:16]}…")
+
+    # 7. several providers, one computation: PSI → MPC → MPC -------------------------------
+    from tds.demo_collab import run_collab_section
+
+    run_collab_section(space, store, work, rep.step, say)
     _audit(settings, space, rep, say, work, store)
     return rep
 

@@ -19,6 +19,7 @@ from eth_utils import keccak
 
 from chain import Space
 from chain import collab as cc
+from chain.cid import parse_cid
 from chain.params import params_cid
 from did.identity import Identity
 from did.sealing import ChainDirectory
@@ -112,7 +113,8 @@ class CollabCoordinator:
         cid = ""
         if doc["output"]:
             cid = self.store.add_bytes(body, cid_version=1)
-        cc.complete_step(self.space, self.account, collab_id, step, result_hash, cid.encode() if cid else b"")
+        cc.complete_step(self.space, self.account, collab_id, step, result_hash,
+                         parse_cid(cid).to_bytes() if cid else b"")  # binary CID, as Jobs records results
         self._forget_if_over(collab_id)
         log.info("collaboration %s step %s (%s) completed", collab_id, step, engine)
         return StepOutcome(collab_id, step, engine, True, result_hash, cid or None)

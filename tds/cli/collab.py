@@ -2,6 +2,7 @@
 ``tds node add|list|status|heartbeat|disable|enable|remove`` (the node registry)."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -126,6 +127,37 @@ def collab_status(target: str, as_json: bool) -> None:
     console.print(f"collaboration {cid}: {out['status']} (initiator {info['initiator']})")
     for s in out["steps"]:
         console.print(f"  [{s['index']}] {s['status']:10} grants {s['grants']} result {s['resultHash'] or '-'}")
+
+
+@collab.command("result")
+@click.argument("target")
+@click.option("--step", "step_id", required=True, help="The output step (its id in the file, or its index).")
+@click.option("--identity", "w_identity", metavar="NAME", required=True,
+              help="The consumer's 'tds id' identity (its key opens the sealed result).")
+@_JSON
+def collab_result(target: str, step_id: str, w_identity: str, as_json: bool) -> None:
+    """Consumer: fetch an output step's sealed result and open it with your key."""
+    from audit.verify import cid_text
+    from oracle.collab.coordinator import open_result
+
+    d = Deployed.open()
+    cid = _resolve(d, target)
+    index = int(step_id) if step_id.isdigit() else None
+    if index is None:
+        if not Path(target).exists():
+            raise BadInput("name the step by its index when TARGET is a collaboration id")
+        index = _plan(Path(target)).step(step_id).index
+    done = cc.step_results(d.space, cid).get(index)
+    if done is None:
+        raise StateRefused(f"step {index} of collaboration {cid} has not completed")
+    if not done["resultCid"]:
+        raise StateRefused(f"step {index} of collaboration {cid} is intermediate: its result is never published")
+    result = open_result(WalletChoice(w_identity, None, None).identity_keys(), d.store(),
+                         cid_text(bytes(done["resultCid"])))
+    if as_json:
+        emit_json(result)
+    else:
+        console.print(json.dumps(result, indent=2, sort_keys=True, default=str))
 
 
 @collab.command("cancel")
