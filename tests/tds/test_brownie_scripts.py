@@ -154,3 +154,15 @@ def test_every_lifecycle_script_runs_in_order(scripts_chain):
     assert overall(verdicts), [v for v in verdicts if not v["ok"]]
     steps = {v["step"] for v in verdicts if v["status"] == "pass"}
     assert {"signature", "result-hash", "payment", "batch-root", "batch-inclusion", "document"} <= steps
+
+
+def test_collaboration_script(scripts_chain):
+    """scripts/collab.py: the multi-party section through Brownie on the same deployment."""
+    env, settings, url = scripts_chain
+    res = brownie_run("collab", env)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    assert "collaboration verified" in out and "equal to the plaintext answers" in out
+    w3 = Web3(HTTPProvider(url))
+    space = Space(w3, read_deployment(settings.deployment_file, w3.eth.chain_id))
+    assert space.c["Collaborations"].functions.collaborationCount().call() >= 1
