@@ -47,7 +47,7 @@ WHY = {
     "completeJob (release 4-way split)": "released-hash check, first-completion flag per grant (items 11, 18)",
     "recordRelease (key service, all terms re-checked)": "new: the release on chain (items 3, 4, 7)",
 }
-HOM_AGG, DET_EQ = 4, 1
+HOM_AGG, DET_EQ, MPC, PSI = 4, 1, 8, 64
 PRICE = 10**15
 SPLIT = [7000, 1000, 1500, 500]
 CID = b"\x12\x20" + b"\x11" * 32
@@ -162,7 +162,35 @@ def _scenario(settings) -> dict[str, int]:
     run(None, "operator", ev.anchorBatch(keccak(text="root0"), 64, now - 120, now - 60, b"batch-0"))
     run("anchorBatch", "operator", ev.anchorBatch(keccak(text="root1"), 64, now - 60, now, b"batch-1"))
     run("anchorHash", "consumer", ev.anchorHash(keccak(text="destruction-proof"), keccak(text="DESTRUCTION")))
+    _collaboration(c, run, addr, terms, expiry)
     return gas
+
+
+def _collaboration(c: dict[str, Any], run: Any, addr: dict[str, str], terms: Any, expiry: int) -> None:
+    """Multi-party: a compute node registered, a 2-step DAG over two assets (PSI then MPC)."""
+    nodes = c["NodeRegistry"].functions
+    run("NodeRegistry.addNode", "operator", nodes.addNode(addr["oracle"], 1, "node-1", "tds-node://node-1"))
+    run("NodeRegistry.heartbeat", "oracle", nodes.heartbeat())
+    run(None, "operator", c["CertificateTemplates"].functions.publish("joint", CID, keccak(text="joint"), 3, 127,
+                                                                      SPLIT))
+    mint_args = (CID, b"\x12\x20" + b"\x23" * 32, keccak(text="manifest-j"), 2, keccak(text="quality"), 2)
+    run(None, "provider", c["AssetRegistry"].functions.mint(mint_args))
+    run(None, "provider", c["AssetRegistry"].functions.mint(mint_args))
+    auth = c["Authorizations"].functions
+    first = auth.grantCount().call() + 1
+    for i, asset in enumerate((3, 4)):
+        t = replace(terms(f"joint{i}"), assetId=asset, operations=PSI | MPC)
+        run(None, "provider", auth.grant(t.as_tuple()))
+    g = [first, first + 1]
+    steps = [(PSI, 0, False, keccak(text="psi"), g, [addr["oracle"]]),
+             (MPC, 1, True, keccak(text="mpc"), g, [addr["oracle"]])]
+    collab = c["Collaborations"].functions
+    for label in (None, "requestCollaboration (2 steps x 2 grants)"):
+        run(label, "consumer", collab.requestCollaboration(keccak(text="description"), steps, 3600), value=4 * PRICE)
+    cid = collab.collaborationCount().call()
+    run("completeStep (intermediate, opens the next)", "oracle", collab.completeStep(cid, 0, keccak(text="r0"), b""))
+    run("completeStep (output, 2 grant uses paid)", "oracle",
+        collab.completeStep(cid, 1, keccak(text="r1"), b"\x12\x20" + keccak(text="out")))
 
 
 def table(gas: dict[str, int]) -> str:
