@@ -67,6 +67,7 @@ class CollabCoordinator:
         self.providers, self.compute = providers, compute
         self.workdir, self.timeout = Path(workdir), timeout
         self.directory = ChainDirectory(space.c["IdentityRegistry"], space.deployment["block"])
+        self._obeyed: set[int] = set()
 
     # -- finding work ----------------------------------------------------------------------------
     def open_steps(self) -> list[tuple[int, int]]:
@@ -81,8 +82,26 @@ class CollabCoordinator:
                     out.append((a["id"], a["step"]))
         return out
 
+    def obey_terminations(self) -> list[int]:
+        """Stop and clean up after every collaboration that was terminated (failed or cancelled,
+        by anyone): the providers drop its intermediate results, its work folders are removed."""
+        import shutil
+
+        logs = self.space.c["Collaborations"].events.CollaborationTerminated().get_logs(
+            from_block=self.space.deployment["block"])
+        ended = sorted({e["args"]["id"] for e in logs} - self._obeyed)
+        chain_id = self.space.w3.eth.chain_id
+        for collab_id in ended:
+            for p in self.providers.values():
+                p.forget(collab_id)
+            for folder in self.workdir.glob(f"c{chain_id}-{collab_id}-s*"):
+                shutil.rmtree(folder, ignore_errors=True)
+            self._obeyed.add(collab_id)
+        return ended
+
     def run_until_idle(self, max_rounds: int = 32) -> list[StepOutcome]:
         """Run every open step, then the ones they opened, until none is left."""
+        self.obey_terminations()
         done: list[StepOutcome] = []
         for _ in range(max_rounds):
             todo = self.open_steps()

@@ -185,3 +185,18 @@ def test_the_auditor_verifies_every_collaboration(world):
     v = verify_step_result(done, lambda cid: b'{"format": "tds-collab-result/1", "engine": "mpc", "outputs": []}',
                            lambda raw: "x")
     assert v["status"] == "fail"
+
+
+def test_every_node_obeys_a_cancellation(world):
+    w = world
+    co = w.extra["coordinator"]
+    cid, _ = submit(w, STEPS[:2])
+    assert co.run_step(cid, 0).ok  # PSI: the banks now hold the matched ids (intermediate)
+    banks = [co.providers[m.address] for m in w.banks.values()]
+    assert all((cid, 0) in b.matched for b in banks)
+    w.space.w3.provider.make_request("evm_increaseTime", [3601])
+    w.space.w3.provider.make_request("evm_mine", [])
+    cc.cancel(w.space, w.consumer.account, cid)  # the consumer stops it after the step deadline
+    assert cid in co.obey_terminations()
+    assert not any((cid, 0) in b.matched for b in banks)
+    assert co.run_until_idle() == []  # nothing left to run for it
