@@ -43,8 +43,8 @@ def test_grant_refuses_invalid_terms(system):
     p, ts = system.cast.provider, now()
     with reverts("InvalidOperation", 0):
         system.auth.grant(terms(system, operations=0), {"from": p})
-    with reverts("InvalidOperation", 64):
-        system.auth.grant(terms(system, operations=64), {"from": p})
+    with reverts("InvalidOperation", 128):
+        system.auth.grant(terms(system, operations=128), {"from": p})
     with reverts("InvalidGrantKind", 2):
         system.auth.grant(terms(system, kind=2), {"from": p})
     with reverts("InvalidMaxUses", PER_TASK, 0):
