@@ -19,7 +19,7 @@ from audit.merkle import MerkleTree, leaf_hash
 ACTIONS = frozenset({
     "ingest", "quality", "encrypt", "register", "apply", "grant", "revoke", "freeze", "unfreeze",
     "request", "accept", "key-release", "compute", "complete", "fail", "open-result", "download",
-    "destroy", "offline", "rate", "withdraw", "alert", "anchor", "result-rejected",
+    "destroy", "offline", "rate", "withdraw", "alert", "anchor", "result-rejected", "review",
 })
 
 

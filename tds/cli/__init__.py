@@ -21,6 +21,7 @@ from tds.cli import offers  # noqa: F401  (registers grant sign, submit, cancel-
 from tds.cli.jobs import job
 from tds.cli.ratings import rate
 from tds.cli.services import oracle, provider
+from tds.cli.oversight import monitor, regulator
 from tds.cli.output import fail
 from chain.errors import TdsError
 
@@ -52,6 +53,8 @@ cli.add_command(earnings)
 cli.add_command(rate)
 cli.add_command(collab)
 cli.add_command(node)
+cli.add_command(monitor)
+cli.add_command(regulator)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Oversight: usage monitoring against a rule library, alerts, notification and automatic freeze."""

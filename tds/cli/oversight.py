@@ -1,0 +1,204 @@
+"""``tds monitor run`` and ``tds regulator alerts|review|restore``: usage monitoring and its review.
+
+The monitor runs under a ``tds id`` identity whose account holds MONITOR on Authorizations (dev
+account 2 on the embedded chain); it keeps its journal and alert log in
+``$TDS_HOME/oversight/<chain>-<Authorizations>/``. The regulator's commands read that alert log,
+record reviews in the regulator's own log (anchored through Evidence under its account) and lift
+freezes on chain (``Authorizations.unfreeze``: only REGULATOR lifts a monitor's freeze).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chain.config import keystore_password, load_settings
+from chain.errors import TdsError
+from tds.cli.output import console, emit_json, err_console
+from tds.cli.refusals import StateRefused, onchain
+from tds.cli.wallet import WalletChoice, wallet_options
+
+
+class MonitorOptionError(TdsError):
+    """A ``tds monitor run`` option that cannot be used as given."""
+
+
+def _folder(d: Any) -> Path:
+    from oversight.monitor import work_dir
+
+    return work_dir(d.settings, d.chain_id, d.c["Authorizations"].address)
+
+
+# --- the monitor ----------------------------------------------------------------------------
+@click.group("monitor")
+def monitor() -> None:
+    """The usage monitor: rules over chain events and service logs → alerts → automatic freeze."""
+
+
+@monitor.command("run")
+@click.argument("name")
+@click.option("--password-env", metavar="VAR", help="Environment variable holding the identity's password.")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Rule library (YAML); default: the shipped oversight/default_rules.yaml.")
+@click.option("--webhook", multiple=True, metavar="URL", help="POST each alert as JSON here (repeatable).")
+@click.option("--smtp", metavar="HOST:PORT", help="Send each alert by e-mail through this SMTP server.")
+@click.option("--mail-to", multiple=True, metavar="ADDR", help="E-mail recipient (repeatable; needs --smtp).")
+@click.option("--mail-from", default="tds-monitor@localhost", show_default=True)
+@click.option("--oplog", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A key service's operation-log folder to watch for refusals (repeatable).")
+@click.option("--access-log", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A gateway/key-service access log (JSON lines with client IPs) to watch (repeatable).")
+@click.option("--confirmations", type=click.IntRange(0, 64), default=1, show_default=True)
+@click.option("--poll", type=click.FloatRange(0.05, 60), default=0.5, show_default=True, help="Seconds between polls.")
+@click.option("--from-block", type=click.IntRange(0, None), default=None,
+              help="First block on a fresh journal (default: the deployment block).")
+@click.option("--once", is_flag=True, help="Evaluate up to the confirmed head, act, and exit.")
+@click.option("-v", "--verbose", is_flag=True)
+def monitor_run(name: str, password_env: str | None, rules_file: Path | None, webhook: tuple[str, ...],
+                smtp: str | None, mail_to: tuple[str, ...], mail_from: str, oplog: tuple[Path, ...],
+                access_log: tuple[Path, ...], confirmations: int, poll: float, from_block: int | None, once: bool,
+                verbose: bool) -> None:
+    """Run the monitor under identity NAME (its account must hold MONITOR)."""
+    from did.identity import Identity
+    from oversight.actions import MailNotifier, WebhookNotifier, parse_smtp
+    from oversight.monitor import Monitor, MonitorOptions
+    from oversight.rules import load_rules
+    from tds.cli.deployed import Deployed
+    from tds.cli.identity import _password, _root
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if mail_to and not smtp:
+        raise MonitorOptionError("--mail-to needs --smtp HOST:PORT")
+    if smtp and not mail_to:
+        raise MonitorOptionError("--smtp needs at least one --mail-to ADDR")
+    rules = load_rules(rules_file)
+    notifiers: list[Any] = [WebhookNotifier(u) for u in webhook]
+    if smtp:
+        host, port = parse_smtp(smtp)
+        notifiers.append(MailNotifier(host, port, list(mail_to), mail_from))
+    d = Deployed.open()
+    settings = load_settings()
+    password = keystore_password() if not password_env else None
+    ident = Identity.load(_root(settings), name, password if password is not None else _password(password_env, name))
+    mon = Monitor(d.w3, d.deployment, ident.account, ident.did, rules, _folder(d), notifiers,
+                  MonitorOptions(confirmations=confirmations, poll_s=poll, oplogs=oplog, access_logs=access_log,
+                                 start_block=from_block))
+    mon.install_signal_handlers()
+    err_console.print(f"monitor {ident.did} ({ident.address}) on chain {d.chain_id}: {len(rules.rules)} rules, "
+                      f"{len(notifiers)} notifier(s); journal in {mon.folder}", markup=False)
+
+    def say(a: Any) -> None:
+        err_console.print(f"alert {a.id} {a.rule} [{a.severity}] {a.subject}: {a.detail}", markup=False)
+
+    try:
+        mon.run(once=once, on_alert=say)
+    finally:
+        counts = mon.journal.counts()
+        mon.close()
+    err_console.print(f"stopped: {counts['alerts']} alerts ({counts['unfinished']} with actions pending), "
+                      f"{counts['freezes_sent']} freezes sent", markup=False)
+
+
+# --- the regulator --------------------------------------------------------------------------
+@click.group("regulator")
+def regulator() -> None:
+    """The regulator's side of oversight: alerts, reviews, restoring frozen grants."""
+
+
+@regulator.command("alerts")
+@click.option("--json", "as_json", is_flag=True)
+def regulator_alerts(as_json: bool) -> None:
+    """List the monitor's alerts with their freezes and reviews."""
+    from oversight.alerts import AlertLog, ReviewLog
+    from tds.cli.deployed import Deployed
+
+    folder = _folder(Deployed.open())
+    alerts = AlertLog(folder / "alerts", "", "")
+    freezes: dict[str, list] = {}
+    for f in alerts.freezes():
+        freezes.setdefault(f["alert"], []).append({"grant": f["grant"], "outcome": f["outcome"], "tx": f["tx"]})
+    reviews: dict[str, list] = {}
+    for r in ReviewLog(folder / "reviews", "", "").reviews():
+        if r["action"] == "review":
+            reviews.setdefault(r["alert"], []).append({"note": r["note"], "by": r["by"], "time": r["time"]})
+    rows = [a.to_json() | {"freezes": freezes.get(a.id, []), "reviews": reviews.get(a.id, [])}
+            for a in alerts.alerts()]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        console.print(f"no alerts (alert log {folder / 'alerts'})", markup=False)
+        return
+    for r in rows:
+        frozen = ", ".join(f"grant {f['grant']} {f['outcome']}" for f in r["freezes"]) or "-"
+        console.print(f"{r['id']}  {r['rule']:<18} {r['severity']:<8} {r['subject']:<24} freeze: {frozen}  "
+                      f"reviews: {len(r['reviews'])}\n    {r['detail']}", markup=False)
+
+
+def _reviewer(d: Any, wallet: WalletChoice) -> tuple[Any, str]:
+    """The regulator's account and the DID the chain binds it to (``account:<address>`` if none)."""
+    from chain.system import role_id
+
+    me = d.signer(wallet)
+    if not d.c["Authorizations"].functions.hasRole(role_id("REGULATOR"), me.address).call():
+        raise StateRefused(f"{me.address} does not hold REGULATOR on Authorizations; sign with the regulator's "
+                           f"wallet (dev account 1 on the embedded chain)")
+    logs = d.c["IdentityRegistry"].events.IdentityBound().get_logs(
+        from_block=int(d.deployment["block"]), argument_filters={"account": me.address})
+    did = logs[-1]["args"]["did"] if logs else f"account:{me.address}"   # as the trail names it
+    return me, did
+
+
+def _anchor(d: Any, log: Any, account: Any) -> None:
+    from audit.anchor import Anchorer
+
+    Anchorer(log.oplog, d.c["Evidence"], d.space.sender(account), d.w3, int(d.deployment["block"])).anchor()
+
+
+@regulator.command("review")
+@click.argument("alert_id")
+@click.option("--note", required=True, help="What the regulator found.")
+@click.option("--decision", type=click.Choice(["reviewed", "confirmed", "dismissed"]), default="reviewed",
+              show_default=True)
+@wallet_options
+@onchain
+def regulator_review(alert_id: str, note: str, decision: str, wallet: WalletChoice) -> None:
+    """Record a review of ALERT_ID (in the regulator's log, anchored on chain)."""
+    from oversight.alerts import AlertLog, ReviewLog
+    from tds.cli.deployed import Deployed
+
+    d = Deployed.open()
+    folder = _folder(d)
+    alert = AlertLog(folder / "alerts", "", "").get(alert_id)
+    me, did = _reviewer(d, wallet)
+    reviews = ReviewLog(folder / "reviews", did, me.address)
+    rec = reviews.review(alert, note, decision)
+    _anchor(d, reviews, me)
+    click.echo(f"alert {alert_id} {decision} by {did} (record {rec.id}, anchored)")
+
+
+@regulator.command("restore")
+@click.argument("grant_id", type=click.IntRange(min=1))
+@wallet_options
+@onchain
+def regulator_restore(grant_id: int, wallet: WalletChoice) -> None:
+    """Lift the freeze on GRANT_ID (a regulator lifts any freeze, the monitor's included)."""
+    from oversight.alerts import AlertLog, ReviewLog
+    from tds.cli.deployed import Deployed
+
+    d = Deployed.open()
+    g = d.grant(grant_id)
+    if g.frozen_by == "nobody":
+        raise StateRefused(f"grant {grant_id} is not frozen")
+    me, did = _reviewer(d, wallet)
+    r = d.send(me, d.c["Authorizations"].functions.unfreeze(grant_id))
+    tx = r["transactionHash"].to_0x_hex()
+    folder = _folder(d)
+    alerts = [a.id for a in AlertLog(folder / "alerts", "", "").alerts() if grant_id in a.grants]
+    reviews = ReviewLog(folder / "reviews", did, me.address)
+    reviews.restore(grant_id, tx, alerts)
+    _anchor(d, reviews, me)
+    click.echo(f"grant {grant_id} restored (was frozen by {g.frozen_by}; tx {tx})")
