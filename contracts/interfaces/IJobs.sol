@@ -111,6 +111,15 @@ interface IJobs {
     error SettlementTooEarly(uint256 jobId, uint256 settleableAt);
     error InvalidTreasury();
     error TooManyWorkflows();
+    error InvalidBatch(uint256 size);
+
+    /// @notice One job's answer in a batch (see completeJobs).
+    struct JobResult {
+        uint256 jobId;
+        bytes resultCid;
+        bytes32 resultHash;
+        bytes signature;
+    }
 
     /// @notice Consumer: request one job under `grantId` (pay `pricePerUse` in native coin as
     ///         msg.value, or have approved the ERC-20 payment token).
@@ -122,6 +131,16 @@ interface IJobs {
     /// @notice Registered compute provider: accept a requested job, or take over an accepted one
     ///         whose oracle stayed silent for `acceptTimeout`.
     function acceptJob(uint256 jobId) external;
+
+    /// @notice Registered compute provider: accept every job of `jobIds` that is still Requested and
+    ///         before its deadline, in one transaction (takeovers go through acceptJob). Jobs another
+    ///         oracle already holds are skipped, so several oracles may claim from the same list
+    ///         without reverting. Returns a bitmask of the accepted positions (JobAccepted per job).
+    function acceptJobs(uint256[] calldata jobIds) external returns (uint256 accepted);
+
+    /// @notice The accepting oracle: complete several released jobs in one transaction, each
+    ///         checked and paid exactly as by completeJob; any invalid entry reverts the batch.
+    function completeJobs(JobResult[] calldata results) external;
 
     /// @notice Holder of the job's asset (its key service): record that the answer whose keccak256
     ///         is `resultHash` was released to the job's oracle. Every term is re-checked here
