@@ -40,7 +40,21 @@ def _plain_seconds(rows: list, reps: int = 20) -> float:
     return (time.perf_counter() - t) / reps
 
 
-def measure(rows: int, jobs: int, threads: int, hom_bits: int = 2048) -> dict:
+def _gas_per_job(w, from_block: int, jobs: int) -> dict:
+    """Gas of the drained jobs' oracle and key-service transactions (accept, release, complete), per job."""
+    c = w.space.c["Jobs"]
+    txs: dict[str, set] = {"accept": set(), "release": set(), "complete": set(), "request": set()}
+    for name, ev in (("accept", c.events.JobAccepted), ("release", c.events.AnswerReleased),
+                     ("complete", c.events.JobCompleted), ("request", c.events.JobRequested)):
+        for log in ev().get_logs(from_block=from_block):
+            txs[name].add(log["transactionHash"])
+    gas = {k: sum(w.space.w3.eth.get_transaction_receipt(h)["gasUsed"] for h in v) for k, v in txs.items()}
+    return {f"gas_{k}_per_job": round(v / jobs) for k, v in gas.items()} | {
+        "gas_per_job": round(sum(gas.values()) / jobs), "oracle_txs_per_job": round(
+            (len(txs["accept"]) + len(txs["complete"])) / jobs, 3)}
+
+
+def measure(rows: int, jobs: int, threads: int, hom_bits: int = 2048, batch: bool = True) -> dict:
     with tempfile.TemporaryDirectory(prefix="tds-bench-oracle-") as tmp:
         tmp_path = Path(tmp)
         settings = replace(load_settings(), home=tmp_path / "home", chain_port=free_port(), rpc_url=None,
@@ -61,7 +75,7 @@ def measure(rows: int, jobs: int, threads: int, hom_bits: int = 2048) -> dict:
                         done[data["job"]] = time.perf_counter()
                         cv.notify_all()
 
-            runner = w.runner(tmp_path / "journal.sqlite", threads=threads, on_event=on_event)
+            runner = w.runner(tmp_path / "journal.sqlite", threads=threads, on_event=on_event, batch=batch)
             stop = threading.Event()
             loop = threading.Thread(target=runner.run_forever, kwargs={"idle": 0.01, "stop": stop.is_set}, daemon=True)
             loop.start()
@@ -80,6 +94,7 @@ def measure(rows: int, jobs: int, threads: int, hom_bits: int = 2048) -> dict:
             stop.set()  # throughput: queue a backlog with the oracle paused, then time the drain
             loop.join(timeout=10)
             t1 = time.perf_counter()
+            burst_block = w.space.w3.eth.block_number + 1
             burst = [w.space.request_job(w.consumer, w.grant_id, OPE_RANGE | HOM_AGG, _query(w, k % 400), w.store,
                                          value=PRICE) for k in range(jobs)]
             submitted = time.perf_counter()
@@ -91,6 +106,7 @@ def measure(rows: int, jobs: int, threads: int, hom_bits: int = 2048) -> dict:
             stop.set()
             loop.join(timeout=10)
             failed = runner.stats.failed
+            gas = _gas_per_job(w, burst_block, jobs)
         finally:
             node.down()
     lat = sorted(latencies)
@@ -100,8 +116,20 @@ def measure(rows: int, jobs: int, threads: int, hom_bits: int = 2048) -> dict:
         "latency_p50_s": round(statistics.median(lat), 4), "latency_p95_s": round(p95, 4),
         "jobs_per_s": round(jobs / (t2 - submitted), 2), "burst_submit_s": round(submitted - t1, 2),
         "failed_jobs": failed, "plaintext_query_s": round(_plain_seconds(w.sales_rows), 6),
-        "baseline_ocean_poll_s": OCEAN_POLL_S,
+        "baseline_ocean_poll_s": OCEAN_POLL_S, "batched": batch, **gas,
     }
+
+
+def measure_both(rows: int, jobs: int, threads: int, hom_bits: int) -> dict:
+    """The batched oracle, with the per-job oracle beside it as the baseline (same run)."""
+    r = measure(rows, jobs, threads, hom_bits, batch=True)
+    base = measure(rows, jobs, threads, hom_bits, batch=False)
+    r["per_job_jobs_per_s"] = base["jobs_per_s"]
+    r["per_job_gas_per_job"] = base["gas_per_job"]
+    r["per_job_latency_p50_s"] = base["latency_p50_s"]
+    r["gas_per_job_batched"] = r["gas_per_job"]
+    r["speedup"] = round(r["jobs_per_s"] / base["jobs_per_s"], 2) if base["jobs_per_s"] else None
+    return r
 
 
 def table(r: dict) -> str:
@@ -111,6 +139,9 @@ def table(r: dict) -> str:
         ("latency p95", f"{r['latency_p95_s']:.3f} s", "", True),
         (f"sustained throughput ({r['threads']} job threads)", f"{r['jobs_per_s']:.1f} jobs/s", "≥ 20 jobs/s",
          r["jobs_per_s"] >= TARGETS["jobs_per_s"]),
+        ("per-job oracle, same run (baseline)", f"{r.get('per_job_jobs_per_s', 0):.1f} jobs/s", "", True),
+        ("gas per job, batched (request+accept+release+complete)", f"{r['gas_per_job']:,}", "", True),
+        ("gas per job, per-job oracle (baseline)", f"{r.get('per_job_gas_per_job', 0):,}", "", True),
         ("same query on plaintext (baseline)", f"{r['plaintext_query_s'] * 1000:.2f} ms", "", True),
         ("Ocean C2D status poll (reference)", f"{r['baseline_ocean_poll_s']:.0f} s", "", True),
     ]
@@ -128,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--bits", type=int, default=2048)
     a = ap.parse_args(argv)
-    r = measure(a.rows, a.jobs, a.threads, a.bits)
+    r = measure_both(a.rows, a.jobs, a.threads, a.bits)
     print(table(r), file=sys.stderr if a.json else sys.stdout)
     if a.json:
         print(json.dumps(r, sort_keys=True))

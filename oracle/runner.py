@@ -85,7 +85,7 @@ class OracleRunner:
     def __init__(self, w3: Web3, jobs: Contract, account: LocalAccount, journal: Journal, compute: ComputeFn, *,
                  confirmations: int = 0, start_block: int = 0, threads: int = 4,
                  on_event: Callable[[str, dict[str, Any]], None] | None = None,
-                 checkpoint: Callable[[str, int], None] | None = None):
+                 checkpoint: Callable[[str, int], None] | None = None, batch: bool = True):
         self.w3 = w3
         self.jobs = jobs
         self.account = account
@@ -104,6 +104,7 @@ class OracleRunner:
         # called between each chain action and its journal entry: fault tests crash here
         self.checkpoint = checkpoint or (lambda point, job_id: None)
         self._outage_since: float | None = None
+        self.batch = batch  # fresh jobs accepted and completed in batches (oracle/batch.py)
 
     # -- following ------------------------------------------------------------------------
     def poll_events(self) -> int:
@@ -133,8 +134,13 @@ class OracleRunner:
                         time.time() - self._outage_since, n)
             self._outage_since = None
         entries = list(self.journal.unfinished())
+        total = len(entries)
+        if self.batch:
+            from oracle.batch import batched_pass
+
+            entries = batched_pass(self, entries)
         list(self.pool.map(self._advance_safely, entries))
-        return len(entries)
+        return total
 
     def run_forever(self, idle: float = 0.05, stop: Callable[[], bool] = lambda: False) -> None:
         while not stop():
