@@ -32,6 +32,7 @@ from chain.accounts import dev_account
 from chain.compiler import compile_project
 from chain.connection import connect
 from chain.deploy import deploy_artifact, write_deployment
+from chain.sources import publish_sources
 from chain.tx import Sender
 from chain.config import Settings
 
@@ -136,4 +137,7 @@ def deploy_system(settings: Settings, *, operator: LocalAccount | None = None, r
     contracts = deploy_contracts(sender, artifacts, roles, accept_timeout)
     wire(sender, contracts, roles)
     extra = {"roles": asdict(roles), "acceptTimeout": accept_timeout}
-    return write_deployment(settings.deployment_path(w3.eth.chain_id), w3, contracts, artifacts, block, extra)
+    path = settings.deployment_path(w3.eth.chain_id)
+    doc = write_deployment(path, w3, contracts, artifacts, block, extra)
+    publish_sources(settings, artifacts, sorted(contracts), path)  # for `tds audit contracts`, Sourcify
+    return doc

@@ -7,6 +7,7 @@ first, so nothing is missing); ``--from-chain`` bypasses it and reads the node a
 verdicts (tests/audit/test_index.py, tests/audit/test_audit_verify.py)."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -147,3 +148,30 @@ def audit_verify(asset_id: int | None, logs_dir: Path | None, docs: tuple[str, .
                       f"{len(verdicts) - failed}/{len(verdicts)} verifications hold")
     if not ok:
         sys.exit(1)
+
+
+@audit.command("contracts")
+@click.option("--sources", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The published metadata and sources (default: beside the deployment file).")
+@click.option("--json", "as_json", is_flag=True)
+def audit_contracts(folder: Path | None, as_json: bool) -> None:
+    """Recompile every deployed contract from its published solc metadata and sources and compare
+    with the code on chain (Sourcify 'full match' = metadata hash included)."""
+    from audit.contracts import verify_deployment
+    from chain.config import load_settings
+    from chain.connection import connect
+    from chain.deploy import read_deployment
+    from chain.sources import sources_folder
+
+    settings = load_settings()
+    w3 = connect(settings)
+    path = settings.deployment_path(w3.eth.chain_id)
+    deployment = read_deployment(path, w3.eth.chain_id)
+    verdicts = verify_deployment(w3, settings, deployment, folder or sources_folder(path))
+    if as_json:
+        click.echo(json.dumps([v.to_dict() for v in verdicts], indent=2))
+    else:
+        for v in verdicts:
+            click.echo(f"{'PASS' if v.ok else 'FAIL'}  {v.name:22} {v.address}  {v.match:8} {v.detail}")
+    if not all(v.ok for v in verdicts):
+        raise SystemExit(1)
