@@ -78,10 +78,17 @@ ACTIONS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("NodeRegistry", "NodeAdded"): ("node-add", None),
     ("NodeRegistry", "NodeStateChanged"): ("node-state", "operator"),
     ("NodeRegistry", "NodeRemoved"): ("node-remove", "operator"),
+    ("TdsGovernor", "ProposalCreated"): ("propose", "proposer"),
+    ("TdsGovernor", "VoteCast"): ("vote", "voter"),
+    ("TdsGovernor", "ProposalQueued"): ("queue-proposal", None),
+    ("TdsGovernor", "ProposalExecuted"): ("execute-proposal", None),
+    ("TdsGovernor", "ProposalCanceled"): ("cancel-proposal", None),
+    ("Membership", "MemberAdmitted"): ("admit-member", None),
+    ("Membership", "MemberExpelled"): ("expel-member", None),
 }
 REFUND_SHARE = 4  # IRevenueVault.Share.Refund
 OBJECT_KEYS = {"assetId": "asset", "grantId": "grant", "applicationId": "application", "jobId": "job",
-               "workflowId": "workflow", "batchId": "batch", "tokenId": "asset"}
+               "workflowId": "workflow", "batchId": "batch", "tokenId": "asset", "proposalId": "proposal"}
 
 
 class UnknownAsset(TdsError):
@@ -205,6 +212,8 @@ def _entry(reader: ChainReader, ev: ChainEvent, s: AssetScope | None = None) -> 
         detail["matches"] = s.hashes.get(bytes(a["hash"]))
     if ev.name == "Withdrawn":
         obj["payee"] = a["payee"]
+    if ev.contract == "Membership":  # a membership token, not a certificate
+        obj = {"member": a["member"], "membership": a["tokenId"]}
     if ev.contract == "Collaborations" and "id" in a:
         obj["collaboration"] = a["id"]
         if "step" in a:

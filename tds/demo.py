@@ -109,7 +109,8 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print, rows: int =
     doc = deploy_system(settings, w3=w3)
     work = settings.home / "demo" / f"chain{doc['chainId']}-block{doc['block']}"  # one folder per deployment
     space = Space(w3, doc)
-    say(f"deployed {len(doc['contracts'])} contracts on chain {doc['chainId']} (block {doc['block']})")
+    say(f"deployed {len(doc['contracts'])} contracts on chain {doc['chainId']} (block {doc['block']}); "
+        f"development profile: one operator key administers them (see docs/governance.md)")
     rep.step("deploy", contracts={k: v["address"] for k, v in doc["contracts"].items()})
 
     # 1. identities, binding, role credentials ---------------------------------------------

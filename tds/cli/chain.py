@@ -7,7 +7,7 @@ import click
 
 from chain.compiler import compile_project
 from chain.node import EmbeddedNode
-from tds.cli.output import console, emit_json
+from tds.cli.output import console, emit_json, err_console
 from chain.config import load_settings
 
 
@@ -78,7 +78,10 @@ def deploy_cmd(as_json: bool) -> None:
     """Deploy the whole system to the configured chain and write the deployment file."""
     from chain.system import deploy_system
 
+    from chain.governance import DEV_PROFILE_NOTE
+
     doc = deploy_system(load_settings())
+    err_console.print(DEV_PROFILE_NOTE)
     if as_json:
         emit_json({k: v["address"] for k, v in doc["contracts"].items()})
     else:
