@@ -40,6 +40,7 @@ from tds.gateway.models import AssetSummary, AuditEvents, Challenge, JobSummary,
 from tds.gateway.page import AUDITOR_PAGE
 from tds.gateway.responses import AUTH_ERRORS, READ_ERRORS, error_responses
 from tds.gateway.writes import write_routes
+from tds.gateway.collab_routes import collab_routes
 from tds.gateway.queries import AUDIT_ACTIONS, IndexedCatalog, parse_time, query_events
 from tds.gateway.relay import Relay
 from chain.retry import is_transient
@@ -347,6 +348,7 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
                         headers={"X-TDS-Result-Hash": "0x" + want.hex(), "X-TDS-Result-Cid": cid})
 
     app.include_router(write_routes(state, authenticated, content))
+    app.include_router(collab_routes(state, authenticated, content))
 
     # ------------------------------------------------------------------ page
 
