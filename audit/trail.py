@@ -29,7 +29,7 @@ ZERO = "0x" + "00" * 20
 SHARES = ("provider", "algorithm-provider", "compute-provider", "operator", "refund")
 FREEZE_AUTHORITY = ("none", "holder", "monitor", "regulator")
 CLASSIFICATION = ("public", "internal", "sensitive", "confidential")
-ASSET_STATE = ("none", "active", "frozen", "offline")
+ASSET_STATE = ("none", "active", "frozen", "offline", "pending", "rejected")
 ORIGIN = ("direct", "application", "signature")
 
 # event name → (action, arg holding the actor, or None for "the contract itself")
@@ -40,6 +40,8 @@ ACTIONS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("AssetRegistry", "AssetUnfrozen"): ("unfreeze", "by"),
     ("AssetRegistry", "AssetTakenOffline"): ("offline", "by"),
     ("AssetRegistry", "QualityReportUpdated"): ("quality", "by"),
+    ("AssetRegistry", "ReviewRequested"): ("review-request", "submitter"),
+    ("AssetRegistry", "ReviewDecided"): ("review", "reviewer"),
     ("Authorizations", "ApplicationSubmitted"): ("apply", "consumer"),
     ("Authorizations", "ApplicationApproved"): ("approve", "provider"),
     ("Authorizations", "ApplicationRejected"): ("reject", "provider"),
@@ -159,7 +161,8 @@ def asset_scope(reader: ChainReader, asset_id: int) -> AssetScope:
 def _belongs(ev: ChainEvent, s: AssetScope) -> bool:
     a = ev.args
     if ev.contract == "AssetRegistry":
-        return a.get("assetId", a.get("tokenId")) == s.asset_id and not (ev.name == "Transfer" and a["from"] == ZERO)
+        return a.get("assetId", a.get("tokenId", a.get("subjectId"))) == s.asset_id and \
+            not (ev.name == "Transfer" and a["from"] == ZERO)
     if ev.contract == "Authorizations":
         return a.get("assetId") == s.asset_id or a.get("grantId") in s.grants or a.get("applicationId") in s.applications
     if ev.contract == "Jobs":
@@ -212,6 +215,10 @@ def _entry(reader: ChainReader, ev: ChainEvent, s: AssetScope | None = None) -> 
         detail["matches"] = s.hashes.get(bytes(a["hash"]))
     if ev.name == "Withdrawn":
         obj["payee"] = a["payee"]
+    if ev.contract == "AssetRegistry" and "subjectId" in a:  # operator review of a certificate
+        obj["asset"] = a["subjectId"]
+        if ev.name == "ReviewDecided":
+            result = "approved" if a["approved"] else "rejected"
     if ev.contract == "Membership":  # a membership token, not a certificate
         obj = {"member": a["member"], "membership": a["tokenId"]}
     if ev.contract == "Collaborations" and "id" in a:

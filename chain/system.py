@@ -6,7 +6,7 @@ Wiring (who may do what) — the same as ``scripts/deploy.py`` does through Brow
 |----------------------|----------------------------------------------------------|-----------------------------------|
 | IdentityRegistry     | admin = operator                                          | OPERATOR → operator               |
 | CertificateTemplates | admin = operator                                          | OPERATOR → operator               |
-| AssetRegistry        | admin, IdentityRegistry, CertificateTemplates             | REGULATOR → regulator             |
+| AssetRegistry        | admin, IdentityRegistry, CertificateTemplates             | REGULATOR → regulator, REVIEWER → operator |
 | Authorizations       | admin, IdentityRegistry, AssetRegistry                    | REGULATOR, MONITOR, JOBS → Jobs   |
 | Jobs                 | IdentityRegistry, Authorizations, AssetRegistry, treasury, acceptTimeout | —                  |
 | Credits              | admin, regulator                                          | REGULATOR → regulator             |
@@ -93,6 +93,7 @@ def wire(sender: Sender, c: dict[str, Contract], roles: SystemRoles) -> None:
     """Grant the system roles and link the payment token (sender must be the admin)."""
     auth = c["Authorizations"]
     sender.send(c["AssetRegistry"].functions.grantRole(role_id("REGULATOR"), roles.regulator))
+    sender.send(c["AssetRegistry"].functions.grantRole(role_id("REVIEWER"), roles.operator))
     sender.send(auth.functions.grantRole(role_id("REGULATOR"), roles.regulator))
     sender.send(auth.functions.grantRole(role_id("MONITOR"), roles.monitor))
     sender.send(auth.functions.grantRole(role_id("JOBS"), c["Jobs"].address))
@@ -107,6 +108,7 @@ def check_wiring(c: dict[str, Contract], roles: SystemRoles) -> list[str]:
         (c["IdentityRegistry"].functions.hasRole(role_id("OPERATOR"), roles.operator), "registry operator"),
         (c["CertificateTemplates"].functions.hasRole(role_id("OPERATOR"), roles.operator), "templates operator"),
         (c["AssetRegistry"].functions.hasRole(role_id("REGULATOR"), roles.regulator), "assets regulator"),
+        (c["AssetRegistry"].functions.hasRole(role_id("REVIEWER"), roles.operator), "assets reviewer"),
         (auth.functions.hasRole(role_id("REGULATOR"), roles.regulator), "authorizations regulator"),
         (auth.functions.hasRole(role_id("MONITOR"), roles.monitor), "authorizations monitor"),
         (auth.functions.hasRole(role_id("JOBS"), c["Jobs"].address), "authorizations jobs"),

@@ -43,6 +43,7 @@ def deploy(operator, regulator, monitor, treasury=None, accept_timeout: int = DE
     c["Collaborations"] = Collaborations.deploy(c["IdentityRegistry"], c["Authorizations"], c["AssetRegistry"],
                                                 c["NodeRegistry"], treasury, tx)
     c["AssetRegistry"].grantRole(role("REGULATOR"), regulator, tx)
+    c["AssetRegistry"].grantRole(role("REVIEWER"), operator, tx)
     c["Authorizations"].grantRole(role("REGULATOR"), regulator, tx)
     c["Authorizations"].grantRole(role("MONITOR"), monitor, tx)
     c["Authorizations"].grantRole(role("JOBS"), c["Jobs"], tx)

@@ -10,13 +10,16 @@ import {ICertificateTemplates} from "../interfaces/ICertificateTemplates.sol";
 import {IIdentityRegistry} from "../interfaces/IIdentityRegistry.sol";
 import {Operations} from "../libraries/Operations.sol";
 import {TdsRoles} from "../libraries/TdsRoles.sol";
+import {Reviewable} from "../oversight/Reviewable.sol";
 
 /// @title AssetRegistry
 /// @notice Data-asset certificates as ERC-721 tokens. Minting needs the PROVIDER role and an active
 ///         template; the certificate snapshots the template's rights, operations and split.
 ///         States: Active → Frozen ⇄ Active → Offline (final). Transfers move the holder's rights
 ///         (revocation, freezing, revenue of settlements after the transfer) to the new holder.
-contract AssetRegistry is IAssetRegistry, ERC721, AccessControlDefaultAdminRules {
+///         Under a template that requires review a certificate starts Pending and becomes Active
+///         when a REVIEWER approves it, or Rejected (final) (Reviewable).
+contract AssetRegistry is IAssetRegistry, ERC721, AccessControlDefaultAdminRules, Reviewable {
     /// @notice AccessControl role of regulators (freeze/unfreeze any certificate).
     bytes32 public constant REGULATOR_ROLE = TdsRoles.REGULATOR;
     uint16 private constant _RIGHT_TRANSFER = 2;
@@ -47,19 +50,7 @@ contract AssetRegistry is IAssetRegistry, ERC721, AccessControlDefaultAdminRules
         if (!active) revert ICertificateTemplates.TemplateNotActive(p.templateId);
         if (p.classification == Classification.Confidential) ops &= ~Operations.DOWNLOAD;
         assetId = ++_count;
-        _assets[assetId] = Asset({
-            templateId: p.templateId,
-            classification: p.classification,
-            state: AssetState.Active,
-            frozenBy: FreezeAuthority.None,
-            mintedAt: uint40(block.timestamp),
-            allowedOps: ops,
-            rights: rights,
-            splitBps: split,
-            transfers: 0,
-            manifestHash: p.manifestHash,
-            qualityReportHash: p.qualityReportHash
-        });
+        _record(assetId, p, rights, ops, split);
         _mint(msg.sender, assetId);
         emit AssetRegistered(
             assetId,
@@ -71,6 +62,34 @@ contract AssetRegistry is IAssetRegistry, ERC721, AccessControlDefaultAdminRules
             p.manifestHash,
             p.qualityReportHash
         );
+        if (_assets[assetId].state == AssetState.Pending) _requestReview(assetId, msg.sender);
+    }
+
+    /// @dev Store a new certificate: Pending when its template requires the operator's review.
+    function _record(uint256 assetId, MintParams calldata p, uint16 rights, uint16 ops, uint64 split) private {
+        _assets[assetId] = Asset({
+            templateId: p.templateId,
+            classification: p.classification,
+            state: _templates.reviewRequired(p.templateId) ? AssetState.Pending : AssetState.Active,
+            frozenBy: FreezeAuthority.None,
+            mintedAt: uint40(block.timestamp),
+            allowedOps: ops,
+            rights: rights,
+            splitBps: split,
+            transfers: 0,
+            manifestHash: p.manifestHash,
+            qualityReportHash: p.qualityReportHash
+        });
+    }
+
+    /// @dev Reviewers hold REVIEWER_ROLE (granted by the admin; the operator's review desk).
+    function _checkReviewer() internal view override {
+        _checkRole(REVIEWER_ROLE);
+    }
+
+    /// @dev A reviewer's decision on a Pending certificate.
+    function _onReviewed(uint256 assetId, bool approved) internal override {
+        _assets[assetId].state = approved ? AssetState.Active : AssetState.Rejected;
     }
 
     /// @inheritdoc IAssetRegistry

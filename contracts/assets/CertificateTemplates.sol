@@ -26,6 +26,7 @@ contract CertificateTemplates is ICertificateTemplates, AccessControlDefaultAdmi
 
     mapping(uint32 templateId => Template) private _templates;
     uint32 private _count;
+    mapping(uint32 templateId => bool) private _reviewRequired;
 
     /// @param admin the operator's admin account (DEFAULT_ADMIN_ROLE and OPERATOR_ROLE).
     constructor(address admin) AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin) {
@@ -65,6 +66,18 @@ contract CertificateTemplates is ICertificateTemplates, AccessControlDefaultAdmi
         if (!t.active) revert TemplateNotActive(templateId);
         t.active = false;
         emit TemplateRetired(templateId, msg.sender);
+    }
+
+    /// @inheritdoc ICertificateTemplates
+    function setReviewRequired(uint32 templateId, bool required) external onlyRole(OPERATOR_ROLE) {
+        _existing(templateId);
+        _reviewRequired[templateId] = required;
+        emit TemplateReviewSet(templateId, required, msg.sender);
+    }
+
+    /// @inheritdoc ICertificateTemplates
+    function reviewRequired(uint32 templateId) external view returns (bool) {
+        return _reviewRequired[templateId];
     }
 
     /// @inheritdoc ICertificateTemplates

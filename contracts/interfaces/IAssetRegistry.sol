@@ -6,7 +6,8 @@ pragma solidity ^0.8.24;
 ///         (content CID, metadata CID) travels in the AssetRegistered event; storage keeps digests.
 interface IAssetRegistry {
     enum Classification { Public, Internal, Sensitive, Confidential }
-    enum AssetState { None, Active, Frozen, Offline }
+    /// @dev Pending and Rejected (operator review) were appended: the other values keep their numbers.
+    enum AssetState { None, Active, Frozen, Offline, Pending, Rejected }
     /// @dev Who froze an asset or grant; a higher authority's freeze cannot be lifted by a lower one.
     enum FreezeAuthority { None, Holder, Monitor, Regulator }
 

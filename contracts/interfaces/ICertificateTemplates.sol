@@ -29,6 +29,9 @@ interface ICertificateTemplates {
     );
     /// @notice Emitted when template `templateId` is retired (no new certificates under it).
     event TemplateRetired(uint32 indexed templateId, address indexed operator);
+    /// @notice Emitted when the operator makes certificates under `templateId` need (or no longer
+    ///         need) the operator's approval before they become Active.
+    event TemplateReviewSet(uint32 indexed templateId, bool required, address indexed operator);
 
     error EmptyTemplateName();
     error InvalidSplit(uint256 totalBps);
@@ -50,6 +53,13 @@ interface ICertificateTemplates {
 
     /// @notice Operator only: retire a template; certificates already minted keep their terms.
     function retire(uint32 templateId) external;
+
+    /// @notice Operator only: certificates minted under `templateId` from now on start Pending and
+    ///         become Active only when a reviewer approves them (AssetRegistry, Reviewable).
+    function setReviewRequired(uint32 templateId, bool required) external;
+
+    /// @notice True if certificates under `templateId` need the operator's approval.
+    function reviewRequired(uint32 templateId) external view returns (bool);
 
     /// @notice The template `templateId` (reverts UnknownTemplate).
     function templateOf(uint32 templateId) external view returns (Template memory);

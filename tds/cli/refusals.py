@@ -15,7 +15,7 @@ from typing import Any, Callable
 from chain.errors import TdsError
 from chain.jobstatus import NAMES
 
-ASSET_STATES = ("none", "active", "frozen", "offline")
+ASSET_STATES = ("none", "active", "frozen", "offline", "pending", "rejected")
 GRANT_STATES = ("none", "active", "revoked", "closed")
 APPLICATION_STATES = ("none", "pending", "approved", "rejected")
 FREEZE_AUTHORITIES = ("nobody", "the holder", "the monitor", "a regulator")
