@@ -27,9 +27,12 @@ from sqlalchemy.engine import Connection, Engine
 from web3 import Web3
 from web3.exceptions import BlockNotFound
 
-from audit.events import ChainEvent, LogDecoder, plain
+from audit.events import ChainEvent, plain
+from audit.index_decode import FastLogDecoder
+from audit.index_keys import is_audited, keys_of
 from audit.index_state import apply_event, rebuild_state
-from audit.index_tables import SCHEMA_VERSION, assets, blocks, cursor, events, grants, jobs, meta, open_engine
+from audit.index_tables import (SCHEMA_VERSION, STATE_TABLES, blocks, cursor, event_keys, events, meta,
+                                open_engine)
 from chain.deploy import bind
 from chain.errors import TdsError
 from chain.retry import with_backoff
@@ -64,7 +67,7 @@ class EventIndex:
         self.w3 = w3
         self.deployment = deployment
         self.chain_id = int(deployment.get("chainId") or w3.eth.chain_id)
-        self.decoder = LogDecoder(w3, {n: bind(w3, deployment, n) for n in deployment["contracts"]})
+        self.decoder = FastLogDecoder(w3, {n: bind(w3, deployment, n) for n in deployment["contracts"]})
         self.engine = engine if engine is not None else open_engine(url)  # type: ignore[arg-type]
         self.confirmations = confirmations
         self.max_range = max_range
@@ -145,6 +148,7 @@ class EventIndex:
     def rollback(self, conn: Connection, ancestor: int) -> None:
         """Forget every event above block ``ancestor`` and rebuild the state from the rest."""
         conn.execute(delete(events).where(events.c.block > ancestor))
+        conn.execute(delete(event_keys).where(event_keys.c.block > ancestor))
         conn.execute(delete(blocks).where(blocks.c.number > ancestor))
         conn.execute(delete(cursor).where(cursor.c.name == CURSOR))
         if ancestor >= self.start_block:
@@ -186,21 +190,31 @@ class EventIndex:
         if end_block is None or self._hash(end) != end_block[0]:
             return None
         seen[end] = end_block
-        stored = 0
+        rows: list[dict[str, Any]] = []
+        keys: list[dict[str, Any]] = []
+        decoded = []
+        for log in logs:
+            ev = self.decoder.decode(log)
+            if ev is None:
+                continue
+            when = seen[ev.block][1]
+            decoded.append((ev, when))
+            rows.append({"block": ev.block, "log_index": ev.log_index, "tx": ev.tx, "contract": ev.contract,
+                         "name": ev.name, "address": ev.address,
+                         "args": json.dumps(plain(ev.args), sort_keys=True, default=str),
+                         "topics": json.dumps([_hex(t) for t in log["topics"]]), "data": _hex(log["data"]),
+                         "block_time": when, "audited": is_audited(ev)})
+            keys += [{"kind": k, "key": v, "block": ev.block, "log_index": ev.log_index} for k, v in keys_of(ev)]
         with self.engine.begin() as conn:
             if self.indexed_block(conn) != (start - 1 if start > self.start_block else None):
                 return None  # another process indexed this window meanwhile
-            for log in logs:
-                ev = self.decoder.decode(log)
-                if ev is None:
-                    continue
-                when = seen[ev.block][1]
-                conn.execute(insert(events).values(
-                    block=ev.block, log_index=ev.log_index, tx=ev.tx, contract=ev.contract, name=ev.name,
-                    address=ev.address, args=json.dumps(plain(ev.args), sort_keys=True, default=str),
-                    topics=json.dumps([_hex(t) for t in log["topics"]]), data=_hex(log["data"]), block_time=when))
+            if rows:
+                conn.execute(insert(events), rows)
+            if keys:
+                conn.execute(insert(event_keys), keys)
+            for ev, when in decoded:
                 apply_event(conn, ev, when, self.chain_id)
-                stored += 1
+            stored = len(decoded)
             conn.execute(delete(blocks).where(blocks.c.number >= start, blocks.c.number <= end))
             for number, (block_hash, when) in sorted(seen.items()):
                 conn.execute(insert(blocks).values(number=number, hash=block_hash, time=when))
@@ -236,7 +250,7 @@ class EventIndex:
         with self.engine.connect() as conn:
             block = self.indexed_block(conn)
             counts = {t.name: conn.execute(select(func.count()).select_from(t)).scalar() or 0
-                      for t in (events, assets, grants, jobs)}
+                      for t in (events, *STATE_TABLES)}
         return {"url": self.engine.url.render_as_string(hide_password=True), "chainId": self.chain_id,
                 "indexedBlock": block, "head": head, "confirmations": self.confirmations,
                 "lag": None if block is None else head - block, "counts": counts}

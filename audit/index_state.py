@@ -1,5 +1,7 @@
-"""The index's current-state tables, kept up to date event by event (and rebuilt from the raw
-events after a reorg). Pure SQLAlchemy Core statements: the same code runs on SQLite and
+"""The index's current-state tables for assets, grants, jobs (and the templates and identities
+they need), kept up to date event by event, and rebuilt from the raw events after a reorg;
+:func:`apply_event` also updates the workflow and payment tables (:mod:`audit.index_flows`) and
+the oversight tables (:mod:`audit.index_oversight`). Pure SQLAlchemy Core statements: the same code runs on SQLite and
 PostgreSQL. Applying the events of a deployment in chain order reproduces what the contracts
 hold (holder, state, uses, job status), so a rebuild from empty gives the same rows.
 """
@@ -11,6 +13,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from audit.events import ChainEvent, UNVERIFIED, plain
+from audit.index_flows import apply_flow_event
+from audit.index_oversight import apply_oversight_event
 from audit.index_tables import STATE_TABLES, assets, grants, identities, jobs, templates
 from audit.trail import ASSET_STATE, CLASSIFICATION, ZERO
 
@@ -93,6 +97,10 @@ def apply_event(conn: Connection, ev: ChainEvent, block_time: int, chain_id: int
     elif ev.contract == "AssetRegistry" and ev.name in ("AssetFrozen", "AssetUnfrozen", "AssetTakenOffline"):
         state = {"AssetFrozen": 2, "AssetUnfrozen": 1, "AssetTakenOffline": 3}[ev.name]
         conn.execute(_asset(a["assetId"], state=ASSET_STATE[state]))
+    elif key == ("AssetRegistry", "ReviewRequested"):  # minted under a template that requires review
+        conn.execute(_asset(a["subjectId"], state=ASSET_STATE[4]))
+    elif key == ("AssetRegistry", "ReviewDecided"):
+        conn.execute(_asset(a["subjectId"], state=ASSET_STATE[1 if a["approved"] else 5]))
     elif key == ("AssetRegistry", "QualityReportUpdated"):
         conn.execute(_asset(a["assetId"], quality_report_hash=_hex(a["qualityReportHash"])))
     elif key == ("QualityRatings", "AssetRated"):
@@ -101,7 +109,7 @@ def apply_event(conn: Connection, ev: ChainEvent, block_time: int, chain_id: int
     elif key == ("Authorizations", "GrantIssued"):
         terms = a["terms"]
         conn.execute(insert(grants).values(grant_id=a["grantId"], asset_id=a["assetId"], consumer=a["consumer"],
-                                           provider=a["provider"], status="active", frozen=False, uses=0,
+                                           provider=a["provider"], status="active", frozen=False, uses=0, restored=0,
                                            max_uses=int(terms["maxUses"])))
     elif key == ("Authorizations", "GrantRevoked"):
         conn.execute(_grant(a["grantId"], status="revoked"))
@@ -110,11 +118,14 @@ def apply_event(conn: Connection, ev: ChainEvent, block_time: int, chain_id: int
     elif key in (("Authorizations", "GrantFrozen"), ("Authorizations", "GrantUnfrozen")):
         conn.execute(_grant(a["grantId"], frozen=ev.name == "GrantFrozen"))
     elif key == ("Authorizations", "UseRestored"):
-        conn.execute(_grant(a["grantId"], uses=grants.c.uses - 1))
+        conn.execute(_grant(a["grantId"], restored=a["restored"]))  # a count of its own: uses never falls
     elif key == ("Jobs", "JobRequested"):
         conn.execute(insert(jobs).values(job_id=a["jobId"], grant_id=a["grantId"], asset_id=a["assetId"],
                                          consumer=a["consumer"], status="requested", amount=str(a["amount"]),
-                                         oracle=None, result_hash=None))
+                                         oracle=None, result_hash=None, operation=a["operation"],
+                                         params_hash=_hex(a["paramsHash"]), payment_token=a["paymentToken"],
+                                         deadline=a["deadline"], result_cid=None, workflow_id=None,
+                                         requested_block=ev.block))
         conn.execute(_grant(a["grantId"], uses=grants.c.uses + 1))
     elif ev.contract == "Jobs" and ev.name in JOB_STATUS:
         values: dict[str, Any] = {"status": JOB_STATUS[ev.name]}
@@ -122,7 +133,10 @@ def apply_event(conn: Connection, ev: ChainEvent, block_time: int, chain_id: int
             values["oracle"] = a["oracle"]
         if ev.name == "JobCompleted":
             values["result_hash"] = _hex(a["resultHash"])
+            values["result_cid"] = _hex(a["resultCid"])
         conn.execute(_job(a["jobId"], **values))
+    apply_flow_event(conn, ev, block_time)
+    apply_oversight_event(conn, ev, block_time)
 
 
 def rebuild_state(conn: Connection, replay: Callable[[], Any], chain_id: int) -> int:

@@ -1,21 +1,26 @@
-"""The gateway's catalog served from the event index versus today's path (events and calls read
-from the node on every request), under concurrent load on loopback.
+"""The gateway's catalog and trails served from the event index versus today's path (events and
+calls read from the node on every request), under concurrent load on loopback.
 
-    python -m bench.gateway [--json] [--seconds 60] [--clients 50] [--duration 10] [--page 100]
+    python -m bench.gateway [--json] [--assets 10000] [--jobs 100000] [--clients 50] [--duration 20]
 
-A fresh embedded chain gets the system and as many generated assets as can be minted in
-``--seconds`` (unlocked dev account, automine off, a few hundred mints per block). Measured:
-``rebuild_s`` (index from empty), ``index_lag_blocks`` (median blocks between an asset's block
-and its visibility through the gateway, with ``--confirmations``), ``catalog_rps`` /
-``catalog_p99_ms`` (``GET /catalog?limit=<page>`` from the index, ``--clients`` concurrent httpx
-clients in a second process, ``--duration`` s) and ``direct_catalog_rps`` (the same request on
-today's path; the baseline). Targets (issue 18, at 10,000 assets): ≥ 1,000 rps, p99 ≤ 50 ms.
+A bare anvil (:func:`bench.generate.bulk_node`) gets the system, ``--assets`` generated assets
+with a grant each and ``--jobs`` jobs over those grants (:mod:`bench.generate`: batched JSON-RPC,
+``--per-block`` transactions a block). Measured: ``rebuild_s`` (index from empty),
+``index_lag_blocks`` (median blocks between an asset's block and its visibility through the
+gateway, with ``--confirmations``), ``catalog_rps`` / ``catalog_p99_ms`` (``GET
+/catalog?limit=<page>`` from the index), ``trail_rps`` / ``trail_p99_ms`` (``GET
+/assets/{id}/trail``, every generated asset in turn, none asked twice within a run), each with
+``--clients`` connections for ``--duration`` s from ``wrk`` in a second process (an httpx client
+when wrk is missing), and ``direct_catalog_rps`` (the catalog on today's path; the baseline).
+Targets (issue 18, at 10,000 assets and 100,000 jobs): catalog ≥ 1,000 rps with p99 ≤ 50 ms,
+trail ≥ 300 rps, index lag ≤ confirmations + 1.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import multiprocessing
+import shutil
 import statistics
 import sys
 import tempfile
@@ -32,13 +37,13 @@ from chain.accounts import dev_account
 from chain.config import Settings, load_settings
 from chain.connection import connect
 from chain.deploy import bind
-from chain.node import EmbeddedNode, free_port
+from chain.node import free_port
 from chain.system import deploy_system, role_id
 from chain.tx import Sender
 from did.binding import make_binding_proof, proof_bytes
 from did.keys import did_from_ed25519
 
-TARGETS = {"catalog_rps": 1000.0, "catalog_p99_ms": 50.0}
+TARGETS = {"catalog_rps": 1000.0, "catalog_p99_ms": 50.0, "trail_rps": 300.0}
 SPLIT = [7000, 1000, 1500, 500]
 
 
@@ -69,33 +74,6 @@ def _mint_args(tag: str) -> tuple:
 def mint_one(space: dict[str, Any], tag: str) -> int:
     """Mint one asset (its own block); returns the block it was mined in."""
     return int(space["send"].send(space["registry"].functions.mint(_mint_args(tag)))["blockNumber"])
-
-
-def mint_many(space: dict[str, Any], seconds: float, per_block: int = 100, limit: int | None = None) -> int:
-    """Mint assets for about ``seconds`` (automine off, ``per_block`` per block); how many were minted."""
-    w3, reg, who = space["w3"], space["registry"], space["provider"].address
-    gas = int(reg.functions.mint(_mint_args("probe")).estimate_gas({"from": who}) * 1.3)
-    w3.provider.make_request("evm_setAutomine", [False])
-    nonce = w3.eth.get_transaction_count(who)
-    n, t_end = 0, time.perf_counter() + seconds
-    try:
-        while time.perf_counter() < t_end and (limit is None or n < limit):
-            last = None
-            for _ in range(per_block if limit is None else min(per_block, limit - n)):
-                tx = reg.functions.mint(_mint_args(f"bulk-{n}")).build_transaction(
-                    {"from": who, "nonce": nonce, "gas": gas, "chainId": w3.eth.chain_id})
-                last = w3.eth.send_transaction(tx)
-                nonce += 1
-                n += 1
-            w3.provider.make_request("evm_mine", [])
-            while last is not None and w3.eth.get_transaction_count(who) < nonce:  # the block gas limit left some
-                w3.provider.make_request("evm_mine", [])
-            if last is not None and w3.eth.get_transaction_receipt(last)["status"] != 1:
-                raise RuntimeError("a bulk mint reverted; check the provider role and template")
-    finally:
-        w3.provider.make_request("evm_setAutomine", [True])
-    space["send"].resync()
-    return n
 
 
 def _load(url: str, clients: int, duration: float, out: Any) -> None:
@@ -139,7 +117,7 @@ def _wrk_ms(text: str) -> float:
     return round(float(text), 2)
 
 
-def load_wrk(url: str, clients: int, duration: float) -> dict[str, Any] | None:
+def load_wrk(url: str, clients: int, duration: float, script: Path | None = None) -> dict[str, Any] | None:
     """The load from ``wrk`` (Debian's package), a C load generator in its own process: it can
     drive the server past what a Python client measures (~160 rps here whatever the server does)."""
     import re
@@ -149,10 +127,11 @@ def load_wrk(url: str, clients: int, duration: float) -> dict[str, Any] | None:
     wrk = shutil.which("wrk")
     if wrk is None:
         return None
-    out = subprocess.run([wrk, "-t2", f"-c{clients}", f"-d{max(1, round(duration))}s", "--latency", url],
+    extra = ["-s", str(script)] if script is not None else []
+    out = subprocess.run([wrk, "-t2", f"-c{clients}", f"-d{max(1, round(duration))}s", "--latency", *extra, url],
                          capture_output=True, text=True, timeout=duration + 120).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50, p99 = re.search(r"50%\s+(\S+)", out), re.search(r"99%\s+(\S+)", out)
+    p50, p99 = re.search(r"^\s+50%\s+(\S+)", out, re.M), re.search(r"^\s+99%\s+(\S+)", out, re.M)
     done = re.search(r"(\d+) requests in", out)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -206,39 +185,58 @@ def _visible(client: Any, url: str, within: float) -> bool:
     return False
 
 
-def measure(seconds: float, clients: int, duration: float, page: int, confirmations: int) -> dict[str, Any]:
+def _rotating(path: str, first: int, count: int, tmp: Path) -> Path:
+    """A wrk script requesting ``path`` (with ``{id}``) for ids first..first+count-1 in turn, each
+    of wrk's threads starting half-way from the other's (so no answer is asked for twice)."""
+    script = tmp / "rotate.lua"
+    before, after = path.split("{id}")
+    script.write_text(f"""
+local threads = 0
+function setup(thread) thread:set("tid", threads); threads = threads + 1 end
+function init(args) counter = tid * {max(1, count // 2)} end
+function request()
+  counter = counter + 1
+  local id = {first} + (counter % {count})
+  return wrk.format("GET", "{before}" .. id .. "{after}")
+end
+""")
+    return script
+
+
+def measure(assets: int, jobs: int, clients: int, duration: float, page: int, confirmations: int,
+            per_block: int = 500, index_range: int = 10) -> dict[str, Any]:
     import httpx
 
     from audit.index import EventIndex
+    from bench.generate import bulk_node, generate
     from tds.gateway import create_app
     from tds.gateway.limits import RateLimit
 
     with tempfile.TemporaryDirectory(prefix="tds-bench-gateway-") as tmp:
         tmp_path = Path(tmp)
-        settings = replace(load_settings(), home=tmp_path / "home", chain_port=free_port(), rpc_url=None,
-                           chain_id=None, deployment_file=tmp_path / "deployment.json")
-        node = EmbeddedNode(settings)
-        node.up(fresh=True)
+        base_settings = load_settings()
+        proc, rpc = bulk_node(base_settings.node_modules, free_port(), tmp_path / "anvil.log")
         try:
+            settings = replace(base_settings, home=tmp_path / "home", rpc_url=rpc, chain_id=None,
+                               deployment_file=tmp_path / "deployment.json")
             space = fresh_space(settings)
             t0 = time.perf_counter()
-            minted = mint_many(space, seconds)
-            mint_s = time.perf_counter() - t0
+            made = generate(space, assets, jobs, per_block=per_block)
+            generate_s = time.perf_counter() - t0
             w3, doc = space["w3"], space["deployment"]
             url = f"sqlite:///{tmp_path / 'index.sqlite'}"
             t0 = time.perf_counter()
-            index = EventIndex(w3, doc, url, confirmations=0)
+            index = EventIndex(w3, doc, url, confirmations=0, max_range=index_range)
             index.catch_up()
             rebuild_s = time.perf_counter() - t0
-            settings = replace(settings, rpc_url=w3.provider.endpoint_uri)
-            live = EventIndex(w3, doc, engine=index.engine, confirmations=confirmations)
+            live = EventIndex(w3, doc, engine=index.engine, confirmations=confirmations, max_range=index_range)
             stop = threading.Event()
             threading.Thread(target=live.run, kwargs={"stop": stop.is_set, "idle": 0.05,
                                                       "on_error": lambda e: None}, daemon=True).start()
             unlimited = {"rate_limit": RateLimit(per_second=1e9, burst=10**9)}
             server, base = serve(create_app(settings, index=live, **unlimited))
-            direct_server, direct_base = serve(create_app(settings, **unlimited))
             lags = []
+            minted = made["first_asset"] + made["assets"] - 1 if made["assets"] else 0
             with httpx.Client(timeout=30) as client:
                 for k in range(5):  # freshness: blocks from an asset's block to its visibility
                     block = mint_one(space, f"fresh-{k}")
@@ -248,19 +246,30 @@ def measure(seconds: float, clients: int, duration: float, page: int, confirmati
                     lags.append(w3.eth.block_number - block)
             stop.set()
             time.sleep(0.2)
-            catalog = load(f"{base}/catalog?limit={page}", clients, duration)
-            direct = load(f"{direct_base}/catalog?limit={page}", min(clients, 4), duration, fast=False)
-            server.should_exit = direct_server.should_exit = True
             counts = live.status()["counts"]
+            catalog = load(f"{base}/catalog?limit={page}", clients, duration)
+            trail_tool = "wrk"
+            if shutil.which("wrk") is not None:
+                script = _rotating("/assets/{id}/trail", made["first_asset"] or 1, max(1, made["assets"]), tmp_path)
+                trail = load_wrk(f"{base}/assets/1/trail", clients, duration, script=script)
+            else:
+                trail_tool = "httpx"
+                trail = load(f"{base}/assets/{made['first_asset'] or 1}/trail", clients, duration, fast=False)
+            direct_server, direct_base = serve(create_app(settings, **unlimited))
+            direct = load(f"{direct_base}/catalog?limit={page}", min(clients, 4), min(duration, 10), fast=False)
+            server.should_exit = direct_server.should_exit = True
         finally:
-            node.down()
-    return {"assets": minted + 5, "events": counts["events"], "mint_s": round(mint_s, 1), "page": page,
-            "clients": clients, "duration_s": duration, "confirmations": confirmations,
-            "rebuild_s": round(rebuild_s, 2), "index_lag_blocks": statistics.median(lags),
+            proc.terminate()
+            proc.wait(timeout=30)
+    return {"assets": made["assets"], "grants": made["grants"], "jobs": made["jobs"], "events": counts["events"],
+            "generate_s": round(generate_s, 1), "generate": made, "page": page, "clients": clients,
+            "duration_s": duration, "confirmations": confirmations, "rebuild_s": round(rebuild_s, 2),
+            "index_lag_blocks": statistics.median(lags),
             "catalog_rps": catalog["rps"], "catalog_p50_ms": catalog["p50_ms"], "catalog_p99_ms": catalog["p99_ms"],
-            "catalog_errors": catalog["errors"], "direct_catalog_rps": direct["rps"],
-            "direct_catalog_p99_ms": direct["p99_ms"], "direct_clients": min(clients, 4),
-            "load_tool": catalog.get("tool", "httpx")}
+            "catalog_errors": catalog["errors"], "trail_rps": trail["rps"], "trail_p50_ms": trail["p50_ms"],
+            "trail_p99_ms": trail["p99_ms"], "trail_errors": trail["errors"], "trail_tool": trail_tool,
+            "direct_catalog_rps": direct["rps"], "direct_catalog_p99_ms": direct["p99_ms"],
+            "direct_clients": min(clients, 4), "load_tool": catalog.get("tool", "httpx")}
 
 
 def table(r: dict[str, Any]) -> str:
@@ -268,15 +277,19 @@ def table(r: dict[str, Any]) -> str:
         (f"catalog from the index (GET /catalog?limit={r['page']})", f"{r['catalog_rps']:.0f} rps", "≥ 1000",
          r["catalog_rps"] >= TARGETS["catalog_rps"]),
         ("  p99 latency", f"{r['catalog_p99_ms']:.1f} ms", "≤ 50 ms", r["catalog_p99_ms"] <= TARGETS["catalog_p99_ms"]),
+        ("trail from the index (each asset once)", f"{r['trail_rps']:.0f} rps", "≥ 300",
+         r["trail_rps"] >= TARGETS["trail_rps"]),
+        ("  p99 latency", "none" if r["trail_p99_ms"] is None else f"{r['trail_p99_ms']:.1f} ms", "", True),
         ("catalog today (from the node; baseline)", f"{r['direct_catalog_rps']:.2f} rps", "", True),
         ("  p99 latency", "none in 30 s" if r["direct_catalog_p99_ms"] is None else f"{r['direct_catalog_p99_ms']:.0f} ms",
          "", True),
         ("index lag (median blocks to visibility)", f"{r['index_lag_blocks']}", f"≤ {r['confirmations'] + 1}",
          r["index_lag_blocks"] <= r["confirmations"] + 1),
         ("rebuild from empty", f"{r['rebuild_s']:.1f} s", "", True),
+        ("generation (assets, grants, jobs)", f"{r['generate_s']:.1f} s", "", True),
     ]
-    out = [f"gateway catalog: {r['assets']} assets ({r['events']} events), {r['clients']} clients "
-           f"({r['direct_clients']} on the baseline), {r['duration_s']:.0f} s each",
+    out = [f"gateway: {r['assets']} assets, {r['grants']} grants, {r['jobs']} jobs ({r['events']} events), "
+           f"{r['clients']} clients ({r['direct_clients']} on the baseline), {r['duration_s']:.0f} s each",
            f"{'measure':48} {'value':>12} {'target':>10}  verdict", "-" * 82]
     out += [f"{a:48} {b:>12} {c:>10}  {'ok' if ok else 'MISSED'}" for a, b, c, ok in rows]
     return "\n".join(out)
@@ -285,13 +298,16 @@ def table(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--seconds", type=float, default=60.0, help="time spent minting generated assets")
+    ap.add_argument("--assets", type=int, default=10_000, help="generated assets (one grant each)")
+    ap.add_argument("--jobs", type=int, default=100_000, help="generated jobs, spread over the grants")
+    ap.add_argument("--per-block", type=int, default=500, help="generated transactions per block")
+    ap.add_argument("--index-range", type=int, default=10, help="blocks per index window (dense blocks)")
     ap.add_argument("--clients", type=int, default=50)
-    ap.add_argument("--duration", type=float, default=10.0, help="seconds of load per measured route")
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds of load per measured route")
     ap.add_argument("--page", type=int, default=100, help="assets per catalog page")
     ap.add_argument("--confirmations", type=int, default=2)
     a = ap.parse_args(argv)
-    r = measure(a.seconds, a.clients, a.duration, a.page, a.confirmations)
+    r = measure(a.assets, a.jobs, a.clients, a.duration, a.page, a.confirmations, a.per_block, a.index_range)
     print(table(r), file=sys.stderr if a.json else sys.stdout)
     if a.json:
         print(json.dumps(r, sort_keys=True))

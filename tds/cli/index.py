@@ -7,12 +7,12 @@ import click
 from tds.cli.output import console, emit_json, err_console
 
 
-def open_index(confirmations: int, start: bool = True):
+def open_index(confirmations: int, start: bool = True, window: int = 2000):
     """The :class:`audit.index.EventIndex` of the configured chain's deployment."""
     from audit.index import EventIndex
     from chain.config import load_settings
 
-    return EventIndex.open(load_settings(), confirmations=confirmations, start=start)
+    return EventIndex.open(load_settings(), confirmations=confirmations, start=start, max_range=window)
 
 
 @click.group("index")
@@ -26,11 +26,13 @@ def index() -> None:
               help="Only index blocks this deep (reorgs within it never reach the index).")
 @click.option("--idle", type=click.FloatRange(0.05, None), default=1.0, show_default=True,
               help="Seconds between polls once caught up.")
-def run_cmd(once: bool, confirmations: int, idle: float) -> None:
+@click.option("--window", type=click.IntRange(1, None), default=2000, show_default=True,
+              help="Blocks per eth_getLogs call and per committed transaction (smaller for dense chains).")
+def run_cmd(once: bool, confirmations: int, idle: float, window: int) -> None:
     """Index the chain's events (resumes where it stopped; Ctrl-C to stop)."""
     from rich.markup import escape
 
-    idx = open_index(confirmations)
+    idx = open_index(confirmations, window=window)
     if once:
         n = idx.catch_up()
         console.print(f"indexed {n} events; up to block {idx.indexed_block()}")

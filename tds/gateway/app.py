@@ -39,6 +39,7 @@ from tds.gateway.limits import MAX_BODY_BYTES, BodyLimit, RateLimit
 from tds.gateway.models import AssetSummary, AuditEvents, Challenge, JobSummary, TrailReport, VerifyReport
 from tds.gateway.page import AUDITOR_PAGE
 from tds.gateway.responses import AUTH_ERRORS, READ_ERRORS, error_responses
+from tds.gateway.indexed import IndexedEntities, entity_routes
 from tds.gateway.writes import write_routes
 from tds.gateway.collab_routes import collab_routes
 from tds.gateway.queries import AUDIT_ACTIONS, IndexedCatalog, parse_time, query_events
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
     fetcher = fetch if fetch is not None else (content.cat if content is not None else None)
     limiter = rate_limit or RateLimit()
     indexed = IndexedCatalog(index) if index is not None else None
+    entities = IndexedEntities(index, indexed) if indexed is not None else None
 
     def client_key(request: Request) -> str:
         return "ip:" + (request.client.host if request.client else "unknown")
@@ -145,7 +147,8 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
         proven = prove(request)
         did = did_of(proven)
         limiter.take("did:" + did)
-        account = bound_account(state.reader().contracts["IdentityRegistry"], did)
+        registry = (entities.reads.base if entities is not None else state.reader()).contracts["IdentityRegistry"]
+        account = bound_account(registry, did)  # an eth_call: who signs for a DID is decided on chain
         roles = frozenset(getattr(proven, "roles", lambda: set())())
         request.state.caller = Caller(did, account, roles)
         return request.state.caller
@@ -160,6 +163,8 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
                   openapi_tags=[{"name": "catalog", "description": "registered data assets"},
                                 {"name": "authorizations", "description": "applications and grant offers"},
                                 {"name": "jobs", "description": "compute jobs and their sealed results"},
+                                {"name": "collaborations", "description": "multi-party computations over several "
+                                                                          "grants, run step by step by compute nodes"},
                                 {"name": "audit", "description": "trails, verdicts, the audit log, the auditor page"},
                                 {"name": "auth", "description": "DID challenge–response"}])
     app.add_middleware(BodyLimit, limit=max_body)
@@ -255,12 +260,20 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
 
     @app.get("/assets/{asset_id}/trail", dependencies=public, tags=["audit"], response_model=TrailReport,
              responses=READ_ERRORS, summary="An asset's audit trail")
-    def get_trail(asset_id: int = PathParam(ge=1, description="certificate id")) -> dict[str, Any]:
-        """Who did what to the asset, when, with what result (000 §12.3.1.2), from chain events alone."""
+    async def get_trail(request: Request, asset_id: int = PathParam(ge=1, description="certificate id")) -> Any:
+        """Who did what to the asset, when, with what result (000 §12.3.1.2), from chain events (with an
+        event index: from its events of this asset, with ``indexedBlock`` and an ``ETag``)."""
+        from starlette.concurrency import run_in_threadpool
+
         from audit.trail import build_trail
 
-        r = state.reader()
-        return {"asset": asset_id, "chainId": r.chain_id, "trail": build_trail(r, asset_id)}
+        if entities is not None:
+            return await entities.trail(asset_id, request.headers.get("if-none-match"))
+
+        def chain() -> dict[str, Any]:
+            r = state.reader()
+            return {"asset": asset_id, "chainId": r.chain_id, "trail": build_trail(r, asset_id)}
+        return await run_in_threadpool(chain)
 
     @app.get("/audit/verify", dependencies=public, tags=["audit"], response_model=VerifyReport,
              responses=READ_ERRORS, summary="Verification verdicts")
@@ -284,6 +297,10 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
                    ) -> dict[str, Any]:
         """Audit entries (000 §12.3.1.2: id, actor, time, action, object, result) matching every filter.
         Operators, regulators and the monitor see all entries; other participants their own."""
+        if entities is not None:
+            mine = None if is_privileged(entities.reads.base, caller.account) else caller.account
+            return entities.audit_events(actor=actor, asset=asset, action=action, since=parse_time(since, "from"),
+                                         until=parse_time(until, "to"), visible_to=mine, offset=offset, limit=limit)
         r = state.reader()
         mine = None if is_privileged(r, caller.account) else caller.account
         found = query_events(r, actor=actor, asset=asset, action=action, since=parse_time(since, "from"),
@@ -292,11 +309,16 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
 
     @app.get("/jobs/{job_id}", dependencies=public, tags=["jobs"], response_model=JobSummary,
              responses=READ_ERRORS, summary="A job's status")
-    def get_job(job_id: int = PathParam(ge=1, description="grantId << 32 | useIndex")) -> dict[str, Any]:
-        """A job's request, progress, result reference (CID + hash, never plaintext) and history."""
+    async def get_job(request: Request, job_id: int = PathParam(ge=1, description="grantId << 32 | useIndex")) -> Any:
+        """A job's request, progress, result reference (CID + hash, never plaintext) and history
+        (with an event index: from its events, with ``indexedBlock`` and an ``ETag``)."""
+        from starlette.concurrency import run_in_threadpool
+
         from audit.trail import job_summary
 
-        job = job_summary(state.reader(), job_id)
+        if entities is not None:
+            return await entities.job(job_id, request.headers.get("if-none-match"))
+        job = await run_in_threadpool(lambda: job_summary(state.reader(), job_id))
         if job is None:
             raise NotFound("unknown-job", f"unknown job {job_id}: no JobRequested event for it")
         return job
@@ -349,6 +371,7 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
 
     app.include_router(write_routes(state, authenticated, content))
     app.include_router(collab_routes(state, authenticated, content))
+    app.include_router(entity_routes(entities, public))
 
     # ------------------------------------------------------------------ page
 

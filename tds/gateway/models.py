@@ -82,6 +82,7 @@ class TrailReport(BaseModel):
     asset: int
     chainId: int
     trail: list[TrailEntry]
+    indexedBlock: int | None = Field(default=None, description="block the event index was complete up to (index-backed gateways)")
 
 
 class AuditEvents(BaseModel):
@@ -89,6 +90,7 @@ class AuditEvents(BaseModel):
     total: int = Field(description="entries matching the filters (before offset/limit)")
     offset: int
     events: list[TrailEntry] = Field(description="000 §12.3.1.2 fields: id, actor, time, action, object, result")
+    indexedBlock: int | None = Field(default=None, description="block the event index was complete up to (index-backed gateways)")
 
 
 class ResultRef(BaseModel):
@@ -110,6 +112,71 @@ class JobSummary(BaseModel):
     status: str = Field(description="requested, accepted, completed, failed or reclaimed")
     result: ResultRef | None = Field(description="where the sealed result is and its hash; never the plaintext")
     history: list[TrailEntry]
+    indexedBlock: int | None = Field(default=None, description="block the event index was complete up to (index-backed gateways)")
+
+
+class Alert(BaseModel):
+    kind: str = Field(description="grant-frozen, asset-frozen (monitor or regulator) or oracle-failure")
+    subject: int
+    by: str
+    authority: str | None
+    reasonCode: int | None
+    failures: int | None
+    block: int
+    tx: str
+    liftedBlock: int | None
+
+
+class GrantSummary(BaseModel):
+    grantId: int
+    assetId: int
+    consumer: str
+    provider: str
+    status: str = Field(description="active, revoked or closed")
+    frozen: bool
+    uses: int = Field(description="uses consumed (never falls; job ids are grantId << 32 | use)")
+    restored: int = Field(description="uses given back after failures not charged to the consumer")
+    maxUses: int
+    terms: dict[str, Any] | None
+    issued: dict[str, Any]
+    jobs: list[dict[str, Any]]
+    collaborationUses: list[dict[str, Any]]
+    alerts: list[Alert]
+    history: list[TrailEntry]
+    indexedBlock: int | None
+
+
+class CollaborationStep(BaseModel):
+    step: int
+    status: str = Field(description="pending, open, completed, failed or cancelled")
+    operation: int | None
+    paramsHash: str | None
+    nodes: list[str]
+    deadline: int | None
+    coordinator: str | None
+    resultHash: str | None = Field(description="the step's anchored result hash (completed steps)")
+    resultCid: str | None
+
+
+class CollaborationSummary(BaseModel):
+    collaborationId: int
+    initiator: str
+    status: str = Field(description="running, completed or terminated")
+    stepCount: int
+    paymentToken: str | None
+    amount: str | None
+    stepTimeout: int | None
+    descriptionHash: str | None
+    stoppedStep: int | None
+    reasonCode: int | None
+    refund: str | None
+    requested: dict[str, int]
+    endedBlock: int | None
+    steps: list[CollaborationStep]
+    grantUses: list[dict[str, Any]]
+    payments: list[dict[str, Any]]
+    history: list[TrailEntry]
+    indexedBlock: int | None
 
 
 class RawTransactionIn(BaseModel):

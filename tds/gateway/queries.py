@@ -44,25 +44,25 @@ def _involves(entry: TrailEntry, account: str) -> bool:
     return entry.actor == account or entry.object.get("payee") == account or entry.object.get("to") == account
 
 
-def query_events(reader: ChainReader, *, actor: str | None = None, asset: int | None = None,
-                 action: str | None = None, since: int | None = None, until: int | None = None,
-                 visible_to: str | None = None) -> list[TrailEntry]:
-    """Entries matching every filter given; ``visible_to`` (an account) keeps only its own.
-
-    ``actor`` is an address or a DID; ``asset`` narrows to that asset's trail (its grants,
-    applications, jobs, settlements, anchors); ``since`` / ``until`` bound the block time.
-    """
+def check_filters(actor: str | None, action: str | None, since: int | None, until: int | None) -> str | None:
+    """Refuse malformed filters (:class:`BadRequest`); the actor's checksum address if it is one."""
     if action is not None and action not in AUDIT_ACTIONS:
         raise BadRequest("invalid-action", f"action {action!r} is not one of: {', '.join(AUDIT_ACTIONS)}")
     if since is not None and until is not None and since > until:
         raise BadRequest("invalid-time", f"from ({since}) is after to ({until})")
-    by_address = None
     if actor is not None:
         if is_address(actor):
-            by_address = to_checksum_address(actor)
-        elif not actor.startswith("did:"):
+            return to_checksum_address(actor)
+        if not actor.startswith("did:"):
             raise BadRequest("invalid-actor", f"actor {actor!r} is neither an address nor a DID")
-    entries = build_trail(reader, asset) if asset is not None else chain_entries(reader)
+    return None
+
+
+def filter_entries(entries: list[TrailEntry], *, actor: str | None = None, action: str | None = None,
+                   since: int | None = None, until: int | None = None,
+                   visible_to: str | None = None) -> list[TrailEntry]:
+    """The entries matching every filter given (``actor``: an address or a DID)."""
+    by_address = check_filters(actor, action, since, until)
     out = []
     for e in entries:
         if actor is not None and (e.actor != by_address if by_address else e.actor_did != actor):
@@ -76,6 +76,18 @@ def query_events(reader: ChainReader, *, actor: str | None = None, asset: int | 
         out.append(e)
     return out
 
+
+def query_events(reader: ChainReader, *, actor: str | None = None, asset: int | None = None,
+                 action: str | None = None, since: int | None = None, until: int | None = None,
+                 visible_to: str | None = None) -> list[TrailEntry]:
+    """Entries matching every filter given; ``visible_to`` (an account) keeps only its own.
+
+    ``actor`` is an address or a DID; ``asset`` narrows to that asset's trail (its grants,
+    applications, jobs, settlements, anchors); ``since`` / ``until`` bound the block time.
+    """
+    check_filters(actor, action, since, until)
+    entries = build_trail(reader, asset) if asset is not None else chain_entries(reader)
+    return filter_entries(entries, actor=actor, action=action, since=since, until=until, visible_to=visible_to)
 
 
 class IndexedCatalog:

@@ -42,3 +42,16 @@ def test_postgres_index_equals_sqlite_index_and_the_chain(lc, postgres, tmp_path
     again = EventIndex(lc.w3, lc.deployment, postgres.url)
     again.catch_up()
     assert digest(again.engine) == digest(lite.engine)
+
+
+def test_postgres_job_ids_past_2_63(postgres):
+    """The same uint256 job ids on PostgreSQL's NUMERIC(78) (tests/audit/test_index_tables.py)."""
+    from sqlalchemy import create_engine, text
+
+    from tests.audit.test_index_tables import check_u256
+
+    admin = create_engine(postgres.url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("CREATE DATABASE tds_u256"))
+    admin.dispose()
+    check_u256(postgres.url.rsplit("/", 1)[0] + "/tds_u256")

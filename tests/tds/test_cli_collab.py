@@ -130,3 +130,25 @@ def test_node_list_status_and_operator_only(env):
     assert r.exit_code == 1
     env.refused(StateRefused, "disabled or not a compute node", "collab", "validate",
                 env.file("disabled", w.description(STEPS)))
+
+
+def test_operator_reviews_a_pending_certificate(env):
+    from eth_utils import keccak
+
+    w = env.world
+    op = dev_account(0)
+    templates = w.space.c["CertificateTemplates"]
+    tid = w.space.publish_template(op, "reviewed", b"reviewed terms", 3, 127, [7000, 1000, 1500, 500])
+    w.space.send(op, templates.functions.setReviewRequired(tid, True))
+    bank = w.banks["bank-a"]
+    ids = [w.space.register_asset(bank, b"\x12\x20" + bytes([i]) * 32, b"\x12\x20" + bytes([i]) * 32,
+                                  keccak(text=f"m{i}"), "internal", keccak(text="q"), tid) for i in (1, 2)]
+    assert all(w.space.c["AssetRegistry"].functions.stateOf(a).call() == 4 for a in ids)  # Pending
+    env.refused(Refused, "AccessControlUnauthorizedAccount", "asset", "review", ids[0], "--approve",
+                "--reason", "looks fine", "--dev-account", "3")
+    env.ok("asset", "review", ids[0], "--approve", "--reason", "consent and ownership checked", "--dev-account", "0")
+    env.ok("asset", "review", ids[1], "--reject", "--reason", "no consent record", "--dev-account", "0")
+    states = [w.space.c["AssetRegistry"].functions.stateOf(a).call() for a in ids]
+    assert states == [1, 5]  # Active, Rejected
+    env.refused(StateRefused, "not pending review", "asset", "review", ids[1], "--approve", "--reason", "again",
+                "--dev-account", "0")

@@ -86,3 +86,36 @@ def test_new_asset_visible_within_confirmations_plus_one_block(space, tmp_settin
     finally:
         stop.set()
         follower.join(timeout=5)
+
+
+def test_entity_routes_from_the_index_equal_todays_and_refuse_unknown_ids(lc, tmp_path):
+    settings = replace(lc.settings, rpc_url=lc.w3.provider.endpoint_uri)
+    idx = EventIndex(lc.w3, lc.deployment, f"sqlite:///{tmp_path / 'i.sqlite'}")
+    idx.catch_up()
+    indexed = TestClient(create_app(settings, logs_dir=lc.logs_dir, fetch=lc.fetch, index=idx))
+    direct = TestClient(create_app(settings, logs_dir=lc.logs_dir, fetch=lc.fetch))
+    block = str(idx.indexed_block())
+    for url in [f"/assets/{lc.asset}/trail", f"/assets/{lc.other_asset}/trail", f"/jobs/{lc.job_ok}",
+                f"/jobs/{lc.job_failed}", f"/jobs/{lc.other_job}"]:
+        r = indexed.get(url)
+        assert r.status_code == 200 and r.headers["x-tds-indexed-block"] == block, url
+        body, today = r.json(), direct.get(url).json()
+        assert today.pop("indexedBlock") is None  # today's path reads the node, not an index
+        assert body.pop("indexedBlock") == int(block) and body == today, url
+        assert indexed.get(url, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+    g = indexed.get(f"/grants/{lc.grant}")
+    assert g.status_code == 200 and g.headers["x-tds-indexed-block"] == block
+    grant = g.json()
+    assert (grant["status"], grant["frozen"], grant["assetId"]) == ("closed", False, lc.asset)
+    assert [j["jobId"] for j in grant["jobs"]] == sorted([lc.job_ok, lc.job_failed])
+    assert [(a["authority"], a["reasonCode"]) for a in grant["alerts"]] == [("regulator", 42)]
+    assert grant["alerts"][0]["liftedBlock"] is not None
+    assert {"grant", "approve", "freeze", "unfreeze", "destroy"} <= {h["action"] for h in grant["history"]}
+    for url, code in [("/grants/999", "unknown-grant"), ("/collaborations/5", "unknown-collaboration"),
+                      (f"/jobs/{lc.job_ok + 77}", "unknown-job"), ("/assets/999/trail", "unknown-asset")]:
+        r = indexed.get(url)
+        assert r.status_code == 404 and r.json()["error"] == code and set(r.json()) == {"error", "detail"}, url
+        assert "indexed up to block" in r.json()["detail"]
+    r = direct.get(f"/grants/{lc.grant}")
+    assert r.status_code == 503 and r.json()["error"] == "index-unavailable"
+    assert indexed.get("/grants/0").json()["error"] == "invalid-input"

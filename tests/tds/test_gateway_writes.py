@@ -376,6 +376,32 @@ def test_audit_events_query(world: World):
     assert r.status_code == 422 and r.json()["error"] == "invalid-input"
 
 
+def test_audit_events_from_the_index_equal_the_chains(world: World, tmp_path):
+    """The same audit-log answers, filter for filter and caller for caller, with an event index."""
+    from audit.index import EventIndex
+
+    w = world
+    idx = EventIndex(w.w3, w.space.deployment, f"sqlite:///{tmp_path / 'i.sqlite'}")
+    idx.catch_up()
+    c = TestClient(create_app(w.settings, store=w.store, guard=ChallengeGuard(ChallengeVerifier("gateway.test")),
+                              guard_reads=False, rate_limit=RateLimit(per_second=1000, burst=1000), index=idx))
+    t = w.client.get("/audit/events", headers=auth(w.client, w.ids["regulator"])).json()["events"][3]["time"]
+    for who, params in [("regulator", {}), ("regulator", {"action": "apply", "asset": w.asset}),
+                        ("regulator", {"actor": w.ids["provider"].did}), ("regulator", {"from": str(t), "limit": 2}),
+                        ("regulator", {"actor": w.ids["consumer"].address, "offset": 1}), ("consumer", {}),
+                        ("consumer", {"action": "apply"})]:
+        want = w.client.get("/audit/events", params=params, headers=auth(w.client, w.ids[who]))
+        got = c.get("/audit/events", params=params, headers=auth(c, w.ids[who]))
+        assert want.status_code == got.status_code == 200, (who, params, got.text)
+        body = got.json()
+        assert body.pop("indexedBlock") == idx.indexed_block() and want.json().pop("indexedBlock") is None
+        assert body == {k: v for k, v in want.json().items() if k != "indexedBlock"}, (who, params)
+    r = c.get("/audit/events", params={"action": "steal"}, headers=auth(c, w.ids["regulator"]))
+    assert r.status_code == 400 and r.json()["error"] == "invalid-action"
+    r = c.get("/audit/events", params={"asset": 999}, headers=auth(c, w.ids["regulator"]))
+    assert r.status_code == 404 and r.json()["error"] == "unknown-asset"
+
+
 # ---------------------------------------------------------------------------- limits, errors, OpenAPI
 
 class Clock:
@@ -434,7 +460,8 @@ def test_openapi_is_complete(world: World):
     spec = world.client.get("/openapi.json").json()
     expected = {"/catalog", "/assets/{asset_id}", "/assets/{asset_id}/trail", "/audit/verify", "/audit/events",
                 "/jobs/{job_id}", "/jobs/{job_id}/result", "/applications", "/grants", "/jobs", "/auditor",
-                "/auth/challenge"}
+                "/auth/challenge", "/grants/{grant_id}", "/collaborations/{collab_id}", "/collaborations",
+                "/collaborations/validate"}
     assert expected == set(spec["paths"])
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
