@@ -10,7 +10,7 @@ TDS   := $(VENV)/bin/tds
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup prereqs browser postgres demo test test-python test-contracts bench clean
+.PHONY: help setup prereqs browser postgres mosquitto demo test test-python test-contracts bench clean
 
 help:
 	@echo "make demo   - set up (first run) and run the full lifecycle demo"
@@ -19,6 +19,7 @@ help:
 	@echo "make setup  - only set up (venv, pip, npm, compiler front-end, Brownie networks)"
 	@echo "make browser - install Debian's chromium + chromium-driver (auditor page test)"
 	@echo "make postgres - install Debian's postgresql server binaries (the index's PostgreSQL test starts its own)"
+	@echo "make mosquitto - install Debian's mosquitto broker binary (the MQTT source tests start their own)"
 
 prereqs:
 	@command -v python3 >/dev/null || { echo "python3 is missing: install Python 3.11+ (Debian: apt-get install python3 python3-venv)"; exit 1; }
@@ -57,17 +58,25 @@ postgres:
 	  echo "PostgreSQL server binaries missing and cannot install them (needs apt-get as root): apt-get install postgresql"; exit 1; fi; \
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 
+# Mosquitto for the MQTT source tests (tests/offchain/sources/test_mqtt.py starts a private broker
+# with its own config on a free loopback port; the system service is never used)
+mosquitto:
+	@if [ -x /usr/sbin/mosquitto ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ]; then \
+	  echo "mosquitto missing and cannot install it (needs apt-get as root): apt-get install mosquitto"; exit 1; fi; \
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
+
 setup: $(VENV)/.setup-done
 	@$(TDS) setup >/dev/null   # cheap re-check: front-end, links and Brownie networks still in place
 
 demo: setup
 	$(TDS) demo
 
-test: setup browser postgres
+test: setup browser postgres mosquitto
 	$(PY) -m pytest -p no:pytest-brownie tests --ignore=tests/contracts -q
 	$(VENV)/bin/brownie test tests/contracts --network tds-test
 
-test-python: setup browser postgres
+test-python: setup browser postgres mosquitto
 	$(PY) -m pytest -p no:pytest-brownie tests --ignore=tests/contracts -q
 
 test-contracts: setup

@@ -11,6 +11,9 @@
 | TDS_DEPLOYMENT    | deployment file (addresses, ABIs, chain id, block)        | <project>/deployments/<chain id>.json |
 | TDS_KEYSTORE_PASSWORD | password of every keystore (wallets, identities, data keys) | prompted                |
 | TDS_INDEX_URL     | event index database (SQLAlchemy URL: sqlite, postgresql) | sqlite:///<home>/index/events.sqlite |
+| TDS_MIN_QUALITY   | overall quality score a dataset needs to be registered    | 0.8                        |
+| TDS_SOURCES_DIR   | live sources' state, quarantine, version history, alerts  | <home>/sources             |
+| TDS_SOURCE_<NAME>_TOKEN / _PASSWORD | a REST source's bearer token / basic-auth password | unset          |
 
 ``TDS_KEYSTORE_PASSPHRASE`` (the data keystores' former name) still works, with a deprecation
 warning, when ``TDS_KEYSTORE_PASSWORD`` is unset.
@@ -52,6 +55,8 @@ class Settings:
     ipfs_api: str | None = None
     deployment_file: Path | None = None
     index_url: str | None = None
+    min_quality: str = "0.8"
+    sources_home: Path | None = None
 
     @property
     def chain_dir(self) -> Path:
@@ -75,6 +80,11 @@ class Settings:
         """The event index's SQLAlchemy URL (TDS_INDEX_URL, else a SQLite file under TDS_HOME)."""
         return self.index_url or f"sqlite:///{self.home / 'index' / 'events.sqlite'}"
 
+    @property
+    def sources_dir(self) -> Path:
+        """Live sources: state file, version histories, alerts (TDS_SOURCES_DIR overrides)."""
+        return self.sources_home or self.home / "sources"
+
     def deployment_path(self, chain_id: int) -> Path:
         """The deployment file for ``chain_id`` (TDS_DEPLOYMENT overrides)."""
         if self.deployment_file is not None:
@@ -97,7 +107,33 @@ def load_settings() -> Settings:
         ipfs_api=os.environ.get("TDS_IPFS_API") or None,
         deployment_file=Path(deployment).expanduser().resolve() if deployment else None,
         index_url=os.environ.get("TDS_INDEX_URL") or None,
+        min_quality=_quality(os.environ.get("TDS_MIN_QUALITY") or "0.8"),
+        sources_home=Path(os.environ["TDS_SOURCES_DIR"]).expanduser().resolve()
+        if os.environ.get("TDS_SOURCES_DIR") else None,
     )
+
+
+def _quality(raw: str) -> str:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        value = Decimal(-1)
+    if not 0 <= value <= 1:
+        raise ValueError(f"TDS_MIN_QUALITY={raw!r} must be a number between 0 and 1, such as 0.8")
+    return raw
+
+
+def source_secret_env(source: str, kind: str) -> str:
+    """The variable holding a source's secret: ``TDS_SOURCE_<NAME>_TOKEN`` / ``_PASSWORD``."""
+    name = "".join(ch if ch.isalnum() else "_" for ch in source).upper()
+    return f"TDS_SOURCE_{name}_{kind.upper()}"
+
+
+def source_secret(source: str, kind: str) -> str | None:
+    """A live source's credential (``kind`` = token | password) from the environment."""
+    return os.environ.get(source_secret_env(source, kind)) or None
 
 
 def keystore_password() -> str | None:

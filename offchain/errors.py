@@ -154,3 +154,28 @@ class BlockNotFound(StoreError):
         self.cid = cid
         super().__init__(f"block {cid} is not in the store")
 
+
+
+# --- packed lattice (BFV) layer --------------------------------------------------------------
+class BfvLayoutCouldWrap(PackingOverflow):
+    """A BFV column's sums could wrap modulo its plaintext modulus: ``(high − low) · rows``
+    needs ``needed_bits`` bits, the layout allows ``max_bits``. Refused before encryption (and
+    before aggregating more rows than the modulus was sized for)."""
+
+    def __init__(self, column: str, low: Any, high: Any, rows: int, needed_bits: int, max_bits: int) -> None:
+        self.column, self.low, self.high = column, low, high
+        self.needed_bits, self.max_bits = needed_bits, max_bits
+        DataPlaneError.__init__(self, f"column {column!r}: {rows} rows of values in [{low}, {high}] could sum to "
+                                f"a {needed_bits - 1}-bit total; the BFV plaintext modulus allows {max_bits} bits "
+                                "(a sum could wrap) — declare a tighter range or use the Paillier layer")
+        self.rows, self.max_rows = rows, 0
+
+
+class UnreducedCiphertext(DataPlaneError):
+    """The key service was asked to decrypt a BFV ciphertext that is not its own slot-reduced
+    total (its other slots could hold rows); names the ``key_id`` and why. Nothing is decrypted."""
+
+    def __init__(self, key_id: str, why: str) -> None:
+        self.key_id, self.why = key_id, why
+        super().__init__(f"refusing to decrypt under BFV key {key_id!r}: {why} (one decryption opens every "
+                         "slot; only a ciphertext the key service reduced to one total is decrypted)")

@@ -42,7 +42,7 @@ from offchain.keyservice.auditor import QueryAuditor
 from offchain.keyservice.ledger import ReleaseLedger
 from offchain.keyservice.onchain import JobChain, JobView
 from offchain.keyservice.privacy import PrivacyLedger
-from offchain.keyservice.release import Grant, KeyService, Release
+from offchain.keyservice.release import Grant, KeyService, Release, ResultRejected, bfv_column, same_result
 from offchain.keyservice.terms import GrantTermsDoc, load_terms
 from offchain.onion.packing import PackingLayout
 from offchain.onion.policy import DatasetPolicy
@@ -55,10 +55,6 @@ Sealer = Callable[[dict[str, Any], str], bytes]
 Fetch = Callable[[str], bytes]
 PREPARED_TTL_S = 3600.0
 MAX_PREPARED = 10_000   # prepared jobs kept in memory (oldest dropped first; they are recomputable)
-
-
-class ResultRejected(GrantRefused):
-    """The oracle's encrypted result is not the result of the committed query over the data."""
 
 
 @dataclass
@@ -261,7 +257,7 @@ class ProviderKeyService:
             raise ResultRejected(f"job {job_id}: the oracle's encrypted result is not the committed query's "
                                  f"result over the data (recomputed by the key service)", code="ResultRejected")
         audited = self._audit(job_id, prep, own)
-        rel = self._with_privacy(job_id, prep, own, self.service.open(committed, prep.grant, own))
+        rel = self._with_privacy(job_id, prep, own, self.service.open_recomputed(committed, prep.grant, own))
         sealed = self.seal({"job": job_id, "answer": rel.answer, "release": rel.record}, view.consumer)
         stored = self._released_put(job_id, committed.hash, sealed, rel.record)
         if stored[1] != sealed:                       # a concurrent retry won the race
@@ -303,7 +299,9 @@ class ProviderKeyService:
                 continue
             side, col = (agg.column or "").split(".", 1) if "." in (agg.column or "") else ("left", agg.column)
             manifest = self.service.manifests[prep.enc.datasets[side]]
-            slot = next(s for s in PackingLayout.from_dict(manifest["hom"]["layout"]).slots if s.name == col)
+            bcol = bfv_column(manifest, col or "")
+            slot = bcol.slot if bcol is not None else next(
+                s for s in PackingLayout.from_dict(manifest["hom"]["layout"]).slots if s.name == col)
             funcs[agg.label] = (agg.func, slot.low_value, slot.high_value)
         counts = [g.rows for g in own.groups if g.rows >= rel.record["min_group_size"]]
         rows, report = self.privacy.release(prep.grant.grant_id, dp, job_id, rel.answer["columns"],
@@ -341,17 +339,6 @@ class ProviderKeyService:
             self.oplog.append(OpRecord(action=action, actor_did=self.provider_did, actor_address=self.provider,
                                        object={**obj, "requester": requester}, result="failed" if error else "ok",
                                        error_code=error))
-
-
-def same_result(own: EncryptedResult, theirs: EncryptedResult) -> bool:
-    """Two encrypted results are the same answer: same query, datasets, groups, row counts,
-    homomorphic sums and order codes (Paillier products and DET labels are deterministic)."""
-    if own.query_hash != theirs.query_hash or own.datasets != theirs.datasets:
-        return False
-    if len(own.groups) != len(theirs.groups):
-        return False
-    return all(a.label == b.label and a.rows == b.rows and a.hom == b.hom and a.codes == b.codes
-               for a, b in zip(own.groups, theirs.groups))
 
 
 def discover_datasets(assets: Contract, fetch: Callable[[str], bytes], provider: str, from_block: int = 0

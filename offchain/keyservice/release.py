@@ -6,7 +6,14 @@ constants into tokens and peels only the RND layers needed (:meth:`KeyService.pr
 after the worker ran (3) opens exactly the returned aggregates — never rows — refusing groups
 smaller than the dataset's minimum group size, and returns the plaintext answer with a
 structured release record (:meth:`KeyService.open`). Sealing the answer to the consumer's
-key-agreement key is the identity package's job."""
+key-agreement key is the identity package's job.
+
+Packed BFV aggregates are opened only from the key service's *own* recomputation: one BFV
+decryption opens every slot, so :meth:`KeyService.open` recomputes the encrypted result from the
+content store (``fetch``) with the query's tokens and refuses a worker's result that differs
+(:class:`ResultRejected`); each column total is then reduced (rotate-and-sum), noise-flooded and
+decrypted by :meth:`~offchain.onion.bfvkey.BfvSecretKey.open_total`, which never decrypts a
+ciphertext whose slots still differ."""
 from __future__ import annotations
 
 import secrets
@@ -18,14 +25,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from offchain.canonical import canonical_hash
 from offchain.errors import GrantRefused, KeyAuthenticationError, PolicyError, QueryError
 from offchain.ingest.schema import Schema
+from offchain.onion.bfv import BfvColumn
 from offchain.onion.dataset import order_int, scaled_value
 from offchain.onion.keys import Keyring
 from offchain.onion.packing import COUNT_SLOT, PackingLayout
 from offchain.onion.peel import PeeledKeys, peel
 from offchain.ingest.classification import Classification
 from offchain.onion.policy import EQ, ORD, DatasetPolicy, ReleaseRules, exposure
-from offchain.query.engine import EncryptedResult
-from offchain.query.plan import EncryptedQuery, Eq, EqToken, Query, RangeToken, split_ref
+from offchain.query.engine import EncryptedResult, Engine, bfv_fingerprint
+from offchain.query.plan import EncryptedQuery, Eq, EqToken, Query, RangeToken, split_ref, split_version
 
 if TYPE_CHECKING:
     from offchain.keyservice.privacy import DpTerms
@@ -50,7 +58,8 @@ class Grant:
     def covering(cls, query: Query, operations: Iterable[str], consumer: str = "",
                  grant_id: str = "ad-hoc", price: int = 0) -> "Grant":
         """A grant of ``operations`` over exactly the query's dataset(s)."""
-        datasets = {query.dataset} | ({query.join.dataset} if query.join else set())
+        refs = {query.dataset} | ({query.join.dataset} if query.join else set())
+        datasets = {split_version(d)[0] for d in refs}
         return cls(grant_id, consumer, frozenset(datasets), frozenset(operations), price=price)
 
 
@@ -100,13 +109,40 @@ class Release:
     record: dict
 
 
+class ResultRejected(GrantRefused):
+    """The oracle's encrypted result is not the result of the committed query over the data."""
+
+
+def same_result(own: EncryptedResult, theirs: EncryptedResult) -> bool:
+    """Two encrypted results are the same answer: same query, datasets, groups, row counts,
+    homomorphic sums (Paillier products, BFV sums) and order codes — all deterministic."""
+    if own.query_hash != theirs.query_hash or own.datasets != theirs.datasets:
+        return False
+    if len(own.groups) != len(theirs.groups):
+        return False
+    return all(a.label == b.label and a.rows == b.rows and a.hom == b.hom and a.codes == b.codes
+               and _fingerprints(a.bfv) == _fingerprints(b.bfv) for a, b in zip(own.groups, theirs.groups))
+
+
+def _fingerprints(bfv: dict[str, bytes]) -> dict[str, bytes]:
+    return {c: bfv_fingerprint(v) for c, v in bfv.items()}
+
+
+def bfv_column(manifest: dict, column: str) -> BfvColumn | None:
+    """The column's BFV layout, or None when it is on Paillier (every pre-BFV manifest)."""
+    d = (manifest.get("bfv") or {}).get("columns", {}).get(column)
+    return BfvColumn.from_dict(d) if d else None
+
+
 class KeyService:
     """``rules`` (optional) make release depend on consumer identity and price: leaky layers
     (DET / order) of sensitive fields go only to trusted consumers or at a high enough price."""
 
     def __init__(self, keyring: Keyring, manifests: dict[str, dict],
-                 clock: Callable[[], float] = time.time, rules: ReleaseRules | None = None) -> None:
+                 clock: Callable[[], float] = time.time, rules: ReleaseRules | None = None,
+                 fetch: Callable[[str], bytes] | None = None) -> None:
         self.keyring, self.manifests, self.clock, self.rules = keyring, manifests, clock, rules
+        self.fetch = fetch       # the content store: BFV results are recomputed from it before opening
 
     # helpers ---------------------------------------------------------------------------------
     def _manifest(self, dataset_id: str) -> dict:
@@ -114,6 +150,11 @@ class KeyService:
             return self.manifests[dataset_id]
         except KeyError:
             raise QueryError(f"unknown dataset {dataset_id!r}") from None
+
+    @staticmethod
+    def _refs(query: Query) -> dict[str, str]:
+        """Side -> dataset reference as the query names it (``<id>`` or ``<id>@v<n>``)."""
+        return {"left": query.dataset, **({"right": query.join.dataset} if query.join else {})}
 
     def _sides(self, query: Query) -> dict[str, dict]:
         sides = {"left": self._manifest(query.dataset)}
@@ -198,7 +239,7 @@ class KeyService:
         peeled = PeeledKeys()
         for side, m in sides.items():
             peeled.merge(peel(m, self.keyring, needs[side]))
-        enc = EncryptedQuery(query.hash, {s: m["dataset_id"] for s, m in sides.items()},
+        enc = EncryptedQuery(query.hash, self._refs(query),
                              query.aggregates, tuple(tokens), query.group_by, query.join)
         return enc, peeled
 
@@ -222,13 +263,41 @@ class KeyService:
         return RangeToken(side, col, lo_code, hi_code)
 
     # open ------------------------------------------------------------------------------------
+    def uses_bfv(self, query: Query) -> bool:
+        """True if a SUM / AVG of ``query`` reads a column on the packed BFV layer."""
+        sides = self._sides(query)
+        return any(bfv_column(sides[split_ref(a.column)[0]], split_ref(a.column)[1]) is not None
+                   for a in query.aggregates if a.func in ("sum", "avg") and a.column)
+
+    def recompute(self, query: Query, grant: Grant) -> EncryptedResult:
+        """The encrypted result of ``query`` computed here, from the content store."""
+        if self.fetch is None:
+            raise GrantRefused("BFV aggregates are opened only from the key service's own recomputation, and "
+                               "this key service has no content store", code="Misconfigured")
+        enc, peeled = self.prepare(query, grant)
+        return Engine({d: self._manifest(d) for d in enc.datasets.values()}, self.fetch, peeled).run(enc)
+
     def open(self, query: Query, grant: Grant, result: EncryptedResult,
              min_group: int | None = None) -> Release:
-        """Decrypt exactly the aggregates of ``result`` that ``query`` asked for."""
+        """Decrypt exactly the aggregates of ``result`` that ``query`` asked for. A result with
+        BFV aggregates is recomputed here first and opened only if identical to our own."""
+        self.check(query, grant)
+        if self.uses_bfv(query):
+            own = self.recompute(query, grant)
+            if not same_result(own, result):
+                raise ResultRejected("the encrypted result is not this query's result over the data "
+                                     "(recomputed by the key service)", code="ResultRejected")
+            result = own
+        return self.open_recomputed(query, grant, result, min_group)
+
+    def open_recomputed(self, query: Query, grant: Grant, result: EncryptedResult,
+                        min_group: int | None = None) -> Release:
+        """:meth:`open` for a result the caller computed itself from the store (the provider's
+        release path recomputes every result before opening it)."""
         self.check(query, grant)
         if result.query_hash != query.hash:
             raise GrantRefused("result is for a different query")
-        if result.datasets != {s: m["dataset_id"] for s, m in self._sides(query).items()}:
+        if result.datasets != self._refs(query):
             raise GrantRefused("result is over other datasets than the query")
         sides = self._sides(query)
         k = max([min_group or 1] + [DatasetPolicy.from_dict(m["policy"]).min_group_size
@@ -252,7 +321,11 @@ class KeyService:
                     row.append(g.rows)
                     continue
                 side, col = split_ref(agg.column or "")
-                if agg.func in ("sum", "avg"):
+                bcol = bfv_column(sides[side], col) if agg.func in ("sum", "avg") else None
+                if bcol is not None:
+                    total = self._open_bfv(sides[side], bcol, g.bfv.get(col), g.rows, agg.label)
+                    row.append(total if agg.func == "sum" else Decimal(total) / Decimal(g.rows))
+                elif agg.func in ("sum", "avg"):
                     if side not in sums:
                         raise GrantRefused(f"result lacks the HOM aggregate for {agg.column}")
                     total = sums[side][col]
@@ -276,6 +349,19 @@ class KeyService:
                   "min_group_size": k, "answer_hash": canonical_hash(answer),
                   "released_at": int(self.clock())}
         return Release(answer, record)
+
+    def _open_bfv(self, manifest: dict, column: BfvColumn, aggregate: bytes | None, rows: int, label: str) -> Any:
+        """One BFV column total: reduced, flooded and decrypted by the key (never slot by slot)."""
+        if aggregate is None:
+            raise GrantRefused(f"result lacks the BFV aggregate for {label}")
+        column.check_rows(rows)           # the modulus was sized for at most max_rows rows
+        if not aggregate:                  # no rows contributed: nothing to decrypt
+            return column.total(0, rows)
+        if aggregate.startswith(b"sha256:"):
+            raise GrantRefused(f"{label}: a fingerprint, not a ciphertext — only the key service's own "
+                               "recomputation is opened", code="ResultRejected")
+        key = self.keyring.bfv(manifest["bfv"]["key"])
+        return column.total(key.open_total(column.params, aggregate), rows)
 
     def _open_hom(self, manifest: dict, ciphertext: int, rows: int) -> dict[str, Any]:
         hom = manifest["hom"]

@@ -10,7 +10,13 @@ product of selected rows yields SUM of every HOM field and COUNT at once. For ev
 with an order onion an *order index* per chunk is also written (rows sorted by order code with
 prefix products of the HOM ciphertexts), sealed under that column's order-onion RND key: once
 the order layer is peeled — which already reveals that order — a range SUM costs two binary
-searches and one division per chunk instead of a product over the selected rows."""
+searches and one division per chunk instead of a product over the selected rows.
+
+Packed HOM onion (``manifest["bfv"]``, :mod:`offchain.onion.bfv`): the policy puts a HOM column
+on BFV from ``BFV_MIN_ROWS`` rows up when its declared range cannot wrap; one object per chunk
+and column (``<column>/bfv``) holds that chunk's rows in blocks of N = 8192 slots (seeded
+symmetric ciphertexts, length-prefixed). Columns stay on Paillier otherwise; a manifest
+without ``bfv`` (every older one) is all-Paillier."""
 from __future__ import annotations
 
 import secrets
@@ -21,18 +27,21 @@ from typing import Any, Callable, Sequence
 from gmpy2 import mpz
 
 from offchain.canonical import canonical_hash, canonical_json
-from offchain.errors import DatasetFormatError, PackingOverflow, SchemaViolation, SlotRangeError
+from offchain.errors import (BfvLayoutCouldWrap, DatasetFormatError, PackingOverflow, SchemaViolation,
+                             SlotRangeError)
 from offchain.ingest.classification import Classification
 from offchain.ingest.schema import Field, Schema
 from offchain.ingest.table import Table
 from offchain.onion import keys as K
+from offchain.onion.bfv import BfvColumn
+from offchain.onion.bfvkey import BfvSecretKey
 from offchain.onion.chunks import ChunkHeader, join_varlen, pack_object
 from offchain.onion.det import encode_value
 from offchain.onion.keys import Keyring
 from offchain.onion.packing import PackingLayout, Slot
 from offchain.onion.paillier import PaillierPrivateKey
 from offchain.onion.parallel import order_encrypt_all, paillier_encrypt_all
-from offchain.onion.policy import BLOB, EQ, HOM, ORD, DatasetPolicy
+from offchain.onion.policy import BFV, BLOB, EQ, HOM, ORD, DatasetPolicy
 from offchain.store.unixfs import file_cid
 
 FORMAT = "tds-dataset/1"
@@ -119,6 +128,22 @@ def hom_layout(slots: list[Slot], rows: int, plaintext_bits: int) -> PackingLayo
         return PackingLayout.create(slots, 1 << max(1, rows).bit_length(), plaintext_bits)
 
 
+def _bfv_columns(hom_fields: list[Field], policy: DatasetPolicy, rows: int) -> dict[str, BfvColumn]:
+    """The HOM columns the policy puts on the packed BFV layer, sized so no sum can wrap."""
+    out = {}
+    for f in hom_fields:
+        slot = hom_slot(f)
+        try:
+            column: BfvColumn | None = BfvColumn.create(slot, rows)
+        except BfvLayoutCouldWrap:
+            if policy.hom_scheme == BFV:
+                raise                      # asked for BFV explicitly: refuse, never wrap
+            column = None
+        if policy.hom_scheme_for(rows, column is not None) == BFV and column is not None:
+            out[f.name] = column
+    return out
+
+
 def _check_present(table: Table, column: str, onion: str) -> None:
     for value, line in zip(table.columns[column], table.lines):
         if value is None:
@@ -128,14 +153,26 @@ def _check_present(table: Table, column: str, onion: str) -> None:
 
 def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classification,
                   keyring: Keyring, *, hom_key: PaillierPrivateKey | None = None,
-                  det_keys: dict[str, K.DetKey] | None = None, quality_hash: str | None = None,
+                  bfv_key: BfvSecretKey | None = None, det_keys: dict[str, K.DetKey] | None = None, quality_hash: str | None = None,
                   chunk_rows: int = DEFAULT_CHUNK_ROWS, processes: int = 1,
                   dataset_id: str | None = None, progress: Callable[[str, int], None] | None = None,
-                  order_index: bool = True) -> EncryptedDataset:
-    """Onion-encrypt ``table``. New keys go into ``keyring``; pass ``hom_key`` / ``det_keys``
-    (by join domain) to reuse keys across datasets (joins need a shared DET key)."""
+                  order_index: bool = True, previous: dict | None = None,
+                  expected_rows: int | None = None) -> EncryptedDataset:
+    """Onion-encrypt ``table``. New keys go into ``keyring``; pass ``hom_key`` / ``bfv_key`` /
+    ``det_keys`` (by join domain) to reuse keys across datasets (joins need a shared DET key).
+
+    ``previous`` (a manifest of the same schema and policy) makes this an *append*: every layer
+    reuses that manifest's keys (which ``keyring`` must hold) and packing layout, the dataset id
+    is kept and chunk indices continue after its chunks. ``expected_rows`` sizes the BFV layer
+    for a table that appends will grow to (its sums are refused past that many rows). The returned manifest covers the new
+    rows only; :mod:`offchain.sources.versions` merges it into the next version."""
     schema, n = table.schema, table.num_rows
+    if previous is not None:
+        dataset_id = previous["dataset_id"]
+        hom_key = keyring.hom(previous["hom"]["key"]) if previous.get("hom") else hom_key
     dataset_id = dataset_id or secrets.token_hex(16)
+    old: dict[str, dict] = previous["columns"] if previous is not None else {}
+    first_chunk = len(previous["chunks"]) if previous is not None else 0
     det_keys = det_keys if det_keys is not None else {}
     tick = progress or (lambda stage, k: None)
     columns_meta: dict[str, dict] = {}
@@ -149,19 +186,20 @@ def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classific
         for onion in onions:
             if onion == HOM:
                 continue
-            rnd = K.new_rnd()
+            prior = old.get(f.name, {}).get(onion)
+            rnd = keyring.rnd(prior["rnd"]) if prior else K.new_rnd()
             keyring.add(rnd)
             rnd_keys[(f.name, onion)] = rnd
             if onion == EQ:
                 domain = policy.fields[f.name].domain
-                det = det_keys.get(domain) or K.new_det()
+                det = keyring.det(prior["det"]) if prior else det_keys.get(domain) or K.new_det()
                 det_keys[domain] = det
                 keyring.add(det)
                 inner[(f.name, EQ)] = det.encrypt_many(col, domain)
                 meta[EQ] = {"rnd": rnd.key_id, "det": det.key_id, "domain": domain}
             elif onion == ORD:
                 _check_present(table, f.name, ORD)
-                ok = K.new_order(order_bits(f))
+                ok = keyring.order(prior["ope"]) if prior else K.new_order(order_bits(f))
                 keyring.add(ok)
                 ints = [order_int(f, v) for v in col]
                 for i, v in enumerate(ints):
@@ -178,12 +216,30 @@ def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classific
         tick("column", 1)
 
     hom_fields = [f for f in schema.fields if HOM in policy.onions(f.name)]
+    if previous is not None:   # an append keeps the layers' layouts (sums past max_rows are refused)
+        bfv_cols = {c: BfvColumn.from_dict(d) for c, d in (previous.get("bfv") or {}).get("columns", {}).items()}
+        bfv_key = keyring.bfv(previous["bfv"]["key"]) if bfv_cols else bfv_key
+    else:
+        bfv_cols = _bfv_columns(hom_fields, policy, max(n, expected_rows or 0))   # appends to come
+    hom_fields = [f for f in hom_fields if f.name not in bfv_cols]
+    bfv_meta: dict | None = None
+    bfv_values: dict[str, Any] = {}
+    if bfv_cols:
+        bk = bfv_key or K.new_bfv()
+        keyring.add(bk)
+        for name, bc in bfv_cols.items():
+            _check_present(table, name, HOM)
+            bfv_values[name] = bc.encode_column(table.columns[name], table.lines)
+            columns_meta[name][HOM] = {"key": bk.key_id, "scheme": BFV}
+        bfv_meta = {"key": bk.key_id, "slots": next(iter(bfv_cols.values())).params.slots,
+                    "columns": {name: bc.to_dict() for name, bc in sorted(bfv_cols.items())}}
     hom_meta: dict | None = None
     hom_cts: list[bytes] = []
     if hom_fields:
         sk = hom_key or K.new_hom()
         keyring.add(sk)
-        layout = hom_layout([hom_slot(f) for f in hom_fields], n, sk.public.bits - 1)
+        layout = (PackingLayout.from_dict(previous["hom"]["layout"]) if previous is not None
+                  else hom_layout([hom_slot(f) for f in hom_fields], n, sk.public.bits - 1))
         for f in hom_fields:
             _check_present(table, f.name, HOM)
         plains = [layout.encode([table.columns[f.name][i] for f in hom_fields], table.lines[i])
@@ -197,7 +253,7 @@ def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classific
 
     objects: dict[str, bytes] = {}
     chunks = []
-    for index, start in enumerate(range(0, max(n, 1), chunk_rows)):
+    for index, start in enumerate(range(0, max(n, 1), chunk_rows), first_chunk):
         stop = min(n, start + chunk_rows)
         rows = stop - start
         refs: dict[str, str] = {}
@@ -214,6 +270,11 @@ def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classific
             part = values[start:stop]
             body = b"".join(part) if onion == ORD else join_varlen(part)
             put(column, onion, body, columns_meta[column][onion], rnd_keys[(column, onion)])
+        if bfv_meta:     # blocks of N slots restart at every chunk: chunk i, block j = its rows j·N …
+            for name, values in bfv_values.items():
+                cts = bk.encrypt_blocks(bfv_cols[name].params, values[start:stop])
+                put(name, BFV, join_varlen(cts), {"key": bfv_meta["key"]}, None)
+                tick("hom", rows)
         if hom_meta:
             put("__hom__", HOM, b"".join(hom_cts[start:stop]), {"key": hom_meta["key"]}, None)
             if order_index:
@@ -230,6 +291,7 @@ def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classific
         "schema": schema.to_dict(), "classification": classification.to_dict(),
         "policy": policy.to_dict(), "row_count": n, "chunk_rows": chunk_rows,
         "columns": columns_meta, "hom": hom_meta, "chunks": chunks,
+        **({"bfv": bfv_meta} if bfv_meta else {}),
         "quality_report_hash": quality_hash,
     }
     return EncryptedDataset(manifest, objects)

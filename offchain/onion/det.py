@@ -70,7 +70,15 @@ class DetKey:
 
     def encrypt_many(self, values: Sequence[Any], domain: str) -> list[bytes]:
         siv, ad = AESSIV(self.key), [domain.encode()]
-        return [siv.encrypt(encode_value(v), ad) for v in values]
+        memo: dict[tuple[type, str], bytes] = {}      # deterministic: a repeated value needs no new call
+        out = []
+        for v in values:
+            key = (type(v), repr(v))
+            ct = memo.get(key)
+            if ct is None:
+                ct = memo[key] = siv.encrypt(encode_value(v), ad)
+            out.append(ct)
+        return out
 
     def decrypt(self, ciphertext: bytes, domain: str) -> Any:
         try:

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from offchain.errors import KeyNotFound
+from offchain.onion.bfvkey import BfvSecretKey, new_bfv_key
 from offchain.onion.det import DetKey
 from offchain.onion.ope import OrderKey
 from offchain.onion.paillier import (DEFAULT_BITS, DEFAULT_EXPONENT_BITS, PaillierPrivateKey,
                                      generate_keypair)
 from offchain.onion.rnd import RndKey
 
-Key = Union[RndKey, DetKey, OrderKey, PaillierPrivateKey]
+Key = Union[RndKey, DetKey, OrderKey, PaillierPrivateKey, BfvSecretKey]
 
 
 def new_rnd() -> RndKey:
@@ -35,6 +36,10 @@ def new_hom(bits: int = DEFAULT_BITS, exponent_bits: int = DEFAULT_EXPONENT_BITS
     return generate_keypair(bits, exponent_bits)
 
 
+def new_bfv() -> BfvSecretKey:
+    return new_bfv_key()
+
+
 def key_to_dict(key: Key) -> dict:
     if isinstance(key, RndKey):
         return {"kind": "rnd", "key": key.key.hex()}
@@ -44,6 +49,8 @@ def key_to_dict(key: Key) -> dict:
         return {"kind": "ope", "key": key.key.hex(), "in_bits": key.in_bits, "out_bits": key.out_bits}
     if isinstance(key, PaillierPrivateKey):
         return {"kind": "hom", **key.to_dict()}
+    if isinstance(key, BfvSecretKey):
+        return {"kind": "bfv", **key.to_dict()}
     raise TypeError(f"not a key: {type(key).__name__}")
 
 
@@ -57,6 +64,8 @@ def key_from_dict(d: dict) -> Key:
         return OrderKey(bytes.fromhex(d["key"]), int(d["in_bits"]), int(d["out_bits"]))
     if kind == "hom":
         return PaillierPrivateKey.from_dict(d)
+    if kind == "bfv":
+        return BfvSecretKey.from_dict(d)
     raise ValueError(f"unknown key kind {kind!r}")
 
 
@@ -88,6 +97,9 @@ class Keyring:
 
     def hom(self, key_id: str) -> PaillierPrivateKey:
         return self._typed(key_id, PaillierPrivateKey)  # type: ignore[return-value]
+
+    def bfv(self, key_id: str) -> BfvSecretKey:
+        return self._typed(key_id, BfvSecretKey)  # type: ignore[return-value]
 
     def _typed(self, key_id: str, kind: type) -> Key:
         key = self.get(key_id)

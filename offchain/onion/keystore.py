@@ -102,6 +102,12 @@ class Keystore:
             json.dump(doc, fh, indent=1)
         os.replace(tmp, self.path)
 
+    def reload(self) -> None:
+        """Merge in entries another process saved to the file since this one was opened
+        (entries held here win). Call under a lock before saving when processes share a file."""
+        if self.path.exists():
+            self.entries = {**Keystore.open(self.path, self._passphrase).entries, **self.entries}
+
     # keys ------------------------------------------------------------------------------------
     def add(self, key: Key, save: bool = True) -> str:
         entry = key_to_dict(key)

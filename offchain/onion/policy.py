@@ -50,10 +50,30 @@ class FieldPolicy:
         return d
 
 
+PAILLIER, BFV = "paillier", "bfv"
+HOM_SCHEMES = ("auto", PAILLIER, BFV)
+BFV_MIN_ROWS = 16384   # two full BFV blocks; below it Paillier (per-row, joins, order index) wins
+
+
 @dataclass(frozen=True)
 class DatasetPolicy:
+    """``hom_scheme``: ``"auto"`` (BFV from ``BFV_MIN_ROWS`` rows up for each HOM column whose
+    declared range cannot wrap, Paillier otherwise), ``"paillier"`` or ``"bfv"`` (refuses a
+    column that could wrap). The manifest records the scheme of every HOM column."""
+
     fields: dict[str, FieldPolicy]
     min_group_size: int = 5
+    hom_scheme: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.hom_scheme not in HOM_SCHEMES:
+            raise PolicyError("*", "encrypt", f"unknown HOM scheme {self.hom_scheme!r} (one of {HOM_SCHEMES})")
+
+    def hom_scheme_for(self, rows: int, fits_bfv: bool) -> str:
+        """Which HOM layer a column of a ``rows``-row table gets (``fits_bfv``: no wrap possible)."""
+        if self.hom_scheme == "auto":
+            return BFV if rows >= BFV_MIN_ROWS and fits_bfv else PAILLIER
+        return self.hom_scheme
 
     def onions(self, column: str) -> tuple[str, ...]:
         if column not in self.fields:
@@ -71,14 +91,17 @@ class DatasetPolicy:
         return onion
 
     def to_dict(self) -> dict:
-        return {"min_group_size": self.min_group_size,
-                "fields": [self.fields[c].to_dict() for c in sorted(self.fields)]}
+        out: dict = {"min_group_size": self.min_group_size,
+                     "fields": [self.fields[c].to_dict() for c in sorted(self.fields)]}
+        if self.hom_scheme != "auto":
+            out["hom_scheme"] = self.hom_scheme
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "DatasetPolicy":
         fields = {f["column"]: FieldPolicy(f["column"], tuple(f["onions"]), f.get("join_domain"))
                   for f in d["fields"]}
-        return cls(fields, int(d.get("min_group_size", 5)))
+        return cls(fields, int(d.get("min_group_size", 5)), str(d.get("hom_scheme", "auto")))
 
 
 def default_field_onions(type_: str, role: str, level: str) -> tuple[str, ...]:
@@ -98,7 +121,7 @@ def default_field_onions(type_: str, role: str, level: str) -> tuple[str, ...]:
 
 def default_policy(schema: Schema, classification: Classification, min_group_size: int = 5,
                    overrides: dict[str, Iterable[str]] | None = None,
-                   join_domains: dict[str, str] | None = None) -> DatasetPolicy:
+                   join_domains: dict[str, str] | None = None, hom_scheme: str = "auto") -> DatasetPolicy:
     fields = {}
     for f in schema.fields:
         onions = tuple(overrides[f.name]) if overrides and f.name in overrides else \
@@ -111,7 +134,7 @@ def default_policy(schema: Schema, classification: Classification, min_group_siz
         if f.type == "date" and HOM in onions:
             raise PolicyError(f.name, "encrypt", "dates have no HOM onion")
         fields[f.name] = FieldPolicy(f.name, onions, (join_domains or {}).get(f.name))
-    return DatasetPolicy(fields, min_group_size)
+    return DatasetPolicy(fields, min_group_size, hom_scheme)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 from offchain.ingest.classification import Classification
 from offchain.ingest.schema import Schema
 from offchain.ingest.table import Table
+from offchain.onion.bfv import BfvColumn, blocks, context, ct_from_bytes
 from offchain.onion.chunks import split_fixed, split_varlen, unpack_object
 from offchain.onion.dataset import EncryptedDataset, encrypt_table, scaled_value
 from offchain.onion.det import decode_value
@@ -56,10 +57,31 @@ def decrypt_dataset(ds: EncryptedDataset, keyring: Keyring) -> Table:
             _, _, body = unpack_object(ds.get(chunk["objects"][f"__hom__/{HOM}"]))
             for c in split_fixed(body, key.public.width):
                 hom_rows.append(layout.decode_sums(key.decrypt(key.public.from_bytes(c)), 1))
+    bfv = (m.get("bfv") or {}).get("columns", {})
     for f in schema.fields:
         if set(m["columns"][f.name]) == {HOM}:
-            cols[f.name] = [r[f.name] for r in hom_rows]
+            cols[f.name] = (_bfv_column_rows(ds, keyring, f.name) if f.name in bfv
+                            else [r[f.name] for r in hom_rows])
     return Table(schema, cols, m["name"])
+
+
+def _bfv_column_rows(ds: EncryptedDataset, keyring: Keyring, column: str) -> list[Any]:
+    """Provider-side only (re-encryption): every row of a BFV column, slot by slot. The key
+    service's release path never does this; it decrypts only reduced totals (onion/bfvkey.py)."""
+    import tenseal.sealapi as seal
+    m = ds.manifest
+    bc = BfvColumn.from_dict(m["bfv"]["columns"][column])
+    key = keyring.bfv(m["bfv"]["key"])
+    ctx = context(bc.params)
+    decryptor, encoder = seal.Decryptor(ctx, key.secret(bc.params)), seal.BatchEncoder(ctx)
+    out: list[Any] = []
+    for chunk in m["chunks"]:
+        _, _, body = unpack_object(ds.get(chunk["objects"][f"{column}/bfv"]))
+        for raw, (start, stop) in zip(split_varlen(bytes(body)), blocks(chunk["rows"], bc.params.slots)):
+            plain = seal.Plaintext()
+            decryptor.decrypt(ct_from_bytes(bc.params, raw), plain)
+            out += [bc.row_value(v) for v in encoder.decode_uint64(plain)[:stop - start]]
+    return out
 
 
 def rotate_dataset(ds: EncryptedDataset, keystore: Keystore, destroy_old: bool = False,

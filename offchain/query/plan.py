@@ -15,6 +15,18 @@ AGGREGATES = ("count", "sum", "avg", "min", "max")
 RIGHT = "right."
 
 
+VERSION_SEP = "@v"
+
+
+def split_version(dataset: str) -> tuple[str, int | None]:
+    """``"<id>@v3"`` -> (id, 3); a bare dataset id -> (id, None), meaning the latest version.
+    A key service holds manifests under both forms (see :mod:`offchain.sources.versions`)."""
+    base, sep, number = dataset.rpartition(VERSION_SEP)
+    if sep and base and number.isdigit():
+        return base, int(number)
+    return dataset, None
+
+
 def split_ref(ref: str) -> tuple[str, str]:
     """``"right.amount"`` -> ("right", "amount"); ``"amount"`` -> ("left", "amount")."""
     return ("right", ref[len(RIGHT):]) if ref.startswith(RIGHT) else ("left", ref)

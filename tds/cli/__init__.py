@@ -22,6 +22,7 @@ from tds.cli.jobs import job
 from tds.cli.ratings import rate
 from tds.cli.services import oracle, provider
 from tds.cli.oversight import monitor, regulator
+from tds.cli.sources import source
 from tds.cli.output import fail
 from chain.errors import TdsError
 
@@ -55,6 +56,7 @@ cli.add_command(collab)
 cli.add_command(node)
 cli.add_command(monitor)
 cli.add_command(regulator)
+cli.add_command(source)
 
 
 def main() -> None:

@@ -74,12 +74,17 @@ def asset() -> None:
               help="CID of the public metadata document (default: the manifest's).")
 @click.option("--quality-hash", "quality_text", default=None, metavar="0x…",
               help="Quality-report hash (default: the one the manifest carries).")
+@click.option("--quality-report", "report_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The quality report (canonical JSON) behind the hash (default: from the content store).")
+@click.option("--min-quality", default=None, metavar="SCORE",
+              help="Refuse below this overall quality score (default: TDS_MIN_QUALITY, 0.8; 0 disables the gate).")
 @wallet_options
 @_JSON
 @onchain
 def asset_register(manifest_cid: str, template_id: int, metadata_cid: str | None, quality_text: str | None,
-                   as_json: bool, wallet: WalletChoice) -> None:
-    """Provider: mint a certificate for the encrypted dataset whose manifest is MANIFEST_CID."""
+                   report_path: Path | None, min_quality: str | None, as_json: bool, wallet: WalletChoice) -> None:
+    """Provider: mint a certificate for the encrypted dataset whose manifest is MANIFEST_CID. A dataset
+    whose quality report scores below the threshold is refused (QualityBelowThreshold)."""
     from offchain.canonical import canonical_hash
     from chain.errors import InvalidCid
     from offchain.errors import DataPlaneError
@@ -100,6 +105,12 @@ def asset_register(manifest_cid: str, template_id: int, metadata_cid: str | None
     if len(quality_hash) != 32:
         raise BadInput(f"manifest {manifest_cid} carries no quality-report hash: encrypt with 'tds data encrypt' "
                        f"(which scores the data first) or pass --quality-hash")
+    from chain.config import load_settings
+    from offchain.sources.gate import find_report, require_quality
+    report = (json.loads(report_path.read_text(encoding="utf-8")) if report_path
+              else find_report(manifest, d.store().cat))
+    require_quality(manifest["dataset_id"], report, "0x" + quality_hash.hex(),
+                    min_quality if min_quality is not None else load_settings().min_quality)
     try:
         metadata = parse_cid(metadata_cid).to_bytes() if metadata_cid else content
     except (DataPlaneError, InvalidCid) as exc:
@@ -221,6 +232,26 @@ def asset_unfreeze(asset_id: int, wallet: WalletChoice) -> None:
     me = d.signer(wallet)
     r = d.send(me, d.c["AssetRegistry"].functions.unfreeze(asset_id))
     click.echo(f"asset {asset_id} unfrozen (tx {_tx(r)})")
+
+
+@asset.command("review")
+@click.argument("asset_id", type=click.IntRange(min=1))
+@click.option("--approve/--reject", "approve", required=True, help="The decision.")
+@click.option("--reason", required=True, help="Your reasons (their hash goes on chain, the text to the store).")
+@wallet_options
+@onchain
+def asset_review(asset_id: int, approve: bool, reason: str, wallet: WalletChoice) -> None:
+    """Reviewer (operator): approve or reject a certificate pending review under its template."""
+    d = Deployed.open()
+    a = d.asset(asset_id)
+    if a.state != "pending":
+        raise StateRefused(f"asset {asset_id} is {a.state}, not pending review")
+    record = json.dumps({"asset": asset_id, "approved": approve, "reason": reason}, sort_keys=True).encode()
+    cid = d.store().add_bytes(record)
+    fn = d.c["AssetRegistry"].functions
+    call = fn.approveRegistration if approve else fn.rejectRegistration
+    r = d.send(d.signer(wallet), call(asset_id, keccak(record)))
+    console.print(f"asset {asset_id} {'approved' if approve else 'rejected'} (reasons {cid}, tx {_tx(r)})")
 
 
 @asset.command("destroy")

@@ -138,8 +138,9 @@ def encrypt_cmd(file: Path, schema_path: Path | None, clean_path: Path | None, y
                            progress=lambda stage, k: bar.advance(task, k) if stage != "chunk" else None)
     ks.add_keyring(ring)
     store_ = _store()
-    manifest_cid = ds.publish(store_.add_bytes)
     report_cid = store_.add_bytes(report.canonical())
+    ds.manifest["quality_report_cid"] = report_cid   # the quality gate of 'tds asset register' reads it
+    manifest_cid = ds.publish(store_.add_bytes)
     emit_json({"manifest_cid": manifest_cid, "manifest_hash": ds.manifest_hash,
                "dataset_id": ds.dataset_id, "rows": table.num_rows, "objects": len(ds.objects),
                "quality_report_cid": report_cid, "quality_report_hash": report.hash,

@@ -150,7 +150,7 @@ def test_full_participant_lifecycle(env: Env, tmp_path: Path):
     env.refused(BadInput, "no quality-report hash", "asset", "register", manifest_cid, "--keystore",
                 env.provider_keystore)  # the sandbox's datasets were not scored
     reg = env.json("asset", "register", manifest_cid, "--template", "1", "--quality-hash",
-                   "0x" + keccak(text="quality").hex(), "--keystore", env.provider_keystore)
+                   "0x" + keccak(text="quality").hex(), "--min-quality", "0", "--keystore", env.provider_keystore)
     asset = reg["assetId"]
     assert asset == 3 and reg["dataset"] == w.sales_id and reg["classification"] == "internal"
     w.key_service.register_asset(asset, {w.sales_id})
