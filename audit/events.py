@@ -26,7 +26,7 @@ from web3.contract import Contract
 
 from chain.deploy import bind
 
-LOG_CHUNK = 5_000  # blocks per eth_getLogs call (public nodes cap ranges)
+LOG_CHUNK = 2_000  # blocks per eth_getLogs call (public nodes cap ranges; ethereumjs at 2,500)
 UNVERIFIED = "unverified:"  # prefix of a DID an account bound without a binding proof that verifies
 
 

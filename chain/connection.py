@@ -5,11 +5,58 @@ network; without it the embedded anvil is used and started on demand.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from web3 import HTTPProvider, Web3
+from web3.middleware import ExtraDataToPOAMiddleware, Web3Middleware
 
 from chain.node import EmbeddedNode
 from chain.config import Settings, load_settings
 from chain.errors import ChainConnectionError
+
+
+def log_matches(log: dict[str, Any], query: dict[str, Any]) -> bool:
+    """Whether a raw ``eth_getLogs`` entry satisfies the query's ``address`` and ``topics``."""
+    address = query.get("address")
+    if address:
+        wanted = [address] if isinstance(address, str) else list(address)
+        if str(log.get("address", "")).lower() not in {a.lower() for a in wanted}:
+            return False
+    topics = [str(t).lower() for t in log.get("topics") or []]
+    for i, want in enumerate(query.get("topics") or []):
+        if want is None:
+            continue
+        options = {w.lower() for w in ([want] if isinstance(want, str) else want)}
+        if i >= len(topics) or topics[i] not in options:
+            return False
+    return True
+
+
+class LogFilterMiddleware(Web3Middleware):
+    """Applies ``eth_getLogs``'s address and topic filters again on the answer: ethereumjs
+    0.10.2 checks only the first topic (the event), so every ``argument_filters=`` query on an
+    indexed argument (a job id, an account) returned the events of every job or account."""
+
+    def wrap_make_request(self, make_request: Callable[..., Any]) -> Callable[..., Any]:
+        def middleware(method: str, params: Any) -> Any:
+            response = make_request(method, params)
+            if method == "eth_getLogs" and params and isinstance(response.get("result"), list):
+                response = {**response, "result": [lg for lg in response["result"] if log_matches(lg, params[0])]}
+            return response
+
+        return middleware
+
+
+def web3_for(url: str, timeout: float = 10.0) -> Web3:
+    """A Web3 over HTTP for ``url`` that reads any chain's blocks: proof-of-authority chains
+    (Clique, e.g. the ethereumjs chain) carry 97-byte ``extraData`` that web3.py refuses
+    without :class:`ExtraDataToPOAMiddleware` ("The field extraData is 97 bytes, but should be 32");
+    log queries are filtered again by :class:`LogFilterMiddleware`.
+    ``eth_chainId`` and friends are cached: web3 would otherwise ask for the chain id on every call."""
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}, cache_allowed_requests=True))
+    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    w3.middleware_onion.add(LogFilterMiddleware, "tds_log_filter")
+    return w3
 
 
 def connect(settings: Settings | None = None, *, start: bool = True, timeout: float = 10.0) -> Web3:
@@ -26,8 +73,7 @@ def connect(settings: Settings | None = None, *, start: bool = True, timeout: fl
         if info is None:
             raise ChainConnectionError("the embedded chain is not running: start it with 'tds chain up'")
         url = info.url
-    # eth_chainId and friends are cached: web3 would otherwise ask for the chain id on every call
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}, cache_allowed_requests=True))
+    w3 = web3_for(url, timeout)
     try:
         chain_id = w3.eth.chain_id
     except Exception as exc:  # requests/urllib errors vary by transport

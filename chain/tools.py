@@ -32,3 +32,14 @@ def anvil_executable(node_modules: Path) -> str:
 
 def cast_executable(node_modules: Path) -> str:
     return npm_binary(node_modules, "@foundry-rs/cast-linux-amd64", "cast")
+
+
+def ethereumjs_executable(node_modules: Path) -> str:
+    """The ``ethereumjs`` command of npm ``@ethereumjs/client`` (a second, independent EVM client)."""
+    cli = node_modules / "@ethereumjs" / "client" / "dist" / "esm" / "bin" / "cli.js"
+    if cli.is_file():
+        return str(cli)
+    linked = node_modules / ".bin" / "ethereumjs"
+    if linked.exists():
+        return str(linked)
+    raise ToolMissing("ethereumjs is not installed (npm package @ethereumjs/client): run 'make setup' or 'npm ci'")

@@ -27,13 +27,14 @@ from typing import Any
 from brownie import accounts, network
 from brownie import web3 as brownie_web3
 from brownie._config import CONFIG
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 
 from did.identity import Identity
 from offchain.ingest.cleaning import Deduplicate, DropOutliers, clean
 from offchain.ingest.readers import read_table
 from offchain.store.client import open_store
 from chain.accounts import dev_account
+from chain.connection import web3_for
 from chain.deploy import read_deployment
 from chain.config import Settings, keystore_password, load_settings
 from tds.demo import BRANCHES, SALES
@@ -87,7 +88,7 @@ def web3_of_brownie() -> Web3:
     uri = getattr(brownie_web3.provider, "endpoint_uri", None)
     if not uri:
         fail(f"network {network.show_active()!r} is not an HTTP endpoint; the scripts need one")
-    return Web3(HTTPProvider(uri, request_kwargs={"timeout": 30}, cache_allowed_requests=True))
+    return web3_for(uri, timeout=30)  # reads proof-of-authority blocks too
 
 
 def passphrase() -> str:
