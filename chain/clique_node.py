@@ -177,13 +177,15 @@ class CliqueNode:
         cmd = [node_executable(), ethereumjs_executable(self.node_modules), *args,
                "--dataDir", str(self.dir / "data"), "--port", str(self.p2p_port),
                "--rpc", "--rpcAddr", LOOPBACK, "--rpcPort", str(self.rpc_port),
-               "--discDns", "false", "--discV4", "false", "--logFile", "false", "--logLevel", self.log_level]
+               "--discDns", "false", "--discV4", "false", "--logLevel", self.log_level]
         if self.bootnodes:
             cmd += ["--bootnodes", ",".join(self.bootnodes)]
         log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         with open(self.log_file, "ab") as log:
+            # cwd: the client writes its rotating log files (and their audit JSON) into the working
+            # folder; keep them in the node's own folder, never in the caller's
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          start_new_session=True)
+                                          start_new_session=True, cwd=self.dir)
         try:
             self._wait_ready(timeout, log_start)
         except BaseException:
