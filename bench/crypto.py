@@ -13,7 +13,6 @@ one JSON object on stdout."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import secrets
@@ -21,6 +20,7 @@ import sys
 import time
 from typing import Any, Callable
 
+from bench import emit
 from offchain.ingest.classification import Classification
 from offchain.ingest.schema import Field, Schema
 from offchain.ingest.table import Table
@@ -216,11 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     result["symmetric"] = bench_symmetric(args.reps * 10)
     if args.rows:
         result["table"] = bench_table(args.rows, args.processes, log)
-    result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
-    print(render(result), file=sys.stderr)
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-    return 0
+    return emit(result, render, args.json)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from typing import Any
 
 from audit.events import ChainEvent
 from audit.oplog import OpRecord
+from bench import emit
 from oversight.rules import Evaluator, load_rules
 from oversight.sources import Context, observation_from_record, observations_from_events
 
@@ -186,11 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"detect-to-freeze on the embedded chain ({args.trials} trials) ...", file=sys.stderr, flush=True)
     result |= bench_freeze(args.trials, args.block_interval)
     result["targets"] = TARGETS
-    result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
-    print(render(result), file=sys.stderr)
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-    return 0
+    return emit(result, render, args.json)
 
 
 if __name__ == "__main__":

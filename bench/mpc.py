@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from bench import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -185,11 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         result.update(bench_comparisons(args.comparisons, args.scalar_comparisons, log))
     if args.psi_rows:
         result.update(bench_psi(args.psi_rows, log))
-    result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
-    print(render(result), file=sys.stderr)
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-    return 0
+    return emit(result, render, args.json)
 
 
 if __name__ == "__main__":

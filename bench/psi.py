@@ -12,13 +12,13 @@ consumer and opened by it), checked against the plaintext. Baseline beside it: o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+from bench import emit
 from did.identity import Identity
 from offchain.psi.ecdh import blind_blob, new_scalar, shutdown_pools
 from offchain.psi.session import PsiParty, open_intersection, run_psi
@@ -122,11 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args(argv)
     result = measure(args.rows, args.processes, log=lambda m: print(m, file=sys.stderr, flush=True))
-    result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
-    print(render(result), file=sys.stderr)
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-    return 0
+    return emit(result, render, args.json)
 
 
 if __name__ == "__main__":

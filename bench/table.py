@@ -17,7 +17,6 @@ sum_where_s <= 1, group_by_10_s <= 3. Table on stderr; with ``--json`` one JSON 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -27,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bench import emit
 from offchain.ingest.classification import Classification
 from offchain.ingest.schema import Field, Schema
 from offchain.ingest.table import Table
@@ -38,7 +38,12 @@ from offchain.onion.packing import PackingLayout
 from offchain.onion.parallel import paillier_encrypt_all
 from offchain.onion.policy import DatasetPolicy, FieldPolicy
 from offchain.query.columns import ChunkCache
-from offchain.query.distributed import DaskOptions, ObjectDirectory, client_for, close_clients
+from offchain.query.distributed import (
+    DaskOptions,
+    ObjectDirectory,
+    client_for,
+    close_clients,
+)
 from offchain.query.engine import Engine
 from offchain.query.plan import Agg, Query, Range
 
@@ -236,11 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     result["dask_workers"] = 0
     if args.dask_rows:
         result.update(bench_dask(args.dask_rows, args.dask_workers, args.scheduler, args.processes, log))
-    result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
-    print(render(result), file=sys.stderr)
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-    return 0
+    return emit(result, render, args.json)
 
 
 if __name__ == "__main__":

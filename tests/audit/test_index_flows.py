@@ -4,25 +4,27 @@ failed, one cancelled, a Jobs workflow stopped, heartbeats and a disabled node. 
 what the chain says now; a reorg rolls them back; a rebuild from empty gives the same digest."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from eth_utils import keccak
 from sqlalchemy import select
 
 from audit.index import EventIndex
 from audit.index_entities import EntityReads
-from audit.index_tables import collab_uses, digest, grants, nodes, payments, workflow_steps, workflows
-from chain import Space
+from audit.index_tables import (
+    collab_uses,
+    digest,
+    grants,
+    nodes,
+    payments,
+    workflow_steps,
+    workflows,
+)
 from chain import collab as cc
 from chain.accounts import dev_account
-from chain.config import load_settings
-from chain.connection import connect
-from chain.node import EmbeddedNode, free_port
 from chain.ops import MPC, PSI
-from chain.system import deploy_system
 from offchain.store.client import EmbeddedStore
 from tds.collab_world import BANKS, PRICE, build_collab_world
+from tests.support.chains import private_chain
 
 STATUS = {cc.StepStatus.PENDING: "pending", cc.StepStatus.OPEN: "open", cc.StepStatus.COMPLETED: "completed",
           cc.StepStatus.FAILED: "failed", cc.StepStatus.CANCELLED: "cancelled"}
@@ -32,17 +34,8 @@ COLLAB = {cc.CollabStatus.RUNNING: "running", cc.CollabStatus.COMPLETED: "comple
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("index-flows")
-    settings = replace(load_settings(), home=tmp / "home", chain_port=free_port(), rpc_url=None, chain_id=None,
-                       deployment_file=tmp / "deployment.json")
-    node = EmbeddedNode(settings)
-    node.up(fresh=True)
-    try:
-        w3 = connect(settings)
-        space = Space(w3, deploy_system(settings, w3=w3))
+    with private_chain(tmp_path_factory.mktemp("index-flows")) as (settings, space):
         yield build_collab_world(space, EmbeddedStore(settings.home / "store"), dev_account(0), rows=8, common=3)
-    finally:
-        node.down()
 
 
 def _request(w, steps: list[tuple[int, int, list[str], list[str]]]) -> int:

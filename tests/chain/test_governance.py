@@ -4,8 +4,6 @@ publishes a template through the TimelockController, and takes effect only after
 deploying key can no longer do any of it."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from eth_utils import keccak
 from web3.exceptions import ContractCustomError
@@ -14,14 +12,12 @@ from audit.events import ChainReader
 from audit.trail import chain_entries
 from chain import Member, Space
 from chain.accounts import dev_account
-from chain.config import load_settings
-from chain.connection import connect
 from chain.governance import ADMIN_GOVERNED, Call, deploy_consortium
-from chain.node import EmbeddedNode, free_port
-from chain.system import deploy_system, role_id
+from chain.system import role_id
 from chain.tx import Reverted
 from did.identity import Identity
 from did.registry import IdentityRegistryClient
+from tests.support.chains import private_chain
 
 DELAY = 3600
 ADMIN_DELAY = 2 * 86400
@@ -29,16 +25,8 @@ ADMIN_DELAY = 2 * 86400
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("governance")
-    settings = replace(load_settings(), home=tmp / "home", chain_port=free_port(), rpc_url=None, chain_id=None,
-                       deployment_file=tmp / "deployment.json")
-    node = EmbeddedNode(settings)
-    node.up(fresh=True)
-    try:
-        w3 = connect(settings)
-        yield settings, Space(w3, deploy_system(settings, w3=w3))
-    finally:
-        node.down()
+    with private_chain(tmp_path_factory.mktemp("governance")) as (settings, space):
+        yield settings, space
 
 
 def travel(space: Space, seconds: int = 0, blocks: int = 1) -> None:

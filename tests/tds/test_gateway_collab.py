@@ -9,14 +9,9 @@ from dataclasses import replace
 import pytest
 from fastapi.testclient import TestClient
 
-from chain import Space
 from chain import collab as cc
 from chain.accounts import dev_account
-from chain.config import load_settings
-from chain.connection import connect
-from chain.node import EmbeddedNode, free_port
 from chain.params import params_cid
-from chain.system import deploy_system
 from did.challenge import ChallengeVerifier
 from did.guard import ChallengeGuard, presentation_header
 from offchain.store.client import EmbeddedStore
@@ -24,6 +19,7 @@ from oracle.collab.description import load, plan
 from tds.collab_world import build_collab_world
 from tds.gateway import create_app
 from tds.gateway.limits import RateLimit
+from tests.support.chains import private_chain
 
 STEPS = [
     {"id": "match", "engine": "psi", "inputs": ["bank-a-customers", "bank-b-customers"], "nodes": ["node-1"],
@@ -34,21 +30,14 @@ STEPS = [
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gateway-collab")
-    settings = replace(load_settings(), home=tmp / "home", chain_port=free_port(), rpc_url=None, chain_id=None,
-                       deployment_file=tmp / "deployment.json")
-    node = EmbeddedNode(settings)
-    node.up(fresh=True)
-    try:
-        w3 = connect(settings)
-        space = Space(w3, deploy_system(settings, w3=w3))
+    with private_chain(tmp) as (settings, space):
+        w3 = space.w3
         store = EmbeddedStore(tmp / "store")
         world = build_collab_world(space, store, dev_account(0), rows=20, common=5)
         live = replace(settings, rpc_url=w3.provider.endpoint_uri)
         app = create_app(live, store=store, guard=ChallengeGuard(ChallengeVerifier("gateway.test")), guard_reads=False,
                          relayer=dev_account(6), rate_limit=RateLimit(per_second=1000, burst=1000))
         yield world, TestClient(app)
-    finally:
-        node.down()
 
 
 def signed_request(world, account, description: dict, value: int | None = None, steps=None) -> str:

@@ -11,25 +11,25 @@ import signal
 import statistics
 import threading
 import time
-from dataclasses import replace
 
 import pytest
 
 from audit.events import ChainReader
 from audit.trail import build_trail
-from chain import Space
 from chain import collab as cc
 from chain.accounts import dev_account
-from chain.config import load_settings
-from chain.connection import connect
-from chain.node import EmbeddedNode, free_port
-from chain.system import deploy_system
 from offchain.collab.provider_node import ProviderNode
 from offchain.psi.normalize import normalize
 from offchain.store.client import EmbeddedStore
-from oracle.collab.coordinator import REASON_NODE_LOST, REASON_PROVIDER_REFUSED, CollabCoordinator, open_result
+from oracle.collab.coordinator import (
+    REASON_NODE_LOST,
+    REASON_PROVIDER_REFUSED,
+    CollabCoordinator,
+    open_result,
+)
 from oracle.collab.description import canonical, load, plan
 from tds.collab_world import BANKS, ID_COLUMNS, NORMALISE, PRICE, build_collab_world
+from tests.support.chains import private_chain
 
 pytestmark = pytest.mark.slow
 COMMON = 12
@@ -49,13 +49,7 @@ STEPS = [
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("collab-e2e")
-    settings = replace(load_settings(), home=tmp / "home", chain_port=free_port(), rpc_url=None, chain_id=None,
-                       deployment_file=tmp / "deployment.json")
-    node = EmbeddedNode(settings)
-    node.up(fresh=True)
-    try:
-        w3 = connect(settings)
-        space = Space(w3, deploy_system(settings, w3=w3))
+    with private_chain(tmp) as (settings, space):
         w = build_collab_world(space, EmbeddedStore(tmp / "store"), dev_account(0), rows=40, common=COMMON)
         providers = {m.address: ProviderNode(w.identities[b], {w.assets[b]: w.tables[b]},
                                              lambda c, s, g: cc.check_step(space, c, s, g))
@@ -66,8 +60,6 @@ def world(tmp_path_factory):
                                                    compute, tmp / "work", timeout=60)
         w.extra["settings"] = settings
         yield w
-    finally:
-        node.down()
 
 
 def submit(w, steps=STEPS) -> tuple[int, object]:
@@ -177,8 +169,8 @@ def test_the_auditor_verifies_every_collaboration(world):
     assert any(v["status"] == "pass" and v["step"] == "collab-result" for v in collab)
     assert any(v["status"] == "skip" and "intermediate" in v["detail"] for v in collab)
     # a result that does not match its anchored hash fails the audit
-    from audit.verify_collab import verify_step_result
     from audit.events import ChainReader
+    from audit.verify_collab import verify_step_result
 
     reader = ChainReader(w.space.w3, w.space.deployment)
     done = [e for e in reader.select("Collaborations", "StepCompleted") if e.args["resultCid"]][0]
