@@ -20,6 +20,7 @@ from chain.cid import parse_cid
 from chain.ops import MPC, PSI
 from did.identity import Identity
 from did.registry import IdentityRegistryClient
+from offchain.psi.normalize import normalize
 
 PRICE = 10**15
 BANKS = ("bank-a", "bank-b", "bank-c")
@@ -29,15 +30,30 @@ ID_COLUMNS = {"bank-a": "customer_id", "bank-b": "cust_no", "bank-c": "id"}
 NORMALISE = {"bank-a": ["strip"], "bank-b": ["strip", "digits_only"], "bank-c": ["strip", "lstrip: 0"]}
 
 
+# what else each bank knows of its customers (vertical statistics join these by PSI)
+EXTRA_COLUMNS = {"bank-a": "segment", "bank-b": "loans", "bank-c": "card_spend"}
+SEGMENTS = ("retail", "sme", "private")
+
+
 def bank_rows(bank: str, n: int, common: int, seed: int = 7) -> list[dict[str, Any]]:
     """``n`` customers of ``bank``: the first ``common`` ids are shared by every bank (formatted
-    differently per bank), the rest are the bank's own; balances are whole currency units."""
-    rng = random.Random(f"{seed}:{bank}")
+    differently per bank), the rest are the bank's own; balances are whole currency units. Each
+    bank also holds one column of its own (``EXTRA_COLUMNS``); for a shared customer it follows
+    the customer's wealth, so statistics across banks (Pearson, cross-tab) find a real relation."""
+    rng, extra = random.Random(f"{seed}:{bank}"), random.Random(f"{seed}:{bank}:extra")
     rows = []
     for i in range(n):
         number = 10_000_000 + i if i < common else 20_000_000 + BANKS.index(bank) * 1_000_000 + i
         shown = {"bank-a": f" {number} ", "bank-b": f"CN-{number}", "bank-c": f"{number:011d}"}[bank]
-        rows.append({ID_COLUMNS[bank]: shown, "balance": rng.randint(100, 50_000)})
+        wealth = random.Random(f"{seed}:customer:{number}").random()
+        row: dict[str, Any] = {ID_COLUMNS[bank]: shown, "balance": rng.randint(100, 50_000)}
+        if bank == "bank-a":
+            row["segment"] = SEGMENTS[min(2, int(wealth * 3))]
+        elif bank == "bank-b":
+            row["loans"] = round(wealth * 80_000 + extra.uniform(0, 20_000))
+        else:
+            row["card_spend"] = round(wealth * 6_000 + extra.uniform(0, 1_500), 2)
+        rows.append(row)
     return rows
 
 
@@ -69,9 +85,18 @@ class CollabWorld:
             "data_sources": {
                 f"{b}-customers": {"asset": self.assets[b], "provider": b, "grant": self.grants[b],
                                    "id_column": ID_COLUMNS[b], "normalise": NORMALISE[b],
-                                   "columns": ["balance"]} for b in self.banks},
+                                   "columns": ["balance", EXTRA_COLUMNS[b]]} for b in self.banks},
             "steps": steps,
         }
+
+
+    def common_customers(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The plaintext answer key: normalised id -> bank -> that bank's row, for the customers
+        every bank holds (what PSI finds; only tests and the demo's check may look at it)."""
+        keyed = {b: dict(zip(normalize([str(r[ID_COLUMNS[b]]) for r in self.tables[b]], NORMALISE[b]),
+                             self.tables[b])) for b in self.banks}
+        common = set.intersection(*(set(k) for k in keyed.values()))
+        return {k: {b: keyed[b][k] for b in self.banks} for k in sorted(common)}
 
 
 def _member(space: Space, operator: LocalAccount, name: str, registry: IdentityRegistryClient,
@@ -101,7 +126,7 @@ def build_collab_world(space: Space, store: Any, operator: LocalAccount, rows: i
     tables, assets, grants = {}, {}, {}
     for b, m in banks.items():
         tables[b] = bank_rows(b, rows, common)
-        manifest = json.dumps({"dataset": f"{b}-customers", "columns": [ID_COLUMNS[b], "balance"],
+        manifest = json.dumps({"dataset": f"{b}-customers", "columns": [ID_COLUMNS[b], "balance", EXTRA_COLUMNS[b]],
                                "rows": rows, "sha256": hashlib.sha256(json.dumps(tables[b]).encode()).hexdigest()},
                               sort_keys=True).encode()
         cid = parse_cid(store.add_bytes(manifest)).to_bytes()

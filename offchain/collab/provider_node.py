@@ -66,25 +66,87 @@ class ProviderNode:
 
     def mpc_bundles(self, collab_id: int, step: int, source: dict[str, Any], params: dict[str, Any],
                     after: list[int], nodes: list[NodeKey], session: str) -> list[bytes]:
-        """Secret-share the step's value column (rows matched by the earlier PSI steps in ``after``)."""
+        """Secret-share the columns this data source gives the step (``contributed_columns``).
+
+        Horizontal: the rows matched by the earlier PSI steps in ``after`` (all rows if none), in
+        table order. Vertical: exactly the matched rows, one per ID, ordered by the normalised ID,
+        so every provider's columns line up row by row without anyone sending an ID."""
         rows = self._admit(collab_id, step, source)
-        column = params.get("column") or (params.get("columns") or {}).get(source.get("name", ""))
-        if not column or (rows and column not in rows[0]):
-            raise ContributionRefused(f"{self.identity.name}: asset {source['asset']} has no column {column!r}")
-        if column not in source.get("columns", []):
-            raise ContributionRefused(f"{self.identity.name}: column {column!r} is not offered by the data source "
-                                      f"(columns {source.get('columns', [])})")
-        selected = rows
-        for earlier in after:
-            ids = self.matched.get((collab_id, earlier))
-            if ids is None:
-                continue  # an MPC step before: nothing to select by
-            keys = normalize([str(r[source["id_column"]]) for r in selected], source.get("normalise", []))
-            selected = [r for r, k in zip(selected, keys) if k in ids]
-        values = [float(r[column]) for r in selected]
-        return share_inputs({column: values}, nodes, self.identity, session)
+        wanted = contributed_columns(source, params)
+        if not wanted:
+            raise ContributionRefused(f"{self.identity.name}: the step takes no column from data source "
+                                      f"{source.get('name')!r}")
+        offered = source.get("columns", [])
+        for local in wanted.values():
+            if rows and local not in rows[0]:
+                raise ContributionRefused(f"{self.identity.name}: asset {source['asset']} has no column {local!r}")
+            if local not in offered:
+                raise ContributionRefused(f"{self.identity.name}: column {local!r} is not offered by the data source "
+                                          f"(columns {offered})")
+        matched = [self.matched[(collab_id, a)] for a in after if (collab_id, a) in self.matched]
+        if params.get("layout", "horizontal") == "vertical":
+            selected = self._aligned(rows, source, matched)
+        else:
+            selected = rows
+            for ids in matched:
+                keys = normalize([str(r[source["id_column"]]) for r in selected], source.get("normalise", []))
+                selected = [r for r, k in zip(selected, keys) if k in ids]
+        group_by = params.get("group_by")
+        columns: dict[str, list[Any]] = {}
+        for shared, local in wanted.items():
+            if shared == group_by:
+                columns[shared] = [str(r[local]) for r in selected]
+            else:
+                columns[shared] = [_number(r[local], local, self.identity.name) for r in selected]
+        cats = {group_by: [str(c) for c in params.get("categories", [])]} if group_by in columns else None
+        return share_inputs(columns, nodes, self.identity, session, categories=cats)
+
+    def _aligned(self, rows: list[dict[str, Any]], source: dict[str, Any],
+                 matched: list[set[str]]) -> list[dict[str, Any]]:
+        """The rows whose normalised ID every earlier PSI step matched, sorted by that ID."""
+        if not matched:
+            raise ContributionRefused(f"{self.identity.name}: a vertical step needs the IDs an earlier PSI step "
+                                      f"matched, and this node holds none for it")
+        common = set.intersection(*matched)
+        keys = normalize([str(r[source["id_column"]]) for r in rows], source.get("normalise", []))
+        by_key: dict[str, dict[str, Any]] = {}
+        for r, k in zip(rows, keys):
+            if k in common:
+                if k in by_key:
+                    raise ContributionRefused(f"{self.identity.name}: ID {k!r} appears twice in asset "
+                                              f"{source['asset']}; vertical rows must be unique per ID")
+                by_key[k] = r
+        if len(by_key) != len(common):
+            raise ContributionRefused(f"{self.identity.name}: {len(common) - len(by_key)} matched ID(s) are no "
+                                      f"longer in asset {source['asset']}; the rows cannot be aligned")
+        return [by_key[k] for k in sorted(by_key)]
 
     def forget(self, collab_id: int) -> None:
         """Drop every intermediate result of a collaboration (it completed or was terminated)."""
         for key in [k for k in self.matched if k[0] == collab_id]:
             del self.matched[key]
+
+
+def contributed_columns(source: dict[str, Any], params: dict[str, Any]) -> dict[str, str]:
+    """Shared column name -> this source's local column, for an MPC step's parameters.
+
+    Vertical: the names listed for this source in ``params.columns``. Horizontal: ``column``
+    (read from the local column ``params.columns[source]`` when given), the Pearson pair and the
+    group-by key, which every provider holds for its own rows."""
+    given = (params.get("columns") or {}).get(source.get("name", ""))
+    if params.get("layout", "horizontal") == "vertical":
+        names = [given] if isinstance(given, str) else list(given or [])
+        return {c: c for c in names}
+    out: dict[str, str] = {}
+    if params.get("column"):
+        out[params["column"]] = given if isinstance(given, str) else params["column"]
+    for c in list(params.get("pearson") or []) + ([params["group_by"]] if params.get("group_by") else []):
+        out.setdefault(c, c)
+    return out
+
+
+def _number(value: Any, column: str, who: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ContributionRefused(f"{who}: column {column!r} holds {value!r}, not a number") from None

@@ -25,6 +25,7 @@ from did.identity import Identity
 from did.sealing import ChainDirectory
 from offchain.collab.provider_node import ContributionRefused, ProviderNode
 from offchain.mpc.sharing import NodeKey
+from oracle.collab.description import mpc_spec
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ class CollabCoordinator:
             bundles[node.did] = node.mpc_bundles(collab_id, step, dict(source, name=name), doc["params"],
                                                  doc["after"], keys, session)
         consumer_did, consumer_key = self._consumer(collab_id)
-        out = run_joint(session, _joint_spec(doc["params"]), bundles, identities, consumer_did, consumer_key,
+        out = run_joint(session, mpc_spec(doc["params"]), bundles, identities, consumer_did, consumer_key,
                         self.workdir, self.timeout)
         body = json.dumps({"format": RESULT_FORMAT, "engine": "mpc", "session": session,
                            "nodes": [i.did for i in identities],
@@ -216,13 +217,6 @@ class CollabCoordinator:
         if force or cc.collaboration(self.space, collab_id)["status"] != cc.CollabStatus.RUNNING:
             for p in self.providers.values():
                 p.forget(collab_id)
-
-
-def _joint_spec(params: dict[str, Any]) -> Any:
-    from offchain.mpc.session import JointSpec
-
-    return JointSpec(operations=tuple(params["operations"]), columns=(params["column"],),
-                     min_group=int(params.get("min_group", 1)), percentiles=tuple(params.get("percentiles", ())))
 
 
 def _reason_of(exc: BaseException) -> int:

@@ -221,24 +221,95 @@ def _engine_problems(s: Step, d: Description) -> list[str]:
             out += [f"data source {name!r}: {m}" for m in _rule_problems(src.normalise)]
         unknown = set(p) - {"mode"}
     else:
-        ops = p.get("operations", [])
-        if not ops or not isinstance(ops, list):
-            out.append("operations: name at least one of " + ", ".join(MPC_OPERATIONS))
-        out += [f"operations: unknown operation {o!r}" for o in ops if o not in MPC_OPERATIONS]
-        column = p.get("column")
-        for name in (i for i in s.inputs if i in d.data_sources):
-            cols = d.data_sources[name].columns
-            if column and column not in cols and not p.get("columns"):
-                out.append(f"column {column!r} is not among data source {name!r}'s columns {cols}")
-        mg = p.get("min_group", 1)
-        if not isinstance(mg, int) or mg < 1:
-            out.append(f"min_group must be a positive integer, got {mg!r}")
-        layout = p.get("layout", "horizontal")
-        if layout not in ("horizontal", "vertical"):
-            out.append(f"layout {layout!r} is not horizontal or vertical")
-        unknown = set(p) - {"operations", "column", "columns", "min_group", "layout", "group_by", "percentiles",
-                            "pearson"}
+        out += _mpc_problems(s, d)
+        unknown = set(p) - set(MPC_PARAMS)
     out += [f"unknown parameter {k!r}" for k in sorted(unknown)]
+    return out
+
+
+MPC_PARAMS = ("operations", "column", "columns", "min_group", "layout", "group_by", "categories", "percentiles",
+              "pearson")
+
+
+def mpc_spec(params: dict[str, Any]) -> Any:
+    """The engine's JointSpec for an MPC step's parameters (raises MpcSpecError when inconsistent).
+
+    Horizontal: the statistics run on ``column`` over the union of the providers' rows (a source
+    may name its own local column for it in ``columns``). Vertical: every column named in
+    ``columns`` (per source) is a statistic column, over the rows an earlier PSI step aligned;
+    ``group_by`` (with its public ``categories``) may be held by one provider and the values by
+    another; ``pearson`` names two columns, possibly of two providers."""
+    from offchain.mpc.spec import JointSpec
+
+    layout = params.get("layout", "horizontal")
+    group_by = params.get("group_by")
+    if layout == "vertical":
+        names = [c for cols in (params.get("columns") or {}).values()
+                 for c in ([cols] if isinstance(cols, str) else cols)]
+        columns = tuple(dict.fromkeys(c for c in names if c != group_by))
+    else:
+        columns = (params["column"],) if params.get("column") else ()
+    return JointSpec(operations=tuple(params.get("operations") or ()), columns=columns, layout=layout,
+                     group_by=group_by, categories=tuple(params.get("categories") or ()),
+                     percentiles=tuple(params.get("percentiles") or ()),
+                     pearson=tuple(params["pearson"]) if params.get("pearson") else None,
+                     min_group=int(params.get("min_group", 1)))
+
+
+def _mpc_problems(s: Step, d: Description) -> list[str]:
+    """An MPC step's parameters against the engine's spec and the data sources' offered columns."""
+    from offchain.collab.provider_node import contributed_columns
+    from offchain.mpc.errors import MpcSpecError
+
+    p, out = s.params, []
+    ops = p.get("operations", [])
+    if not ops or not isinstance(ops, list):
+        return ["operations: name at least one of " + ", ".join(MPC_OPERATIONS)]
+    out += [f"operations: unknown operation {o!r}" for o in ops if o not in MPC_OPERATIONS]
+    mg = p.get("min_group", 1)
+    if not isinstance(mg, int) or mg < 1:
+        out.append(f"min_group must be a positive integer, got {mg!r}")
+    layout = p.get("layout", "horizontal")
+    if layout not in ("horizontal", "vertical"):
+        out.append(f"layout {layout!r} is not horizontal or vertical")
+    if not isinstance(p.get("columns", {}), dict):
+        out.append("columns must map data source names to a column or a list of columns")
+    if out:
+        return out
+    try:
+        mpc_spec(p)
+    except (MpcSpecError, TypeError, ValueError) as exc:
+        out.append(str(exc))
+    sources = [i for i in s.inputs if i in d.data_sources]
+    out += [f"columns: {name!r} is not a data source this step reads" for name in (p.get("columns") or {})
+            if name not in sources]
+    holders: dict[str, list[str]] = {}
+    for name in sources:
+        offered = d.data_sources[name].columns
+        mine = contributed_columns({"name": name}, p)
+        for c in mine.values():
+            holders.setdefault(c, []).append(name)
+            if c not in offered:
+                out.append(f"column {c!r} is not among data source {name!r}'s columns {offered}")
+        if layout == "vertical" and not mine:
+            out.append(f"data source {name!r} is read (its grant is used) but gives no column: name its "
+                       f"columns in params.columns")
+    if layout == "vertical":
+        out += [f"column {c!r} is given by {len(h)} data sources ({', '.join(h)}); vertical columns need one "
+                f"holder each" for c, h in holders.items() if len(h) > 1]
+        for c in ([p["group_by"]] if p.get("group_by") else []) + list(p.get("pearson") or []):
+            if c not in holders:
+                out.append(f"column {c!r} is not given by any data source of this step")
+        reads_psi = [i for i in s.inputs if any(t.id == i and t.engine == "psi" for t in d.steps)]
+        if not reads_psi:
+            out.append("layout 'vertical' needs the rows aligned by an earlier PSI step: add it to inputs")
+        for step_id in reads_psi:
+            matched = next(t for t in d.steps if t.id == step_id).inputs
+            out += [f"data source {name!r} is not matched by PSI step {step_id!r}, so its rows cannot be aligned"
+                    for name in sources if name not in matched]
+        for name in sources:
+            if not d.data_sources[name].id_column:
+                out.append(f"data source {name!r} has no id_column to align its rows by")
     return out
 
 

@@ -22,13 +22,14 @@ from offchain.collab.provider_node import ProviderNode
 from offchain.psi.normalize import normalize
 from offchain.store.client import EmbeddedStore
 from oracle.collab.coordinator import (
+    REASON_BELOW_MIN_GROUP,
     REASON_NODE_LOST,
     REASON_PROVIDER_REFUSED,
     CollabCoordinator,
     open_result,
 )
 from oracle.collab.description import canonical, load, plan
-from tds.collab_world import BANKS, ID_COLUMNS, NORMALISE, PRICE, build_collab_world
+from tds.collab_world import BANKS, ID_COLUMNS, NORMALISE, PRICE, SEGMENTS, build_collab_world
 from tests.support.chains import private_chain
 
 pytestmark = pytest.mark.slow
@@ -46,11 +47,21 @@ STEPS = [
 ]
 
 
+SOURCES = [f"{b}-customers" for b in BANKS]
+VERTICAL = {"id": "profile", "engine": "mpc", "inputs": ["match", *SOURCES], "nodes": ["node-1", "node-2", "node-3"],
+            "output": True,
+            "params": {"layout": "vertical", "operations": ["count", "mean", "stddev", "pearson", "crosstab"],
+                       "columns": {"bank-a-customers": ["balance", "segment"], "bank-b-customers": ["loans"],
+                                   "bank-c-customers": ["card_spend"]},
+                       "pearson": ["loans", "card_spend"], "group_by": "segment", "categories": list(SEGMENTS),
+                       "min_group": 3}}
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("collab-e2e")
     with private_chain(tmp) as (settings, space):
-        w = build_collab_world(space, EmbeddedStore(tmp / "store"), dev_account(0), rows=40, common=COMMON)
+        w = build_collab_world(space, EmbeddedStore(tmp / "store"), dev_account(0), rows=40, common=COMMON, max_uses=20)
         providers = {m.address: ProviderNode(w.identities[b], {w.assets[b]: w.tables[b]},
                                              lambda c, s, g: cc.check_step(space, c, s, g))
                      for b, m in w.banks.items()}
@@ -113,6 +124,38 @@ def test_psi_then_joint_statistics_then_a_dependent_statistic(world):
     assert actions.count("collab-step-complete") == 3 and "request-collaboration" in actions
     hashes = [e.detail["resultHash"] for e in trail if e.action == "collab-step-complete"]
     assert hashes[0] == "0x" + outcomes[0].result_hash.hex() and all(h != "0x" + "00" * 32 for h in hashes)
+
+
+def test_vertical_statistics_over_the_rows_psi_aligned(world):
+    """Bank A holds the balance and segment, bank B the loans, bank C the card spend of the same
+    customers: PSI aligns them; Pearson, cross-tab and means across the three equal the plaintext join."""
+    w = world
+    cid, _ = submit(w, [STEPS[0], VERTICAL])
+    outcomes = w.extra["coordinator"].run_until_idle()
+    assert [(o.step, o.ok) for o in outcomes] == [(0, True), (1, True)], outcomes
+    got = open_result(w.identities["analyst"], w.store, outcomes[1].result_cid)["values"]
+    joined = list(w.common_customers().values())
+    assert len(joined) == COMMON and got["count"] == pytest.approx(COMMON)
+    balance = [float(c["bank-a"]["balance"]) for c in joined]
+    loans = [float(c["bank-b"]["loans"]) for c in joined]
+    spend = [float(c["bank-c"]["card_spend"]) for c in joined]
+    for name, col in (("balance", balance), ("loans", loans), ("card_spend", spend)):
+        assert got["mean"][name] == pytest.approx(statistics.fmean(col), rel=1e-6)
+        assert got["stddev"][name] == pytest.approx(statistics.stdev(col), rel=1e-5)
+    assert got["pearson"]["loans,card_spend"] == pytest.approx(statistics.correlation(loans, spend), abs=1e-4)
+    assert got["pearson"]["loans,card_spend"] > 0.5  # the relation the banks' columns share is found
+    cross = got["crosstab"]["segment"]
+    for seg in SEGMENTS:
+        rows = [c for c in joined if c["bank-a"]["segment"] == seg]
+        assert cross["count"][seg] == pytest.approx(len(rows))
+        assert cross["sum"]["loans"][seg] == pytest.approx(sum(float(c["bank-b"]["loans"]) for c in rows), rel=1e-6)
+    # a group below the minimum size: nothing is released, the step fails with the k-rule reason
+    small = min(sum(1 for c in joined if c["bank-a"]["segment"] == seg) for seg in SEGMENTS)
+    strict = {**VERTICAL, "params": {**VERTICAL["params"], "min_group": small + 1}}
+    cid, _ = submit(w, [STEPS[0], strict])
+    outcomes = w.extra["coordinator"].run_until_idle()
+    assert [o.ok for o in outcomes] == [True, False] and outcomes[1].reason == REASON_BELOW_MIN_GROUP
+    assert cc.collaboration(w.space, cid)["status"] == cc.CollabStatus.TERMINATED
 
 
 def test_a_frozen_grant_stops_the_step_with_refunds(world):

@@ -102,3 +102,43 @@ def test_published_schema_is_current():
     published = json.loads((ROOT / "docs/collab.schema.json").read_text())
     assert published == json_schema(), "regenerate with: python -m oracle.collab.schema > docs/collab.schema.json"
     assert canonical(json_schema())  # serialisable
+
+
+VERTICAL = ROOT / "docs/examples/collab-vertical.yaml"
+
+
+def test_vertical_example_plans_with_the_engine_spec():
+    from oracle.collab.description import mpc_spec
+
+    p = plan(load(VERTICAL))
+    profile = p.step("profile")
+    spec = mpc_spec(profile.document["params"])
+    assert spec.layout == "vertical" and spec.columns == ("balance", "loans", "card_spend")
+    assert spec.group_by == "segment" and spec.categories == ("retail", "sme", "private")
+    assert spec.pearson == ("loans", "card_spend") and spec.min_group == 3
+    assert profile.request.depends_on == 0b1
+
+
+def test_vertical_refusals_name_the_problem():
+    raw = yaml.safe_load(VERTICAL.read_text())
+    params = raw["steps"][1]["params"]
+    raw["steps"][1]["inputs"].remove("match")                   # no PSI to align by
+    params["columns"]["b-customers"] = ["loans", "balance"]     # balance from two holders, and not offered
+    params["columns"]["c-customers"] = []                       # read, but gives nothing
+    params["pearson"] = ["loans", "salary"]                     # nobody holds salary
+    found = "\n".join(problems_of(raw))
+    for expected in ("needs the rows aligned by an earlier PSI step",
+                     "column 'balance' is given by 2 data sources",
+                     "column 'balance' is not among data source 'b-customers''s columns",
+                     "data source 'c-customers' is read (its grant is used) but gives no column",
+                     "column 'salary' is not given by any data source"):
+        assert expected in found, (expected, found)
+
+
+def test_vertical_sources_must_be_matched_by_the_psi_step_and_specs_must_hold():
+    raw = yaml.safe_load(VERTICAL.read_text())
+    raw["steps"][0]["inputs"] = ["a-customers", "b-customers"]
+    raw["steps"][1]["params"]["categories"] = []                # crosstab without its public categories
+    found = "\n".join(problems_of(raw))
+    assert "data source 'c-customers' is not matched by PSI step 'match'" in found, found
+    assert "crosstab needs group_by and its public categories" in found, found
