@@ -11,6 +11,7 @@ from typing import Any, Callable
 from chain import Space
 from chain import collab as cc
 from chain.accounts import dev_account
+from offchain.collab.party_chain import PartyChain
 from offchain.collab.provider_node import ProviderNode
 from offchain.psi.normalize import normalize
 from oracle.collab.checks import check
@@ -51,8 +52,9 @@ def run_collab_section(space: Space, store: Any, work: Path, step: Callable[...,
     cid = cc.request_collaboration(space, w.consumer.account, p.description_hash, p.requests(), 3600, quote.total)
     say(f"  collaboration #{cid}: {len(p.steps)} steps (PSI → joint statistics → dependent statistic), "
         f"{quote.total / 1e18:.4f} paid into escrow for {sum(p.uses_per_grant().values())} grant uses")
-    providers = {m.address: ProviderNode(w.identities[b], {w.assets[b]: w.tables[b]},
-                                         lambda c, s, g: cc.check_step(space, c, s, g)) for b, m in w.banks.items()}
+    party_chain = PartyChain(space, store)  # what each bank's node reads from the chain and the store
+    providers = {m.address: ProviderNode(w.identities[b], {w.assets[b]: w.tables[b]}, party_chain)
+                 for b, m in w.banks.items()}
     compute = {m.address: w.identities[n] for n, m in w.nodes.items()}
     node1 = w.nodes["node-1"]
     coordinator = CollabCoordinator(space, node1.account, w.identities["node-1"], store, providers, compute,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +25,6 @@ from offchain.psi.channel import (
     check_session_id,
 )
 from offchain.psi.errors import PsiConfigError, PsiPeerLost, PsiProtocolError
-from offchain.psi.normalize import normalize
 from offchain.psi.protocol import Message, PartyMachine, check_mode
 
 RESULT_PURPOSE = re.compile(r"^tds-psi/v1\|([A-Za-z0-9][A-Za-z0-9_.:-]{0,127})\|intersection$")
@@ -134,50 +132,40 @@ def run_psi(session_id: str, parties: list[PsiParty], mode: str, consumer_did: s
     In mode ``intersection`` the leader seals the IDs to the consumer (if given) and to each
     extra ``(did, x25519 key)`` in ``recipients`` (e.g. the providers, for a later step).
     Raises the first refusal (a party's own error before a peer's :class:`PsiPeerLost`)."""
+    from offchain.psi.party_run import PartyRun, agreed
+
     recipients = list(recipients or ())
     dids = _check(session_id, parties, mode, consumer_did, consumer_key, transport, recipients)
-    machines = [PartyMachine(i, dids, session_id, mode, normalize(p.ids, p.rules), processes)
-                for i, p in enumerate(parties)]
     keys = {p.identity.did: p.identity.x25519_public for p in parties}
     peers = [{d: k for d, k in keys.items() if d != p.identity.did} for p in parties]
     endpoints: list[Any]
+    addresses: dict[str, tuple[str, int]] | None = None
     if transport == "tcp":
         endpoints = [TcpEndpoint(p.identity, session_id, peers[i]) for i, p in enumerate(parties)]
         addresses = {ep.did: ep.address for ep in endpoints}
     else:
         net = MemoryNetwork()
         endpoints = [net.endpoint(p.identity, session_id, peers[i]) for i, p in enumerate(parties)]
-    errors: list[tuple[int, BaseException]] = []
-    sealed: dict[str | None, bytes] = {}
-
-    def party_main(i: int) -> None:
-        ep = endpoints[i]
-        try:
-            if transport == "tcp":
-                ep.connect(addresses, timeout)
-            serve_party(machines[i], ep, timeout)
-            if i == 0 and mode == "intersection":
-                to = ([(None, consumer_did, consumer_key)] if consumer_did and consumer_key else []) + [
-                    (d, d, k) for d, k in recipients]
-                for slot, did, key in to:
-                    sealed[slot] = seal_intersection(parties[0].identity, session_id, dids,
-                                                     machines[0].intersection or [], did, key)
-        except BaseException as exc:  # noqa: BLE001 — re-raised by run_psi below
-            errors.append((i, exc))
-        finally:
+    try:
+        runs = [PartyRun(p, i, dids, session_id, mode, endpoints[i], processes) for i, p in enumerate(parties)]
+    except BaseException:
+        for ep in endpoints:
             ep.close()
-
-    threads = [threading.Thread(target=party_main, args=(i,), name=f"psi-party-{i}", daemon=True)
-               for i in range(len(parties))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+        raise
+    to = ([(None, consumer_did, consumer_key)] if mode == "intersection" and consumer_did and consumer_key else [])
+    to += [(d, d, k) for d, k in recipients]
+    for i, run in enumerate(runs):
+        run.start(addresses, timeout, to if i == 0 else ())
+    results: list[Any] = []
+    errors: list[BaseException] = []
+    for run in runs:
+        try:
+            results.append(run.result())
+        except BaseException as exc:  # noqa: BLE001 - the first party's own error is raised below
+            errors.append(exc)
     if errors:
-        own = [e for _, e in errors if not isinstance(e, PsiPeerLost)]
-        raise (own or [e for _, e in errors])[0]
-    transcripts = {m.transcript for m in machines}
-    if len(transcripts) != 1 or machines[0].size is None:
-        raise PsiProtocolError(dids[0], "the parties ended with different transcripts")
-    return PsiOutcome(mode, machines[0].size, dids, sealed.pop(None, None), machines[0].transcript or b"",
-                      {d: b for d, b in sealed.items() if d is not None})
+        own = [e for e in errors if not isinstance(e, PsiPeerLost)]
+        raise (own or errors)[0]
+    leader = agreed(results)
+    return PsiOutcome(mode, leader.size, dids, leader.sealed.get(None), leader.transcript,
+                      {d: b for d, b in leader.sealed.items() if d is not None})

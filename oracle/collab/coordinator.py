@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
@@ -23,8 +23,7 @@ from chain.cid import parse_cid
 from chain.params import params_cid
 from did.identity import Identity
 from did.sealing import ChainDirectory
-from offchain.collab.provider_node import ContributionRefused, ProviderNode
-from offchain.mpc.sharing import NodeKey
+from offchain.collab.provider_node import ContributionRefused
 from oracle.collab.description import mpc_spec
 
 log = logging.getLogger(__name__)
@@ -40,6 +39,20 @@ REASONS = {REASON_BELOW_MIN_GROUP: "below the minimum group size", REASON_BAD_DO
            REASON_PROVIDER_REFUSED: "a provider refused", REASON_PEER_LOST: "a PSI peer was lost",
            REASON_NODE_LOST: "a compute node was lost", REASON_ENGINE_ERROR: "engine error"}
 RESULT_FORMAT = "tds-collab-result/1"
+
+
+class Party(Protocol):
+    """A provider's party node as the coordinator reaches it: in-process
+    (``offchain.collab.provider_node.ProviderNode``) or over HTTP (``oracle.collab.party_client``)."""
+
+    did: str
+
+    def psi_prepare(self, collab_id: int, step: int, name: str, dids: list[str]) -> tuple[str, int]: ...
+    def psi_start(self, collab_id: int, step: int, addresses: dict[str, tuple[str, int]], timeout: float) -> None: ...
+    def psi_result(self, collab_id: int, step: int, timeout: float) -> Any: ...
+    def keep_intersection(self, collab_id: int, step: int, sealed: bytes) -> int: ...
+    def mpc_bundles(self, collab_id: int, step: int, name: str) -> list[bytes]: ...
+    def forget(self, collab_id: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,7 @@ class CollabCoordinator:
     compute nodes whose MPC processes this host starts (the step's nodes, by address)."""
 
     def __init__(self, space: Space, account: LocalAccount, identity: Identity, store: Any,
-                 providers: dict[str, ProviderNode], compute: dict[str, Identity], workdir: Path,
+                 providers: dict[str, Party], compute: dict[str, Identity], workdir: Path,
                  timeout: float = 120.0):
         self.space, self.account, self.identity, self.store = space, account, identity, store
         self.providers, self.compute = providers, compute
@@ -145,7 +158,7 @@ class CollabCoordinator:
             raise ValueError("the step document does not match its hash on chain")
         return json.loads(data)
 
-    def _provider(self, source: dict[str, Any]) -> ProviderNode:
+    def _provider(self, source: dict[str, Any]) -> Party:
         holder = self.space.c["AssetRegistry"].functions.ownerOf(int(source["asset"])).call()
         node = self.providers.get(holder)
         if node is None:
@@ -156,30 +169,43 @@ class CollabCoordinator:
         return self.directory.resolve(cc.collaboration(self.space, collab_id)["initiator"])
 
     def _psi(self, collab_id: int, step: int, doc: dict[str, Any], session: str) -> tuple[bytes, bytes]:
-        from offchain.psi.session import run_psi
+        """Each provider runs its own side at its node; this node relays the addresses, checks that
+        every party ended with the same transcript and, for an intermediate step, hands each
+        provider the intersection the leader sealed to it (an output goes to the consumer)."""
+        from offchain.psi.errors import PsiPeerLost
+        from offchain.psi.party_run import agreed
 
-        sources = [dict(v, name=k) for k, v in doc["sources"].items()]
-        nodes = [self._provider(s) for s in sources]
-        parties = [n.psi_party(collab_id, step, s) for n, s in zip(nodes, sources)]
-        mode = doc["params"].get("mode", "intersection")
-        consumer_did, consumer_key = self._consumer(collab_id)
-        if doc["output"]:
-            out = run_psi(session, parties, mode, consumer_did, consumer_key, timeout=self.timeout)
-            body = out.sealed_result or self._seal_size(consumer_did, consumer_key, session, out)
-            return keccak(body), body
-        # intermediate: the matched ids go to the providers (to select their rows later), never out
-        recipients = [(n.did, n.identity.x25519_public) for n in nodes]
-        out = run_psi(session, parties, "intersection", recipients=recipients, timeout=self.timeout)
-        leader = parties[0].identity.did
+        sources = list(doc["sources"].items())
+        nodes = [self._provider(s) for _, s in sources]
+        dids = [n.did for n in nodes]
+        if len(set(dids)) != len(dids):
+            raise ContributionRefused("one provider holds two assets of a PSI step; one data source each")
+        addresses = {n.did: n.psi_prepare(collab_id, step, name, dids) for n, (name, _) in zip(nodes, sources)}
         for n in nodes:
-            n.keep_intersection(collab_id, step, out.sealed_for[n.did], leader)
-        return out.transcript_hash, b""
+            n.psi_start(collab_id, step, addresses, self.timeout)
+        results, errors = [], []
+        for n in nodes:
+            try:
+                results.append(n.psi_result(collab_id, step, self.timeout + 10))
+            except Exception as exc:  # noqa: BLE001 - a party's own error is raised before a lost peer
+                errors.append(exc)
+        if errors:
+            raise next((e for e in errors if not isinstance(e, PsiPeerLost)), errors[0])
+        leader = agreed(results)
+        if doc["output"]:
+            body = leader.sealed.get(None) or self._seal_size(collab_id, session, doc, dids, leader)
+            return keccak(body), body
+        for n in nodes:
+            n.keep_intersection(collab_id, step, leader.sealed[n.did])
+        return leader.transcript, b""
 
-    def _seal_size(self, did: str, key: bytes, session: str, out: Any) -> bytes:
+    def _seal_size(self, collab_id: int, session: str, doc: dict[str, Any], dids: list[str], leader: Any) -> bytes:
         from did.envelope import seal
 
-        body = json.dumps({"format": RESULT_FORMAT, "session": session, "mode": out.mode, "size": out.size,
-                           "parties": out.parties, "transcript": out.transcript_hash.hex()}, sort_keys=True)
+        did, key = self._consumer(collab_id)
+        body = json.dumps({"format": RESULT_FORMAT, "session": session, "mode": doc["params"].get("mode"),
+                           "size": leader.size, "parties": dids, "transcript": leader.transcript.hex()},
+                          sort_keys=True)
         return seal(self.identity, did, key, body.encode(), f"{RESULT_FORMAT}|{session}").to_bytes()
 
     def _mpc(self, collab_id: int, step: int, doc: dict[str, Any], view: cc.StepView,
@@ -190,14 +216,12 @@ class CollabCoordinator:
         if missing:
             raise ContributionRefused(f"compute node(s) {', '.join(missing)} are not run by this host")
         identities = [self.compute[a] for a in view.nodes]
-        keys = [NodeKey.of(i) for i in identities]
         bundles: dict[str, list[bytes]] = {}
         for name, source in doc["sources"].items():
             node = self._provider(source)
             if node.did in bundles:
-                raise ContributionRefused(f"{node.identity.name} holds two assets of one step; one data source each")
-            bundles[node.did] = node.mpc_bundles(collab_id, step, dict(source, name=name), doc["params"],
-                                                 doc["after"], keys, session)
+                raise ContributionRefused(f"{node.did} holds two assets of one step; one data source each")
+            bundles[node.did] = node.mpc_bundles(collab_id, step, name)
         consumer_did, consumer_key = self._consumer(collab_id)
         out = run_joint(session, mpc_spec(doc["params"]), bundles, identities, consumer_did, consumer_key,
                         self.workdir, self.timeout)

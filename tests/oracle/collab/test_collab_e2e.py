@@ -18,6 +18,7 @@ from audit.events import ChainReader
 from audit.trail import build_trail
 from chain import collab as cc
 from chain.accounts import dev_account
+from offchain.collab.party_chain import PartyChain
 from offchain.collab.provider_node import ProviderNode
 from offchain.psi.normalize import normalize
 from offchain.store.client import EmbeddedStore
@@ -62,8 +63,8 @@ def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("collab-e2e")
     with private_chain(tmp) as (settings, space):
         w = build_collab_world(space, EmbeddedStore(tmp / "store"), dev_account(0), rows=40, common=COMMON, max_uses=20)
-        providers = {m.address: ProviderNode(w.identities[b], {w.assets[b]: w.tables[b]},
-                                             lambda c, s, g: cc.check_step(space, c, s, g))
+        party_chain = PartyChain(space, w.store)  # each bank's node reads the chain and store itself
+        providers = {m.address: ProviderNode(w.identities[b], {w.assets[b]: w.tables[b]}, party_chain)
                      for b, m in w.banks.items()}
         compute = {m.address: w.identities[n] for n, m in w.nodes.items()}
         first = w.nodes["node-1"]
