@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from web3.contract import Contract
 
-from did.challenge import RequestBinding
+from did.bound_http import BoundHttpClient, ServiceUnreachable, error_of
 from did.envelope import Envelope, open_envelope
 from did.errors import EnvelopeAuthError
-from did.guard import presentation_header
 from did.identity import Identity
 from offchain.errors import GrantRefused, PolicyError, QueryError
 from offchain.onion.peel import PeeledKeys
@@ -58,47 +55,21 @@ class HttpKeyService:
         self.url = url.rstrip("/")
         self.oracle = oracle
         self.timeout = timeout
-        self._local = threading.local()
+        self.http = BoundHttpClient(self.url, oracle, timeout)
         self.provider_did: str | None = None
 
-    def _session(self) -> requests.Session:
-        s = getattr(self._local, "session", None)
-        if s is None:
-            s = self._local.session = requests.Session()
-        return s
-
-    def _challenge(self) -> str:
-        """A fresh ``WWW-Authenticate`` challenge from the key service."""
-        r = self._session().get(self.url + "/v1/challenge", timeout=self.timeout)
-        if r.status_code != 200:
-            return self._refused(r)
-        return r.json()["www_authenticate"]
-
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps(body, separators=(",", ":")).encode()
-        binding = RequestBinding.of("POST", urlsplit(self.url).path + path, data)  # the path the server sees
         try:
-            www = self._challenge()
-            for attempt in (1, 2):  # one more try with the new challenge of a 401 (e.g. it expired)
-                headers = {"content-type": "application/json",
-                           **presentation_header(self.oracle, www, request=binding)}
-                r = self._session().post(self.url + path, data=data, headers=headers, timeout=self.timeout)
-                if r.status_code != 401 or attempt == 2 or "WWW-Authenticate" not in r.headers:
-                    break
-                www = r.headers["WWW-Authenticate"]
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise KeyServiceUnavailable(f"key service {self.url} unreachable: {exc}") from None
+            r = self.http.post(path, body)
+        except ServiceUnreachable as exc:
+            raise KeyServiceUnavailable(f"key service {exc}") from None
         if r.status_code == 200:
             return r.json()
         return self._refused(r)
 
     def _refused(self, r: requests.Response) -> Any:
         """Raise the error a refusal maps to (never returns)."""
-        try:
-            err = r.json()
-        except ValueError:
-            err = {"error": r.text[:300], "kind": "HTTPError"}
-        message, kind = str(err.get("error")), str(err.get("kind"))
+        message, kind = error_of(r)
         if r.status_code in (502, 503, 504):
             raise KeyServiceUnavailable(f"key service {self.url}: {message}")
         if r.status_code == 429:

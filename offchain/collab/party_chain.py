@@ -64,6 +64,10 @@ class PartyChain:
         nodes = cc.step_of(self.space, collab_id, step).nodes
         return nodes[0] if nodes else ""
 
+    def coordinators(self, collab_id: int) -> set[str]:
+        """The accounts coordinating any step of the collaboration."""
+        return {s.nodes[0] for s in cc.steps_of(self.space, collab_id) if s.nodes}
+
     def account_of(self, did: str) -> str | None:
         return self.registry.account_of_did(did)
 

@@ -213,6 +213,15 @@ class ProviderNode:
                                       f"longer in asset {source['asset']}; the rows cannot be aligned")
         return [by_key[k] for k in sorted(by_key)]
 
+    def sweep(self, ended: Any) -> list[int]:
+        """Forget every collaboration for which ``ended(collab_id)`` is true (a party node runs
+        this periodically, so it cleans up even if no coordinator tells it to)."""
+        held = sorted({k[0] for k in (*self.runs, *self.matched, *self.sessions)})
+        gone = [c for c in held if ended(c)]
+        for c in gone:
+            self.forget(c)
+        return gone
+
     def forget(self, collab_id: int) -> None:
         """Drop every intermediate result and open PSI run of a collaboration (it ended)."""
         for key in [k for k in self.runs if k[0] == collab_id]:

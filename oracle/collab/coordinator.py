@@ -35,9 +35,11 @@ REASON_PROVIDER_REFUSED = 0x0111
 REASON_PEER_LOST = 0x0112
 REASON_NODE_LOST = 0x0113
 REASON_ENGINE_ERROR = 0x0114
+REASON_PARTY_UNREACHABLE = 0x0115
 REASONS = {REASON_BELOW_MIN_GROUP: "below the minimum group size", REASON_BAD_DOCUMENT: "bad step document",
            REASON_PROVIDER_REFUSED: "a provider refused", REASON_PEER_LOST: "a PSI peer was lost",
-           REASON_NODE_LOST: "a compute node was lost", REASON_ENGINE_ERROR: "engine error"}
+           REASON_NODE_LOST: "a compute node was lost", REASON_ENGINE_ERROR: "engine error",
+           REASON_PARTY_UNREACHABLE: "a provider's party node did not answer"}
 RESULT_FORMAT = "tds-collab-result/1"
 
 
@@ -106,8 +108,7 @@ class CollabCoordinator:
         ended = sorted({e["args"]["id"] for e in logs} - self._obeyed)
         chain_id = self.space.w3.eth.chain_id
         for collab_id in ended:
-            for p in self.providers.values():
-                p.forget(collab_id)
+            self._forget(collab_id)
             for folder in self.workdir.glob(f"c{chain_id}-{collab_id}-s*"):
                 shutil.rmtree(folder, ignore_errors=True)
             self._obeyed.add(collab_id)
@@ -239,8 +240,16 @@ class CollabCoordinator:
 
     def _forget_if_over(self, collab_id: int, force: bool = False) -> None:
         if force or cc.collaboration(self.space, collab_id)["status"] != cc.CollabStatus.RUNNING:
-            for p in self.providers.values():
+            self._forget(collab_id)
+
+    def _forget(self, collab_id: int) -> None:
+        """Every party node drops the collaboration's state; one that does not answer is logged
+        (it drops it anyway when it sees the collaboration end)."""
+        for p in self.providers.values():
+            try:
                 p.forget(collab_id)
+            except Exception as exc:  # noqa: BLE001 - cleanup must reach every other node
+                log.warning("party node %s did not forget collaboration %s: %s", p.did, collab_id, exc)
 
 
 def _reason_of(exc: BaseException) -> int:
@@ -251,6 +260,8 @@ def _reason_of(exc: BaseException) -> int:
         return REASON_NODE_LOST
     if name == "MinGroupRefused":
         return REASON_BELOW_MIN_GROUP
+    if name == "PartyUnreachable":
+        return REASON_PARTY_UNREACHABLE
     return REASON_ENGINE_ERROR
 
 

@@ -3,27 +3,15 @@ consumer holding a PSI+MPC grant on each bank's asset, three registered compute 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from click.testing import CliRunner
 from eth_account import Account
 
-from chain import Space
 from chain.accounts import dev_account
-from chain.config import load_settings
-from chain.connection import connect
-from chain.node import EmbeddedNode, free_port
-from chain.system import deploy_system
-from offchain.store.client import EmbeddedStore
-from tds.cli import cli
 from tds.cli.refusals import NotYours, Refused, StateRefused
-from tds.collab_world import PRICE, CollabWorld, build_collab_world
+from tds.collab_world import PRICE
+from tests.tds.collab_env import PASSWORD, Env, collab_env  # noqa: F401 - Env for type hints
 
-PASSWORD = "collab-test-password"
 STEPS = [
     {"id": "match", "engine": "psi", "inputs": ["bank-a-customers", "bank-b-customers"], "nodes": ["node-1"],
      "params": {"mode": "intersection"}},
@@ -33,48 +21,10 @@ STEPS = [
 ]
 
 
-class Env:
-    def __init__(self, world: CollabWorld, home: Path, variables: dict[str, Any]):
-        self.world, self.home, self.vars = world, home, variables
-
-    def run(self, *args: Any) -> Any:
-        return CliRunner().invoke(cli, [str(a) for a in args], env=self.vars)
-
-    def ok(self, *args: Any) -> Any:
-        r = self.run(*args)
-        assert r.exit_code == 0 and r.exception is None, (args, r.output, r.exception)
-        return r
-
-    def refused(self, kind: type, needle: str, *args: Any) -> str:
-        r = self.run(*args)
-        assert isinstance(r.exception, kind), (args, r.output, repr(r.exception))
-        assert needle in str(r.exception), (needle, str(r.exception))
-        return str(r.exception)
-
-    def file(self, name: str, description: dict[str, Any]) -> Path:
-        path = self.home / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(description, sort_keys=False))
-        return path
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cli-collab")
-    settings = replace(load_settings(), home=tmp / "home", chain_port=free_port(), rpc_url=None, chain_id=None,
-                       deployment_file=tmp / "deployment.json")
-    node = EmbeddedNode(settings)
-    info = node.up(fresh=True)
-    try:
-        w3 = connect(settings)
-        space = Space(w3, deploy_system(settings, w3=w3))
-        world = build_collab_world(space, EmbeddedStore(settings.home / "store"), dev_account(0), rows=30, common=10)
-        world.identities["analyst"].save(settings.home / "identities", PASSWORD, scrypt_n=2**10)
-        variables = {"TDS_HOME": str(settings.home), "TDS_RPC_URL": info.url, "TDS_CHAIN_ID": None,
-                     "TDS_DEPLOYMENT": str(settings.deployment_file), "TDS_IPFS_API": None,
-                     "TDS_PROJECT_ROOT": str(settings.project_root), "TDS_KEYSTORE_PASSWORD": PASSWORD}
-        yield Env(world, settings.home, variables)
-    finally:
-        node.down()
+    with collab_env(tmp_path_factory.mktemp("cli-collab")) as e:
+        yield e
 
 
 def test_validate_prices_every_grant_of_every_step(env):
