@@ -25,17 +25,16 @@ import base64
 from typing import Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path as PathParam, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from chain.retry import is_transient
 from did.challenge import ChallengeVerifier
-from did.errors import AuthenticationRequired, IdentityError
-from did.guard import ChallengeGuard, challenge_header
+from did.errors import IdentityError
 from offchain.collab.party_chain import PartyChain
 from offchain.collab.provider_node import ContributionRefused, ProviderNode
-from offchain.keyservice.limits import RateLimited, RequestLimits, ServiceLimits
+from offchain.keyservice.guarded_app import guarded_app
+from offchain.keyservice.limits import ServiceLimits
 from offchain.psi.errors import PsiError, PsiPeerLost
 
 MAX_WAIT = 30.0
@@ -70,24 +69,9 @@ def _refusal(status: int, exc: BaseException, **extra: Any) -> HTTPException:
 def create_party_app(node: ProviderNode, chain: PartyChain, verifier: ChallengeVerifier,
                      limits: ServiceLimits | None = None) -> FastAPI:
     """The FastAPI app of one provider's party node."""
-    limits = limits or ServiceLimits()
-    app = FastAPI(title="Trusted Data Space party node", version="1",
-                  description="A provider's side of collaboration steps (PSI, MPC inputs); its rows stay here.")
-    app.add_middleware(RequestLimits, limit=limits.max_body_bytes, per_ip=limits.per_ip())
-    per_did = limits.per_did()
-    guard = ChallengeGuard(verifier, bind_request=True)
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail), "kind": "HTTPError"}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _bad_input(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid input')}", "kind": "InvalidInput"},
-                            status_code=422)
+    app, caller_did = guarded_app("Trusted Data Space party node",
+                                  "A provider's side of collaboration steps (PSI, MPC inputs); its rows stay here.",
+                                  verifier, limits)
 
     def _chain(fn: Any) -> Any:
         try:
@@ -98,22 +82,11 @@ def create_party_app(node: ProviderNode, chain: PartyChain, verifier: ChallengeV
             raise
 
     def caller(request: Request) -> str:
-        """The authenticated caller's account on chain (bound presentation, then its rate limit)."""
-        try:
-            who = guard.authenticate(request)
-        except IdentityError as exc:
-            status = guard.status_of(exc)
-            message = str(exc) if isinstance(exc, AuthenticationRequired) else f"{type(exc).__name__}: {exc}"
-            raise HTTPException(status, detail={"error": message, "kind": type(exc).__name__},
-                                headers=guard.challenge_headers() if status == 401 else None) from None
-        try:
-            per_did.take("did:" + who.did)
-        except RateLimited as exc:
-            raise HTTPException(429, detail={"error": str(exc), "kind": "RateLimited"},
-                                headers={"Retry-After": str(exc.retry_after)}) from None
-        account = _chain(lambda: chain.account_of(who.did))
+        """The authenticated caller's account on chain."""
+        did = caller_did(request)
+        account = _chain(lambda: chain.account_of(did))
         if account is None:
-            raise HTTPException(403, detail={"error": f"{who.did} is not bound to an account on chain",
+            raise HTTPException(403, detail={"error": f"{did} is not bound to an account on chain",
                                              "kind": "UnknownParticipant"})
         return account
 
@@ -142,12 +115,6 @@ def create_party_app(node: ProviderNode, chain: PartyChain, verifier: ChallengeV
 
     errors = {code: {"description": "refused: {error, kind}"} for code in (401, 403, 409, 413, 422, 429, 503)}
     base = "/v1/collab/{collab_id}/steps/{step}"
-
-    @app.get("/v1/challenge", summary="A fresh challenge to answer (also sent with every 401)")
-    def get_challenge() -> dict[str, Any]:
-        c = verifier.issue()
-        return {"challenge": c.nonce, "domain": c.domain, "expires": int(c.expires_at),
-                "www_authenticate": challenge_header(c)}
 
     @app.get("/v1/health", summary="Liveness and who this party node is")
     def health() -> dict[str, Any]:

@@ -29,20 +29,17 @@ import base64
 from typing import Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path as PathParam, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from did.challenge import ChallengeVerifier
 from did.envelope import seal
-from did.errors import AuthenticationRequired, IdentityError
-from did.guard import ChallengeGuard, challenge_header
 from did.identity import Identity
 from did.registry import IdentityRegistryClient
 from offchain.errors import DataPlaneError, GrantRefused, PolicyError, QueryError
 from offchain.query.engine import EncryptedResult
 from offchain.query.plan import Query
-from offchain.keyservice.limits import MAX_BODY_BYTES, RateLimited, RequestLimits, ServiceLimits
+from offchain.keyservice.guarded_app import guarded_app
+from offchain.keyservice.limits import MAX_BODY_BYTES, ServiceLimits
 from offchain.keyservice.provider import ProviderKeyService
 from chain.retry import is_transient
 from did.sealing import ChainDirectory, canonical
@@ -86,40 +83,9 @@ def create_key_service_app(service: ProviderKeyService, provider: Identity, regi
                            directory: ChainDirectory, verifier: ChallengeVerifier,
                            limits: ServiceLimits | None = None) -> FastAPI:
     """The FastAPI app of one provider's key service (``limits``: body size and request rates)."""
-    limits = limits or ServiceLimits()
-    app = FastAPI(title="Trusted Data Space key service",
-                  description="Releases layer keys and opens aggregates for accepted jobs only.", version="1")
-    app.add_middleware(RequestLimits, limit=limits.max_body_bytes, per_ip=limits.per_ip())
-    per_did = limits.per_did()
-    guard = ChallengeGuard(verifier, bind_request=True)
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail), "kind": "HTTPError"}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _bad_input(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid input')}", "kind": "InvalidInput"},
-                            status_code=422)
-
-    def authenticated(request: Request) -> str:
-        """The caller's DID, from a presentation bound to this request; then its own rate limit."""
-        try:
-            who = guard.authenticate(request)
-        except IdentityError as exc:
-            status = guard.status_of(exc)
-            message = str(exc) if isinstance(exc, AuthenticationRequired) else f"{type(exc).__name__}: {exc}"
-            raise HTTPException(status, detail={"error": message, "kind": type(exc).__name__},
-                                headers=guard.challenge_headers() if status == 401 else None) from None
-        try:
-            per_did.take("did:" + who.did)
-        except RateLimited as exc:
-            raise HTTPException(429, detail={"error": str(exc), "kind": "RateLimited"},
-                                headers={"Retry-After": str(exc.retry_after)}) from None
-        return who.did
+    app, authenticated = guarded_app("Trusted Data Space key service",
+                                     "Releases layer keys and opens aggregates for accepted jobs only.", verifier,
+                                     limits)
 
     def oracle_of(request: Request) -> str:
         """The on-chain account of the authenticated caller; it must hold COMPUTE_PROVIDER.
@@ -160,12 +126,6 @@ def create_key_service_app(service: ProviderKeyService, provider: Identity, regi
             raise _refusal(422, QueryError(f"malformed query: {exc}")) from None
 
     errors = {code: {"model": ErrorBody} for code in (401, 403, 409, 413, 422, 429, 503)}
-
-    @app.get("/v1/challenge", summary="A fresh challenge to answer (also sent with every 401)")
-    def get_challenge() -> dict[str, Any]:
-        c = verifier.issue()
-        return {"challenge": c.nonce, "domain": c.domain, "expires": int(c.expires_at),
-                "www_authenticate": challenge_header(c)}
 
     @app.get("/v1/health", summary="Liveness and who this key service is")
     def health() -> dict[str, Any]:

@@ -5,6 +5,8 @@ dag-pb CIDv1 of the same node share one file); pins in ``<root>/pins.json`` as
 ``{cid: "recursive" | "direct"}``. Writes are atomic (temp file + rename)."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import json
 import os
@@ -105,14 +107,27 @@ class BlockStore:
             raise StoreError(f"{self._pins_file} is corrupt: {exc}") from exc
 
     def _write_pins(self, pins: dict[str, str]) -> None:
-        tmp = self._pins_file.with_suffix(".tmp")
+        # a temporary name of this writer's own: several stores (processes, or a server beside a
+        # client in one process) may write the same pin file
+        tmp = self._pins_file.with_name(f"pins.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(pins, sort_keys=True, indent=1))
         os.replace(tmp, self._pins_file)
+
+    @contextlib.contextmanager
+    def _pins_locked(self) -> Iterator[None]:
+        """This store's lock and an exclusive lock on the pin file's lock file, so a read-modify-
+        write of the pins by another store on the same folder is never lost."""
+        with self._lock, open(self._pins_file.with_name("pins.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def pin_add(self, cid: str, recursive: bool = True) -> list[str]:
         """Pin a CID (all its blocks must be present for a recursive pin)."""
         parsed = parse_cid(cid)
-        with self._lock:
+        with self._pins_locked():
             if recursive:
                 for c in walk_dag(parsed, self.get_block):  # raises BlockNotFound if incomplete
                     pass
@@ -125,7 +140,7 @@ class BlockStore:
 
     def pin_rm(self, cid: str) -> list[str]:
         parsed = parse_cid(cid).encode()
-        with self._lock:
+        with self._pins_locked():
             pins = self._read_pins()
             if parsed not in pins:
                 raise StoreError(f"{parsed} is not pinned")
