@@ -15,6 +15,8 @@ independent client such as ``cast logs``.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -74,6 +76,12 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value
+
+
+@lru_cache(maxsize=65536)
+def _checksummed(account: str) -> str:
+    """``to_checksum_address`` memoised: a trail names the same few accounts in every entry."""
+    return to_checksum_address(account)
 
 
 def _named(value: Any, abi_input: dict[str, Any]) -> Any:
@@ -230,7 +238,7 @@ class ChainReader:
         whether its published binding proof verifies; None if unbound (or superseded) then."""
         if not account:
             return None
-        account = to_checksum_address(account)
+        account = _checksummed(account)
         if self._bindings is None:
             index: dict[str, list[tuple[tuple[int, int], Binding | None]]] = {}
             for ev in self.select("IdentityRegistry", {"IdentityBound", "IdentitySuperseded"}):

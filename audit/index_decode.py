@@ -19,6 +19,20 @@ from web3 import Web3
 from audit.events import ChainEvent
 
 
+def _unplain(value: Any, abi_input: dict[str, Any]) -> Any:
+    """Undo :func:`audit.events.plain` for one argument of ABI type ``abi_input``: the stored
+    ``0x`` hex of a bytes value back to bytes, arrays and structs element by element."""
+    t = abi_input["type"]
+    if t.endswith("]"):
+        inner = {**abi_input, "type": t[: t.rindex("[")]}
+        return [_unplain(v, inner) for v in value]
+    if t == "tuple":
+        return {c["name"]: _unplain(value[c["name"]], c) for c in abi_input["components"]}
+    if t.startswith("bytes"):
+        return bytes.fromhex(value[2:])
+    return value
+
+
 def _shape(value: Any, abi_input: dict[str, Any], checksum: Any) -> Any:
     """``value`` as web3 returns it: addresses checksummed, structs as dicts by component name."""
     t = abi_input["type"]
@@ -66,6 +80,26 @@ class FastLogDecoder:
         return self.decode({"address": row.address, "topics": [bytes.fromhex(t[2:]) for t in json.loads(row.topics)],
                             "data": bytes.fromhex(row.data[2:]), "blockNumber": row.block,
                             "logIndex": row.log_index, "transactionHash": row.tx})
+
+    def from_stored(self, row: Any) -> ChainEvent | None:
+        """The event of an ``events`` row rebuilt from its stored arguments (the JSON the indexer
+        wrote from this decoder's own output) — no ABI decoding; equal to :meth:`decode_row`."""
+        topics = json.loads(row.topics)
+        if not topics:
+            return None
+        spec = self._specs.get((row.address.lower(), bytes.fromhex(topics[0][2:])))
+        if spec is None:
+            return None
+        contract, event, topic_inputs, data_inputs, _ = spec
+        stored = json.loads(row.args)
+        args: dict[str, Any] = {}
+        for abi_input, _typ, hashed in topic_inputs:
+            value = stored[abi_input["name"]]
+            args[abi_input["name"]] = bytes.fromhex(value[2:]) if hashed else _unplain(value, abi_input)
+        for abi_input in data_inputs:
+            args[abi_input["name"]] = _unplain(stored[abi_input["name"]], abi_input)
+        return ChainEvent(contract=contract, name=event, args=args, block=int(row.block), tx=row.tx,
+                          log_index=int(row.log_index), address=self.checksum(row.address))
 
     def decode(self, log: Any) -> ChainEvent | None:
         """The decoded event of ``log``, or None if no deployed ABI declares it."""
