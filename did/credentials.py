@@ -73,12 +73,15 @@ def credential_hash(vc: dict[str, Any]) -> bytes:
 def issue_role_credential(operator: "Identity", subject_did: str, role: str, organization: str, *,
                           valid_from: datetime | None = None, valid_until: datetime | None = None,
                           days: float | None = None, subject_account: str | None = None,
-                          binding_proof: dict[str, Any] | None = None) -> dict[str, Any]:
+                          binding_proof: dict[str, Any] | None = None,
+                          jurisdiction: str | None = None) -> dict[str, Any]:
     """The operator signs a role credential for ``subject_did``.
 
     With ``binding_proof`` (the subject's two-way binding, checked here) the credential names the
     bound account; ``subject_account`` names one on the operator's own word. Either way the
     operator's signature then attests the DID side of the binding to every verifier.
+    ``jurisdiction`` (e.g. ``CN``) names where the subject is established; compliance scans read it
+    for the residency of domestic-only datasets (docs/compliance.md).
     """
     ed25519_from_did(subject_did)  # subject must be a resolvable did:key
     if binding_proof is not None:
@@ -97,6 +100,10 @@ def issue_role_credential(operator: "Identity", subject_did: str, role: str, org
     subject: dict[str, Any] = {"id": subject_did, "role": normalize_role(role), "organization": str(organization)}
     if subject_account is not None:
         subject["account"] = to_checksum_address(subject_account)
+    if jurisdiction is not None:
+        if not str(jurisdiction).strip():
+            raise MalformedCredential("jurisdiction must not be empty")
+        subject["jurisdiction"] = str(jurisdiction).strip().upper()
     vc = {
         "@context": [VC_CONTEXT, {"@vocab": TDS_VOCAB}],
         "id": f"urn:uuid:{uuid.uuid4()}",
@@ -184,7 +191,7 @@ class VerifiedCredential:
 
 
 _TOP_KEYS = {"@context", "id", "type", "issuer", "issuanceDate", "expirationDate", "credentialSubject", "proof"}
-_SUBJECT_KEYS = {"id", "role", "organization", "account"}
+_SUBJECT_KEYS = {"id", "role", "organization", "account", "jurisdiction"}
 _PROOF_KEYS = {"type", "proofPurpose", "verificationMethod", "created", "jws"}
 _UUID_URN = re.compile(r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

@@ -12,12 +12,12 @@ import click
 from eth_utils import keccak
 from web3.logs import DISCARD
 
-from tds.cli.deployed import CLASSIFICATIONS, Deployed
-from tds.cli.output import console, emit_json
-from tds.cli.refusals import BadInput, StateRefused, NotYours, iso, onchain
-from tds.cli.wallet import WalletChoice, wallet_options
 from chain.ops import describe
 from chain.system import role_id
+from tds.cli.deployed import CLASSIFICATIONS, Deployed
+from tds.cli.output import console, emit_json
+from tds.cli.refusals import BadInput, NotYours, StateRefused, iso, onchain
+from tds.cli.wallet import WalletChoice, wallet_options
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 DESTRUCTION = keccak(text="DESTRUCTION")
@@ -38,9 +38,9 @@ def _cid_text(raw: bytes) -> str:
 
 def read_manifest(d: Deployed, cid: str) -> tuple[dict[str, Any], bytes]:
     """The encrypted dataset's manifest from the content store, and its binary CID."""
+    from chain.cid import parse_cid
     from chain.errors import InvalidCid
     from offchain.errors import DataPlaneError
-    from chain.cid import parse_cid
 
     try:
         binary = parse_cid(cid).to_bytes()
@@ -78,17 +78,32 @@ def asset() -> None:
               help="The quality report (canonical JSON) behind the hash (default: from the content store).")
 @click.option("--min-quality", default=None, metavar="SCORE",
               help="Refuse below this overall quality score (default: TDS_MIN_QUALITY, 0.8; 0 disables the gate).")
+@click.option("--consent", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The data subjects' consent record: its hash is registered, the file sealed to the operator "
+                   "and the regulator (docs/compliance.md).")
+@click.option("--ownership", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The ownership proof (hashed and sealed like --consent).")
+@click.option("--purpose", "purposes", multiple=True, metavar="TEXT",
+              help="A purpose the consent covers (repeatable); grants for other purposes are findings.")
+@click.option("--domestic-only", "residency", metavar="JURISDICTION", default=None,
+              help="The data may not leave JURISDICTION (e.g. CN): no grant to a consumer credentialed elsewhere.")
+@click.option("--endpoint", "endpoints", multiple=True, metavar="URL",
+              help="A service URL the provider runs for this dataset (checked for TLS; repeatable).")
 @wallet_options
 @_JSON
 @onchain
 def asset_register(manifest_cid: str, template_id: int, metadata_cid: str | None, quality_text: str | None,
-                   report_path: Path | None, min_quality: str | None, as_json: bool, wallet: WalletChoice) -> None:
+                   report_path: Path | None, min_quality: str | None, consent: Path | None, ownership: Path | None,
+                   purposes: tuple[str, ...], residency: str | None, endpoints: tuple[str, ...], as_json: bool,
+                   wallet: WalletChoice) -> None:
     """Provider: mint a certificate for the encrypted dataset whose manifest is MANIFEST_CID. A dataset
-    whose quality report scores below the threshold is refused (QualityBelowThreshold)."""
-    from offchain.canonical import canonical_hash
+    whose quality report scores below the threshold is refused (QualityBelowThreshold). A personal
+    (sensitive or confidential) dataset without --consent and --ownership is refused, or registered
+    as non-compliant, as the template's terms document says (docs/compliance.md)."""
+    from chain.cid import parse_cid
     from chain.errors import InvalidCid
     from offchain.errors import DataPlaneError
-    from chain.cid import parse_cid
+    from offchain.onion.dataset import manifest_hash as hash_of_manifest
 
     d = Deployed.open()
     manifest, content = read_manifest(d, manifest_cid)
@@ -123,19 +138,50 @@ def asset_register(manifest_cid: str, template_id: int, metadata_cid: str | None
     if not d.c["IdentityRegistry"].functions.hasParticipantRole(me.address, role_id("PROVIDER")).call():
         raise StateRefused(f"{me.address} holds no PROVIDER role: the operator must issue one "
                            f"('tds id credential issue --role PROVIDER --grant')")
-    manifest_hash = bytes.fromhex(canonical_hash(manifest)[2:])
+    manifest_hash = bytes.fromhex(hash_of_manifest(manifest)[2:])   # SM3 for an sm-profile manifest
+    status = None
+    from oversight.compliance.registration import is_personal
+
+    if consent or ownership or purposes or residency or endpoints or is_personal(level):
+        if metadata_cid:
+            raise BadInput("--metadata cannot be combined with compliance documents: the registration document "
+                           "is the certificate's metadata")
+        metadata, status = _registration(d, wallet, manifest, manifest_cid, "0x" + manifest_hash.hex(), level,
+                                         template_id, consent, ownership, purposes, residency, endpoints)
     reg = d.c["AssetRegistry"]
     r = d.send(me, reg.functions.mint((content, metadata, manifest_hash, CLASSIFICATIONS.index(level),
                                        quality_hash, template_id)))
     asset_id = reg.events.AssetRegistered().process_receipt(r, errors=DISCARD)[0]["args"]["assetId"]
     out = {"assetId": asset_id, "provider": me.address, "dataset": manifest["dataset_id"], "manifestCid": manifest_cid,
            "manifestHash": "0x" + manifest_hash.hex(), "classification": level, "templateId": template_id,
-           "allowedOps": describe(ops), "tx": _tx(r)}
+           "allowedOps": describe(ops), "tx": _tx(r), "metadataCid": _cid_text(metadata), "compliance": status}
     if as_json:
         emit_json(out)
     else:
         click.echo(f"asset {asset_id}: dataset {manifest['dataset_id']} ({level}), template {template_id}, "
-                   f"certificate held by {me.address}")
+                   f"certificate held by {me.address}" + (f"; registered {status}" if status else ""))
+
+
+def _registration(d: Deployed, wallet: WalletChoice, manifest: dict[str, Any], manifest_cid: str, manifest_hash: str,
+                  level: str, template_id: int, consent: Path | None, ownership: Path | None,
+                  purposes: tuple[str, ...], residency: str | None, endpoints: tuple[str, ...]) -> tuple[bytes, str]:
+    """Seal the documents to the operator and the regulator, apply the template's policy and store
+    the registration document; returns its binary CID (the certificate's metadata CID) and status."""
+    from oversight.compliance.registration import (
+        build_registration,
+        publish_registration,
+        template_policy,
+    )
+    from tds.cli.compliance import document_sender, recipients
+
+    store = d.store()
+    docs = {k: p.read_bytes() for k, p in (("consent", consent), ("ownership", ownership)) if p is not None}
+    policy = template_policy(d.c["CertificateTemplates"], template_id, store.cat, int(d.deployment["block"]))
+    doc = build_registration(document_sender(wallet), lambda: recipients(d), dataset_id=manifest["dataset_id"],
+                             manifest_cid=manifest_cid, manifest_hash=manifest_hash, level=level, documents=docs,
+                             purposes=purposes, residency=residency, endpoints=endpoints, policy=policy,
+                             template=template_id, add_bytes=store.add_bytes)
+    return publish_registration(doc, store.add_bytes).to_bytes(), doc.status
 
 
 def _asset_info(d: Deployed, asset_id: int) -> dict[str, Any]:

@@ -231,14 +231,16 @@ def credential() -> None:
 @click.option("--org", required=True, help="Organization the subject acts for.")
 @click.option("--days", type=click.FloatRange(min=0, min_open=True), default=365.0, show_default=True)
 @click.option("--subject-account", default=None, help="Ethereum account to name in the credential.")
+@click.option("--jurisdiction", default=None, metavar="CODE",
+              help="Where the subject is established (e.g. CN); compliance scans check residency against it.")
 @click.option("--binding", "binding_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The subject's binding proof (or its 'tds id show --json'); names the bound account.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--grant", is_flag=True, help="Also grant the role on chain (subject must be bound).")
 @click.option("--password-env", metavar="VAR")
 def credential_issue(operator_name: str, subject: str, role: str, org: str, days: float,
-                     subject_account: str | None, binding_file: Path | None, out: Path | None, grant: bool,
-                     password_env: str | None) -> None:
+                     subject_account: str | None, jurisdiction: str | None, binding_file: Path | None,
+                     out: Path | None, grant: bool, password_env: str | None) -> None:
     """Issue (sign) a role credential; write it to --out or stdout."""
     settings = load_settings()
     subject_did, binding, local_account = _subject(settings, subject)
@@ -250,7 +252,7 @@ def credential_issue(operator_name: str, subject: str, role: str, org: str, days
             raise IdentityError(f"--subject-account {subject_account!r} is not an Ethereum address")
     op = Identity.load(_root(settings), operator_name, _password(password_env, operator_name))
     vc = issue_role_credential(op, subject_did, role, org, days=days, subject_account=subject_account,
-                               binding_proof=binding)
+                               binding_proof=binding, jurisdiction=jurisdiction)
     text = json.dumps(vc, indent=1, sort_keys=True) + "\n"
     if grant:
         receipt = _registry(settings).grant_from_credential(op.account, vc, binding)
