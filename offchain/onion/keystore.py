@@ -133,17 +133,19 @@ class Keystore:
             raise KeyNotFound(key_id)
         return self.entries[key_id]["status"]
 
-    def retire(self, key_id: str) -> None:
+    def retire(self, key_id: str, save: bool = True) -> None:
         """Mark a key as rotated away (still decrypts old data until destroyed)."""
         if key_id not in self.entries:
             raise KeyNotFound(key_id)
         self.entries[key_id].update(status="retired", retired=int(time.time()))
-        self.save()
+        if save:
+            self.save()
 
-    def destroy(self, key_id: str) -> None:
+    def destroy(self, key_id: str, save: bool = True) -> None:
         if self.entries.pop(key_id, None) is None:
             raise KeyNotFound(key_id)
-        self.save()
+        if save:
+            self.save()
 
     def keyring(self, include_retired: bool = False) -> Keyring:
         ring = Keyring()

@@ -3,6 +3,7 @@ old keys, re-encrypts under fresh keys (same dataset id, new key ids in the mani
 retires — or destroys — the old keys. After destruction nothing under them opens again."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from offchain.ingest.classification import Classification
@@ -85,8 +86,11 @@ def _bfv_column_rows(ds: EncryptedDataset, keyring: Keyring, column: str) -> lis
 
 
 def rotate_dataset(ds: EncryptedDataset, keystore: Keystore, destroy_old: bool = False,
-                   processes: int = 1, det_keys: dict | None = None) -> EncryptedDataset:
-    """Re-encrypt under fresh keys (saved to ``keystore``) and retire/destroy the old ones.
+                   processes: int = 1, det_keys: dict | None = None,
+                   keep: frozenset[str] = frozenset(),
+                   progress: Callable[[str, int], None] | None = None) -> EncryptedDataset:
+    """Re-encrypt under fresh keys (saved to ``keystore``) and retire/destroy the old ones, except
+    those in ``keep`` (still used by another dataset, e.g. a shared Paillier key).
     Datasets joined through a shared DET key must be rotated together (pass ``det_keys``)."""
     m = ds.manifest
     old = keystore.keyring(include_retired=True)
@@ -95,10 +99,12 @@ def rotate_dataset(ds: EncryptedDataset, keystore: Keystore, destroy_old: bool =
     new = encrypt_table(table, DatasetPolicy.from_dict(m["policy"]),
                         Classification(m["classification"]["dataset"], m["classification"]["fields"]),
                         ring, det_keys=det_keys, quality_hash=m.get("quality_report_hash"),
-                        chunk_rows=m["chunk_rows"], processes=processes, dataset_id=m["dataset_id"])
+                        chunk_rows=m["chunk_rows"], processes=processes, dataset_id=m["dataset_id"],
+                        progress=progress)
     new.manifest["rotated_from"] = ds.manifest_hash
     keystore.add_keyring(ring)
-    for key_id in manifest_key_ids(m) - manifest_key_ids(new.manifest):
+    for key_id in manifest_key_ids(m) - manifest_key_ids(new.manifest) - keep:
         if key_id in keystore.entries:
-            keystore.destroy(key_id) if destroy_old else keystore.retire(key_id)
+            keystore.destroy(key_id, save=False) if destroy_old else keystore.retire(key_id, save=False)
+    keystore.save()   # one scrypt derivation, not one per key
     return new

@@ -141,6 +141,8 @@ def encrypt_cmd(file: Path, schema_path: Path | None, clean_path: Path | None, y
     report_cid = store_.add_bytes(report.canonical())
     ds.manifest["quality_report_cid"] = report_cid   # the quality gate of 'tds asset register' reads it
     manifest_cid = ds.publish(store_.add_bytes)
+    from offchain.onion.rotation_policy import DatasetIndex
+    DatasetIndex.of_keystore(path).record(ds.manifest, manifest_cid, ds.manifest_hash)  # for scheduled rotation
     emit_json({"manifest_cid": manifest_cid, "manifest_hash": ds.manifest_hash,
                "dataset_id": ds.dataset_id, "rows": table.num_rows, "objects": len(ds.objects),
                "quality_report_cid": report_cid, "quality_report_hash": report.hash,
@@ -166,3 +168,113 @@ def exposure_cmd(manifest_cid: str, operations: tuple[str, ...], consumer: str, 
     manifest: dict[str, Any] = json.loads(_store().cat(manifest_cid))
     emit_json(grant_exposure(manifest, operations, consumer, price,
                              ReleaseRules(frozenset(trusted), min_price_leaky)))
+
+
+@data.command("rotate")
+@click.argument("manifest_cids", nargs=-1)
+@click.option("--rotate-every", metavar="PERIOD",
+              help="Policy: also rotate every tracked dataset whose keys are older than PERIOD (30d, 12h, 2w). "
+                   "Applied each time the command runs: schedule it with cron.")
+@click.option("--destroy-old", is_flag=True,
+              help="Destroy the keys of replaced versions no live grant on chain still needs (docs/backup.md).")
+@click.option("--keystore", type=click.Path(dir_okay=False, path_type=Path),
+              help="default: $TDS_HOME/keys/provider.json")
+@click.option("--background", is_flag=True, help="Detach; progress lines go to keys/rotation.log beside the keystore.")
+@click.option("--processes", default=1, show_default=True, type=int)
+@_errors
+def rotate_cmd(manifest_cids: tuple[str, ...], rotate_every: str | None, destroy_old: bool, keystore: Path | None,
+               background: bool, processes: int) -> None:
+    """Re-encrypt datasets under fresh keys: MANIFEST_CIDS now, and with --rotate-every every tracked
+    dataset that is due. Old keys are retired (still serve grants on the old version) and, with
+    --destroy-old, destroyed once no live grant needs them. Register each new version with
+    'tds asset register'. The keystore passphrase comes from $TDS_KEYSTORE_PASSWORD or a prompt."""
+    import subprocess
+    import sys
+    import time
+
+    from chain.config import KEYSTORE_PASSWORD_ENV
+    from offchain.onion.keystore import Keystore
+    from offchain.onion.rotation_policy import DatasetIndex, destroy_unneeded, due, parse_period, rotate_version
+    if not (manifest_cids or rotate_every or destroy_old):
+        raise click.UsageError("name MANIFEST_CIDS, or give --rotate-every and/or --destroy-old")
+    every = parse_period(rotate_every) if rotate_every else None
+    path = keystore or load_settings().home / "keys" / "provider.json"
+    passphrase = keystore_password() or click.prompt("keystore password", hide_input=True, err=True)
+    if background:
+        log = path.parent / "rotation.log"
+        argv = [sys.executable, "-c", "from tds.cli import main; main()", "data", "rotate", *manifest_cids,
+                "--keystore", str(path), "--processes", str(processes)]
+        argv += (["--rotate-every", rotate_every] if rotate_every else []) + (["--destroy-old"] if destroy_old else [])
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(argv, env={**os.environ, KEYSTORE_PASSWORD_ENV: passphrase}, stdout=fh,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        emit_json({"pid": proc.pid, "log": str(log)})
+        return
+
+    def say(line: str) -> None:
+        err_console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, highlight=False)
+
+    with _RotationLock(path.parent / "rotation.lock"):
+        ks = Keystore.open(path, passphrase)
+        index = DatasetIndex.of_keystore(path)
+        store_ = _store()
+        todo = list(dict.fromkeys(manifest_cids))
+        if every is not None:
+            current = index.current()
+            for dataset_id, age in due(index, ks, every):
+                say(f"{dataset_id}: keys {age / 86400:.1f} days old, policy {rotate_every}: due")
+                todo.append(current[dataset_id]["cid"])
+        rotated = [rotate_version(index, ks, store_, cid, say, processes)["cid"] for cid in dict.fromkeys(todo)]
+        destroyed = destroy_unneeded(index, ks, _live_grants(say), say) if destroy_old else {}
+    emit_json({"rotated": rotated, "destroyed": destroyed, "index": str(index.path)})
+
+
+def _live_grants(say: Any) -> Any:
+    """The chain's live-grant check, or None (keep every key) when the chain cannot be asked."""
+    from chain.errors import TdsError
+    try:
+        from chain.connection import connect
+        from chain.deploy import bind, read_deployment
+        from offchain.onion.rotation_policy import chain_live_grants
+        settings = load_settings()
+        w3 = connect(settings, start=False)
+        doc = read_deployment(settings.deployment_path(w3.eth.chain_id), w3.eth.chain_id)
+        return chain_live_grants(bind(w3, doc, "AssetRegistry"), bind(w3, doc, "Authorizations"), doc["block"],
+                                 lambda: w3.eth.get_block("latest")["timestamp"])
+    except (TdsError, OSError, ValueError, KeyError) as exc:  # no chain, no deployment: destroy nothing
+        say(f"cannot ask the chain about grants ({type(exc).__name__}: {exc}); no key is destroyed")
+        return None
+
+
+class _RotationLock:
+    """One rotation at a time per keystore (cron runs may overlap): a lock file holding the pid."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        from offchain.errors import DataPlaneError
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pid = self.path.read_text().strip()
+            if pid.isdigit() and _alive(int(pid)):
+                raise DataPlaneError(f"another rotation (pid {pid}) holds {self.path}") from None
+            self.path.unlink(missing_ok=True)   # a stale lock of a process that died
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

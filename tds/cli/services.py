@@ -188,7 +188,7 @@ def provider_serve(name: str, password_env: str | None, keystore: Path | None, h
         raise BadOption(f"no data keystore at {path}: encrypt a dataset first ('tds data encrypt FILE') "
                         f"or pass --keystore")
     passphrase = keystore_password() or click.prompt("keystore password", hide_input=True, err=True)
-    keyring = Keystore.open(path, passphrase).keyring()
+    keyring = Keystore.open(path, passphrase).keyring(include_retired=True)  # retired keys serve old versions
     w3 = connect(settings)
     store = open_store(settings.home, settings.ipfs_api)
     from eth_utils import is_address, to_checksum_address
