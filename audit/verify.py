@@ -12,9 +12,10 @@ content store, and does not fail the audit; overall = every verdict ok):
 - ``batch-root`` — each published log batch (JSON lines) recomputes to an anchored Merkle root
   with the anchored record count;
 - ``batch-inclusion`` — every record's inclusion proof holds locally and through
-  ``Evidence.verifyRecord`` (eth_call);
+  ``Evidence.verifyRecord`` (eth_call); an SM3 batch (``sm`` profile, ``batch-….sm3.jsonl``) is
+  proven locally against the anchored root only, the contract hashing with keccak256;
 - ``document`` — a supplied document (quality report, destruction proof, final record …) hashes
-  (keccak256 or SHA-256) to the hash recorded on chain for its subject;
+  (keccak256, SHA-256 or SM3) to the hash recorded on chain for its subject;
 - ``payment`` — a completed job's credited shares sum exactly to the job's escrowed amount, in
   its token, with the compute share to the completing oracle; a failed or reclaimed job's refund
   equals its amount.
@@ -32,10 +33,12 @@ from eth_utils import keccak
 from web3 import Web3
 
 from audit.events import ChainEvent, ChainReader
+from audit.merkle import KECCAK
 from audit.merkle import verify as merkle_verify
 from audit.oplog import Batch, OpLogError
 from audit.trail import SHARES, asset_events, asset_scope
 from chain.eip712 import job_result_typed_data
+from chain.sm import sm3
 
 Fetch = Callable[[str], "bytes | None"]
 REFUND = SHARES.index("refund")
@@ -197,15 +200,23 @@ def verify_batch_file(reader: ChainReader, path: Path, logs_dir: Path) -> tuple[
 def _inclusion(reader: ChainReader, batch: Batch, anchor: ChainEvent, subject: str) -> dict[str, Any]:
     evidence = reader.contracts["Evidence"].functions
     batch_id, root = anchor.args["batchId"], bytes(anchor.args["root"])
-    tree = batch.tree
+    tree, h = batch.tree, batch.hash_name
     bad = []
     for i, rec in enumerate(batch.records):
         proof = tree.proof(i)
-        local = merkle_verify(proof, root, rec.leaf())
-        onchain = evidence.verifyRecord(batch_id, rec.canonical(), proof).call()
+        local = merkle_verify(proof, root, rec.leaf(h), h)
+        onchain = evidence.verifyRecord(batch_id, rec.canonical(), proof).call() if h == KECCAK else True
         if not (local and onchain):
             bad.append(rec.id)
     n = len(batch.records)
+    if h != KECCAK:          # the contract recomputes keccak256: an SM3 tree is proven off chain only
+        if bad:
+            return verdict("batch-inclusion", subject, False,
+                           f"{n - len(bad)}/{n} {h} proofs hold against batch #{batch_id}'s root; "
+                           f"not included: {', '.join(bad[:5])}")
+        return verdict("batch-inclusion", subject, True,
+                       f"{n}/{n} {h} inclusion proofs hold against the root anchored as batch #{batch_id} "
+                       "(verified off chain: Evidence.verifyRecord hashes with keccak256)")
     if bad:
         return verdict("batch-inclusion", subject, False,
                        f"{n - len(bad)}/{n} records proven in batch #{batch_id}; not included: {', '.join(bad[:5])}")
@@ -225,7 +236,7 @@ def chain_hashes(reader: ChainReader, asset_ids: Iterable[int]) -> dict[str, byt
 
 
 def verify_document(name: str, data: bytes, recorded: Mapping[str, bytes]) -> dict[str, Any]:
-    digests = {"keccak256": keccak(data), "sha256": hashlib.sha256(data).digest()}
+    digests = {"keccak256": keccak(data), "sha256": hashlib.sha256(data).digest(), "sm3": sm3(data)}
     if name in recorded:
         want = recorded[name]
         for algo, d in digests.items():
@@ -234,7 +245,7 @@ def verify_document(name: str, data: bytes, recorded: Mapping[str, bytes]) -> di
                                hash=_hex(want))
         return verdict("document", name, False,
                        f"document hashes to {_hex(digests['keccak256'])} (keccak256) / {_hex(digests['sha256'])} "
-                       f"(sha256); chain records {_hex(want)}", hash=_hex(want))
+                       f"(sha256) / {_hex(digests['sm3'])} (sm3); chain records {_hex(want)}", hash=_hex(want))
     for subject, want in recorded.items():
         for algo, d in digests.items():
             if d == want:

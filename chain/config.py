@@ -14,6 +14,7 @@
 | TDS_MIN_QUALITY   | overall quality score a dataset needs to be registered    | 0.8                        |
 | TDS_SOURCES_DIR   | live sources' state, quarantine, version history, alerts  | <home>/sources             |
 | TDS_SOURCE_<NAME>_TOKEN / _PASSWORD | a REST source's bearer token / basic-auth password | unset          |
+| TDS_CRYPTO_PROFILE | off-chain cryptography: default (AES, SHA-256) or sm (SM4, SM3, SM2) | default |
 
 ``TDS_KEYSTORE_PASSPHRASE`` (the data keystores' former name) still works, with a deprecation
 warning, when ``TDS_KEYSTORE_PASSWORD`` is unset.
@@ -31,6 +32,8 @@ DEFAULT_CHAIN_PORT = 18545
 EMBEDDED_CHAIN_ID = 31337
 KEYSTORE_PASSWORD_ENV = "TDS_KEYSTORE_PASSWORD"
 _DEPRECATED_PASSWORD_ENV = "TDS_KEYSTORE_PASSPHRASE"
+CRYPTO_PROFILE_ENV = "TDS_CRYPTO_PROFILE"
+CRYPTO_PROFILES = ("default", "sm")
 
 
 def _optional_int(name: str) -> int | None:
@@ -57,6 +60,7 @@ class Settings:
     index_url: str | None = None
     min_quality: str = "0.8"
     sources_home: Path | None = None
+    crypto_profile: str = "default"
 
     @property
     def chain_dir(self) -> Path:
@@ -110,6 +114,7 @@ def load_settings() -> Settings:
         min_quality=_quality(os.environ.get("TDS_MIN_QUALITY") or "0.8"),
         sources_home=Path(os.environ["TDS_SOURCES_DIR"]).expanduser().resolve()
         if os.environ.get("TDS_SOURCES_DIR") else None,
+        crypto_profile=crypto_profile_name(),
     )
 
 
@@ -149,3 +154,15 @@ def keystore_password() -> str | None:
         warnings.warn(f"{_DEPRECATED_PASSWORD_ENV} is deprecated; set {KEYSTORE_PASSWORD_ENV} instead",
                       DeprecationWarning, stacklevel=2)
     return old
+
+
+def crypto_profile_name() -> str:
+    """The configured cryptography profile (``TDS_CRYPTO_PROFILE``): ``default`` or ``sm``.
+
+    Read at each call, like the keystore password, so a test can switch it with monkeypatch;
+    an unknown name is refused with the accepted ones."""
+    raw = (os.environ.get(CRYPTO_PROFILE_ENV) or "default").strip().lower()
+    if raw not in CRYPTO_PROFILES:
+        raise ValueError(f"{CRYPTO_PROFILE_ENV}={raw!r} is not a cryptography profile; "
+                         f"set it to one of {', '.join(CRYPTO_PROFILES)}")
+    return raw

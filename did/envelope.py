@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_utils import keccak
 
+from chain.crypto_profile import CryptoProfileMismatch
 from did.document import canonical_json
 from did.errors import EnvelopeAuthError, EnvelopeNotForYou, MalformedEnvelope, UnknownDid
 from did.keys import b64u, b64u_decode, ed25519_from_did, raw_public, verify_ed25519
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 VERSION = 1
 ALG = "X25519-HKDF-SHA256-A256GCM+Ed25519"
+SM2_ALG = "SM2-KDF-SM3-SM4GCM+SM2"          # the sm profile's envelopes: did/sm2.py seals and opens them
 DOMAIN = b"tds-envelope/v1"
 HEADER_KEYS = {"v", "alg", "from", "to", "purpose", "epk", "rpk", "nonce", "created"}
 
@@ -71,7 +73,7 @@ class Envelope:
             header = obj["header"]
             if set(obj) != {"header", "ciphertext", "signature"} or set(header) != HEADER_KEYS:
                 raise MalformedEnvelope("envelope has unexpected or missing fields")
-            if header["v"] != VERSION or header["alg"] != ALG:
+            if header["v"] != VERSION or header["alg"] not in (ALG, SM2_ALG):
                 raise MalformedEnvelope(f"unsupported envelope version/algorithm {header['v']}/{header['alg']}")
             env = cls(header, b64u_decode(obj["ciphertext"]), b64u_decode(obj["signature"]))
         except MalformedEnvelope:
@@ -116,6 +118,8 @@ def open_envelope(recipient: "Identity", envelope: Envelope | bytes, *, expected
     """Check and decrypt an envelope addressed to ``recipient``; return the plaintext."""
     env = Envelope.from_bytes(envelope) if isinstance(envelope, (bytes, bytearray)) else envelope
     h = env.header
+    if h["alg"] == SM2_ALG:
+        raise CryptoProfileMismatch("default", "sm", "sealed envelope (open it with did.sm2.open_sm2)")
     if h["to"] != recipient.did:
         raise EnvelopeNotForYou(f"envelope is sealed to {h['to']}, not to {recipient.did}")
     try:

@@ -351,7 +351,7 @@ def discover_datasets(assets: Contract, fetch: Callable[[str], bytes], provider:
     import json
 
     from chain.cid import cid_from_bytes
-    from offchain.canonical import canonical_hash
+    from offchain.onion.dataset import manifest_hash
 
     manifests: dict[str, dict] = {}
     by_asset: dict[int, set[str]] = {}
@@ -364,7 +364,7 @@ def discover_datasets(assets: Contract, fetch: Callable[[str], bytes], provider:
             manifest = json.loads(fetch(cid_from_bytes(bytes(a["contentCid"])).encode()))
         except Exception:
             continue  # not in this store (e.g. another key service's data)
-        if bytes.fromhex(canonical_hash(manifest)[2:]) != bytes(a["manifestHash"]):
+        if bytes.fromhex(manifest_hash(manifest)[2:]) != bytes(a["manifestHash"]):   # SM3 under sm
             continue
         manifests[manifest["dataset_id"]] = manifest
         by_asset[a["assetId"]] = {manifest["dataset_id"]}

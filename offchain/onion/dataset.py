@@ -16,7 +16,13 @@ Packed HOM onion (``manifest["bfv"]``, :mod:`offchain.onion.bfv`): the policy pu
 on BFV from ``BFV_MIN_ROWS`` rows up when its declared range cannot wrap; one object per chunk
 and column (``<column>/bfv``) holds that chunk's rows in blocks of N = 8192 slots (seeded
 symmetric ciphertexts, length-prefixed). Columns stay on Paillier otherwise; a manifest
-without ``bfv`` (every older one) is all-Paillier."""
+without ``bfv`` (every older one) is all-Paillier.
+
+Cryptography profile (docs/crypto-profile.md): a dataset made under ``sm`` records
+``"crypto_profile": "sm"`` (RND = SM4-GCM, DET = SM4-SIV, each chunk's SM3 digest beside its CID,
+the manifest hash is SM3); without the field a manifest is ``default`` (and keeps its bytes).
+Appending, peeling or querying under another profile, or with keys of another, raises
+:class:`~chain.crypto_profile.CryptoProfileMismatch`."""
 from __future__ import annotations
 
 import secrets
@@ -26,7 +32,9 @@ from typing import Any, Callable, Sequence
 
 from gmpy2 import mpz
 
-from offchain.canonical import canonical_hash, canonical_json
+from chain.crypto_profile import DEFAULT, SM, Profile, configured_profile, get_profile, require_profile
+from chain.sm import sm3
+from offchain.canonical import canonical_json
 from offchain.errors import (BfvLayoutCouldWrap, DatasetFormatError, PackingOverflow, SchemaViolation,
                              SlotRangeError)
 from offchain.ingest.classification import Classification
@@ -89,7 +97,7 @@ class EncryptedDataset:
 
     @property
     def manifest_hash(self) -> str:
-        return canonical_hash(self.manifest)
+        return manifest_hash(self.manifest)
 
     @property
     def manifest_cid(self) -> str:
@@ -113,6 +121,34 @@ class EncryptedDataset:
             if got != cid:
                 raise DatasetFormatError(f"store returned {got} for object {cid}")
         return add_bytes(self.manifest_bytes)
+
+
+def manifest_profile(manifest: dict) -> Profile:
+    """The profile a manifest was made under (no ``crypto_profile`` field: ``default``)."""
+    return get_profile(manifest.get("crypto_profile"))
+
+
+def manifest_hash(manifest: dict) -> str:
+    """``0x`` + the manifest profile's hash (SHA-256, or SM3 under ``sm``) of its canonical JSON —
+    what the asset certificate records as ``manifestHash``."""
+    return "0x" + manifest_profile(manifest).digest(canonical_json(manifest)).hex()
+
+
+def check_profile(manifest: dict, expected: str | None = None) -> str:
+    """The manifest's profile name, after refusing one that is not ``expected`` (default: the
+    profile in force) with :class:`~chain.crypto_profile.CryptoProfileMismatch`."""
+    want = expected if expected is not None else configured_profile().name
+    found = manifest_profile(manifest).name
+    require_profile(want, found, f"dataset {manifest.get('dataset_id', '?')}")
+    return found
+
+
+def check_object_digest(manifest: dict, chunk: dict, ref: str, obj: bytes) -> None:
+    """Under ``sm`` every chunk lists each object's SM3 digest; refuse an object that differs."""
+    want = (chunk.get("sm3") or {}).get(ref)
+    if want is not None and sm3(bytes(obj)).hex() != want:
+        raise DatasetFormatError(f"object {ref} of chunk {chunk.get('index')} of dataset "
+                                 f"{manifest.get('dataset_id')} does not match its SM3 digest")
 
 
 JOIN_HEADROOM_ROWS = 1 << 32
@@ -157,7 +193,7 @@ def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classific
                   chunk_rows: int = DEFAULT_CHUNK_ROWS, processes: int = 1,
                   dataset_id: str | None = None, progress: Callable[[str, int], None] | None = None,
                   order_index: bool = True, previous: dict | None = None,
-                  expected_rows: int | None = None) -> EncryptedDataset:
+                  expected_rows: int | None = None, profile: str | None = None) -> EncryptedDataset:
     """Onion-encrypt ``table``. New keys go into ``keyring``; pass ``hom_key`` / ``bfv_key`` /
     ``det_keys`` (by join domain) to reuse keys across datasets (joins need a shared DET key).
 
@@ -165,9 +201,14 @@ def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classific
     reuses that manifest's keys (which ``keyring`` must hold) and packing layout, the dataset id
     is kept and chunk indices continue after its chunks. ``expected_rows`` sizes the BFV layer
     for a table that appends will grow to (its sums are refused past that many rows). The returned manifest covers the new
-    rows only; :mod:`offchain.sources.versions` merges it into the next version."""
+    rows only; :mod:`offchain.sources.versions` merges it into the next version.
+
+    ``profile`` (default: ``TDS_CRYPTO_PROFILE``) picks the RND and DET primitives; an append
+    must be of the previous manifest's profile, and reused keys of the same."""
     schema, n = table.schema, table.num_rows
+    crypto = get_profile(profile) if profile is not None else configured_profile()
     if previous is not None:
+        check_profile(previous, crypto.name)
         dataset_id = previous["dataset_id"]
         hom_key = keyring.hom(previous["hom"]["key"]) if previous.get("hom") else hom_key
     dataset_id = dataset_id or secrets.token_hex(16)
@@ -187,12 +228,14 @@ def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classific
             if onion == HOM:
                 continue
             prior = old.get(f.name, {}).get(onion)
-            rnd = keyring.rnd(prior["rnd"]) if prior else K.new_rnd()
+            rnd = keyring.rnd(prior["rnd"]) if prior else K.new_rnd(crypto.name)
+            require_profile(crypto.name, rnd.profile, f"RND key {rnd.key_id}")
             keyring.add(rnd)
             rnd_keys[(f.name, onion)] = rnd
             if onion == EQ:
                 domain = policy.fields[f.name].domain
-                det = keyring.det(prior["det"]) if prior else det_keys.get(domain) or K.new_det()
+                det = keyring.det(prior["det"]) if prior else det_keys.get(domain) or K.new_det(crypto.name)
+                require_profile(crypto.name, det.profile, f"DET key {det.key_id} of domain {domain!r}")
                 det_keys[domain] = det
                 keyring.add(det)
                 inner[(f.name, EQ)] = det.encrypt_many(col, domain)
@@ -257,6 +300,7 @@ def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classific
         stop = min(n, start + chunk_rows)
         rows = stop - start
         refs: dict[str, str] = {}
+        digests: dict[str, str] = {}
 
         def put(column: str, onion: str, body: bytes, keys: dict, sealed_by: K.RndKey | None) -> None:
             header = ChunkHeader(dataset_id, column, onion, index, rows, keys)
@@ -265,6 +309,8 @@ def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classific
             cid = file_cid(obj)
             objects[cid] = obj
             refs[f"{column}/{onion}"] = cid
+            if crypto.name == SM:
+                digests[f"{column}/{onion}"] = sm3(obj).hex()
 
         for (column, onion), values in inner.items():
             part = values[start:stop]
@@ -283,7 +329,8 @@ def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classific
                     body = build_order_index(codes[start:stop], hom_cts[start:stop], pub)
                     put(column, "ord_index", body, {**columns_meta[column][ORD], "hom": hom_meta["key"],
                                                     "checkpoint": INDEX_CHECKPOINT}, rnd_keys[(column, ORD)])
-        chunks.append({"index": index, "rows": rows, "objects": dict(sorted(refs.items()))})
+        chunks.append({"index": index, "rows": rows, "objects": dict(sorted(refs.items())),
+                       **({"sm3": dict(sorted(digests.items()))} if digests else {})})
         tick("chunk", 1)
 
     manifest = {
@@ -293,6 +340,7 @@ def encrypt_table(table: Table, policy: DatasetPolicy, classification: Classific
         "columns": columns_meta, "hom": hom_meta, "chunks": chunks,
         **({"bfv": bfv_meta} if bfv_meta else {}),
         "quality_report_hash": quality_hash,
+        **({"crypto_profile": crypto.name} if crypto.name != DEFAULT else {}),
     }
     return EncryptedDataset(manifest, objects)
 

@@ -1,4 +1,5 @@
-"""DET layer: AES-SIV (RFC 5297, 512-bit key = AES-256-SIV) — deterministic authenticated
+"""DET layer: AES-SIV (RFC 5297, 512-bit key = AES-256-SIV; ``sm`` profile: SM4-SIV, the same
+construction over SM4 with a 256-bit key, :mod:`chain.sm`) — deterministic authenticated
 encryption. Equal plaintexts under the same key and context give equal ciphertexts (equality,
 GROUP BY and joins over ciphertext); a wrong key or a flipped bit fails authentication.
 Leakage: equality (the frequency histogram) of the column, nothing else."""
@@ -8,11 +9,13 @@ import datetime as _dt
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
+from chain.crypto_profile import DEFAULT, get_profile
+from chain.sm import sm3
 from offchain.errors import DataPlaneError, KeyAuthenticationError
 
 
@@ -52,36 +55,47 @@ def decode_value(raw: bytes) -> Any:
 
 @dataclass(frozen=True)
 class DetKey:
-    """64 random bytes. ``domain`` is bound in as associated data: columns share DET
-    ciphertexts (and can be joined) exactly when they share key and domain."""
+    """64 random bytes (``sm`` profile: 32). ``domain`` is bound in as associated data: columns
+    share DET ciphertexts (and can be joined) exactly when they share key and domain."""
 
     key: bytes
+    profile: str = DEFAULT
 
     def __post_init__(self) -> None:
-        if len(self.key) != 64:
-            raise ValueError("DET key must be 64 bytes (AES-256-SIV)")
+        want = get_profile(self.profile).det_key_bytes
+        if len(self.key) != want:
+            raise ValueError(f"DET key must be {want} bytes ({get_profile(self.profile).det_name})")
 
     @property
     def key_id(self) -> str:
-        return "det:" + hashlib.sha256(b"tds-det|" + self.key).hexdigest()[:24]
+        if self.profile == DEFAULT:
+            return "det:" + hashlib.sha256(b"tds-det|" + self.key).hexdigest()[:24]
+        return "det:" + sm3(b"tds-det-" + self.profile.encode() + b"|" + self.key).hex()[:24]
+
+    def _encrypt(self) -> Callable[[bytes, list[bytes]], bytes]:
+        if self.profile == DEFAULT:
+            return AESSIV(self.key).encrypt
+        profile = get_profile(self.profile)
+        return lambda plain, ad: profile.det_encrypt(self.key, plain, ad)
 
     def encrypt(self, value: Any, domain: str) -> bytes:
-        return AESSIV(self.key).encrypt(encode_value(value), [domain.encode()])
+        return self._encrypt()(encode_value(value), [domain.encode()])
 
     def encrypt_many(self, values: Sequence[Any], domain: str) -> list[bytes]:
-        siv, ad = AESSIV(self.key), [domain.encode()]
+        enc, ad = self._encrypt(), [domain.encode()]
         memo: dict[tuple[type, str], bytes] = {}      # deterministic: a repeated value needs no new call
         out = []
         for v in values:
             key = (type(v), repr(v))
             ct = memo.get(key)
             if ct is None:
-                ct = memo[key] = siv.encrypt(encode_value(v), ad)
+                ct = memo[key] = enc(encode_value(v), ad)
             out.append(ct)
         return out
 
     def decrypt(self, ciphertext: bytes, domain: str) -> Any:
         try:
-            return decode_value(AESSIV(self.key).decrypt(ciphertext, [domain.encode()]))
+            plain = get_profile(self.profile).det_decrypt(self.key, ciphertext, [domain.encode()])
         except InvalidTag:
             raise KeyAuthenticationError(self.key_id, "DET ciphertext") from None
+        return decode_value(plain)

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Union
 
+from chain.crypto_profile import DEFAULT, configured_profile, get_profile
 from offchain.errors import KeyNotFound
 from offchain.onion.bfvkey import BfvSecretKey, new_bfv_key
 from offchain.onion.det import DetKey
@@ -20,12 +21,21 @@ from offchain.onion.rnd import RndKey
 Key = Union[RndKey, DetKey, OrderKey, PaillierPrivateKey, BfvSecretKey]
 
 
-def new_rnd() -> RndKey:
-    return RndKey(secrets.token_bytes(32))
+def new_rnd(profile: str | None = None) -> RndKey:
+    """A fresh RND key of ``profile`` (``None``: the configured one, ``TDS_CRYPTO_PROFILE``)."""
+    p = get_profile(profile) if profile is not None else configured_profile()
+    return RndKey(secrets.token_bytes(p.rnd_key_bytes), p.name)
 
 
-def new_det() -> DetKey:
-    return DetKey(secrets.token_bytes(64))
+def new_det(profile: str | None = None) -> DetKey:
+    """A fresh DET key of ``profile`` (``None``: the configured one)."""
+    p = get_profile(profile) if profile is not None else configured_profile()
+    return DetKey(secrets.token_bytes(p.det_key_bytes), p.name)
+
+
+def _profiled(key: RndKey | DetKey, d: dict) -> dict:
+    """A non-default profile is recorded beside the material; default entries keep their bytes."""
+    return d if key.profile == DEFAULT else {**d, "profile": key.profile}
 
 
 def new_order(in_bits: int = 48) -> OrderKey:
@@ -42,9 +52,9 @@ def new_bfv() -> BfvSecretKey:
 
 def key_to_dict(key: Key) -> dict:
     if isinstance(key, RndKey):
-        return {"kind": "rnd", "key": key.key.hex()}
+        return _profiled(key, {"kind": "rnd", "key": key.key.hex()})
     if isinstance(key, DetKey):
-        return {"kind": "det", "key": key.key.hex()}
+        return _profiled(key, {"kind": "det", "key": key.key.hex()})
     if isinstance(key, OrderKey):
         return {"kind": "ope", "key": key.key.hex(), "in_bits": key.in_bits, "out_bits": key.out_bits}
     if isinstance(key, PaillierPrivateKey):
@@ -57,9 +67,9 @@ def key_to_dict(key: Key) -> dict:
 def key_from_dict(d: dict) -> Key:
     kind = d["kind"]
     if kind == "rnd":
-        return RndKey(bytes.fromhex(d["key"]))
+        return RndKey(bytes.fromhex(d["key"]), d.get("profile", DEFAULT))
     if kind == "det":
-        return DetKey(bytes.fromhex(d["key"]))
+        return DetKey(bytes.fromhex(d["key"]), d.get("profile", DEFAULT))
     if kind == "ope":
         return OrderKey(bytes.fromhex(d["key"]), int(d["in_bits"]), int(d["out_bits"]))
     if kind == "hom":

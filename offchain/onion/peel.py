@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chain.crypto_profile import DEFAULT, require_profile
 from offchain.errors import PolicyError
 from offchain.onion.keys import Keyring
 from offchain.onion.policy import BLOB, EQ, HOM, ORD
@@ -40,13 +41,14 @@ class PeeledKeys:
     def to_dict(self) -> dict:
         """With key material (hex): only ever sent sealed to the worker that runs the job."""
         return {"format": "tds-peeled-keys/1",
-                "keys": [{**entry, "key": self.keys[entry["key_id"]].key.hex()} for entry in self.describe()]}
+                "keys": [{**entry, "key": self.keys[entry["key_id"]].key.hex(),
+                          **_profile_field(self.keys[entry["key_id"]])} for entry in self.describe()]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PeeledKeys":
         out = cls()
         for e in d.get("keys", []):
-            key = RndKey(bytes.fromhex(e["key"]))
+            key = RndKey(bytes.fromhex(e["key"]), e.get("profile", DEFAULT))
             if key.key_id != e["key_id"]:
                 raise PolicyError(e.get("column", "?"), "peel", f"key material does not match id {e['key_id']}")
             out.keys[key.key_id] = key
@@ -54,9 +56,16 @@ class PeeledKeys:
         return out
 
 
+def _profile_field(key: RndKey) -> dict:
+    return {} if key.profile == DEFAULT else {"profile": key.profile}
+
+
 def peel(manifest: dict, keyring: Keyring, needs: set[tuple[str, str]]) -> PeeledKeys:
     """RND keys for each (column, onion) in ``needs``; refuses onions that do not exist or
-    must never be peeled."""
+    must never be peeled, and a dataset of another cryptography profile than the one in force
+    or its keys' (:class:`~chain.crypto_profile.CryptoProfileMismatch`)."""
+    from offchain.onion.dataset import check_profile
+    profile = check_profile(manifest)
     out = PeeledKeys()
     for column, onion in sorted(needs):
         if onion == HOM:
@@ -69,6 +78,7 @@ def peel(manifest: dict, keyring: Keyring, needs: set[tuple[str, str]]) -> Peele
         if meta is None:
             raise PolicyError(column, onion, "the dataset has no such onion")
         key = keyring.rnd(meta["rnd"])
+        require_profile(key.profile, profile, f"dataset {manifest['dataset_id']}")
         out.keys[key.key_id] = key
         out.scope[key.key_id] = (manifest["dataset_id"], column, onion)
     return out

@@ -19,9 +19,11 @@ from typing import Any, Callable
 import numpy as np
 from gmpy2 import mpz
 
+from chain.crypto_profile import require_profile
 from offchain.errors import DatasetFormatError, QueryError
 from offchain.onion.bfv import BfvColumn, evaluator
 from offchain.onion.chunks import split_fixed, split_varlen, unpack_object
+from offchain.onion.dataset import check_object_digest, check_profile
 from offchain.onion.packing import PackingLayout
 from offchain.onion.paillier import PaillierPublicKey
 from offchain.onion.peel import PeeledKeys
@@ -95,6 +97,10 @@ class DatasetView:
         self.m, self.fetch, self.peeled = manifest, fetch, peeled
         self.cache = cache if cache is not None else SHARED_CACHE
         self.id = manifest["dataset_id"]
+        profile = check_profile(manifest)       # the profile in force must be the dataset's …
+        for key_id, (dataset, _, _) in (peeled.scope.items() if peeled else ()):
+            if dataset == self.id:              # … and that of every layer key given for it
+                require_profile(profile, peeled.keys[key_id].profile, f"layer key {key_id}")
         self._cache: dict[tuple[str, str], Any] = {}
         hom = manifest.get("hom")
         self.pub = PaillierPublicKey.from_dict(hom["public"]) if hom else None
@@ -118,7 +124,9 @@ class DatasetView:
 
     def _object(self, chunk: dict, column: str, onion: str) -> bytes:
         cid = self._cid(chunk, column, onion)
-        header, hbytes, body = unpack_object(self.fetch(cid))
+        raw = self.fetch(cid)
+        check_object_digest(self.m, chunk, f"{column}/{onion}", raw)
+        header, hbytes, body = unpack_object(raw)
         if (header.dataset, header.column, header.onion, header.chunk) != (self.id, column, onion, chunk["index"]):
             raise DatasetFormatError(f"object {cid} is not {column}/{onion} chunk {chunk['index']} of {self.id}")
         if onion in (HOM, BFV):

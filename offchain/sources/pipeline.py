@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from offchain.canonical import canonical_hash, canonical_json
+from offchain.canonical import canonical_json
 from offchain.errors import SchemaViolation, SlotRangeError
 from offchain.ingest.classification import classify
 from offchain.ingest.cleaning import CleaningEntry, clean, rule_from_dict
 from offchain.ingest.quality import QualityReport, assess
 from offchain.ingest.schema import Schema, infer_schema
 from offchain.ingest.table import Table
-from offchain.onion.dataset import encrypt_table, hom_slot, order_bits, order_int
+from offchain.onion.dataset import encrypt_table, hom_slot, manifest_hash, order_bits, order_int
 from offchain.onion.keys import Keyring
 from offchain.onion.policy import HOM, ORD, DatasetPolicy, default_policy
 from offchain.sources.monitor import SourceMonitor
@@ -86,7 +86,7 @@ class Appender:
         head = self.state.head(self.spec.name)
         if head.manifest_cid is None:
             return None
-        if self._manifest is None or canonical_hash(self._manifest) != head.manifest_hash:
+        if self._manifest is None or manifest_hash(self._manifest) != head.manifest_hash:
             self._manifest = json.loads(self.fetch(head.manifest_cid))
             cid = self._manifest.get("quality_report_cid")
             self._report = json.loads(self.fetch(cid)) if cid else None
@@ -226,7 +226,7 @@ class Appender:
         manifest = next_manifest(previous, manifest_part, version=version, source=self.spec.name,
                                  quality_hash=merged.hash, quality_cid=report_cid, replace=replace)
         manifest_cid = self.add_bytes(canonical_json(manifest))
-        record = VersionRecord(self.spec.name, version, manifest_cid, canonical_hash(manifest),
+        record = VersionRecord(self.spec.name, version, manifest_cid, manifest_hash(manifest),
                                manifest["previous_version_hash"], rows, manifest["row_count"], merged.hash,
                                merged.overall, watermark, time.time())
         self.state.commit(self.spec.name, version=record, dataset_id=manifest["dataset_id"],

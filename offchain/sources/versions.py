@@ -14,10 +14,10 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-from offchain.canonical import canonical_hash
 from offchain.ingest.classification import Classification
 from offchain.ingest.cleaning import CleaningEntry
 from offchain.ingest.quality import Dimension, QualityReport
+from offchain.onion.dataset import manifest_hash
 from offchain.query.plan import VERSION_SEP
 from offchain.sources.errors import SchemaChanged
 from offchain.sources.state import VersionRecord
@@ -36,7 +36,7 @@ def next_manifest(previous: dict | None, part: dict, *, version: int, source: st
     rows = (0 if (previous is None or replace) else previous["row_count"]) + part["row_count"]
     out = dict(part)
     out.update(chunks=keep + part["chunks"], row_count=rows, version=version,
-               previous_version_hash=canonical_hash(previous) if previous is not None else None,
+               previous_version_hash=manifest_hash(previous) if previous is not None else None,
                quality_report_hash=quality_hash, quality_report_cid=quality_cid, source=source)
     return out
 
@@ -84,7 +84,7 @@ def versioned_manifests(history: list[dict], fetch: Callable[[str], bytes]) -> d
     out: dict[str, dict] = {}
     for rec in history:
         manifest = json.loads(fetch(rec["manifest_cid"]))
-        if canonical_hash(manifest) != rec["manifest_hash"]:
+        if manifest_hash(manifest) != rec["manifest_hash"]:
             raise SchemaChanged(rec.get("name", "?"), f"manifest of version {rec['version']} (hash mismatch)")
         out[f"{manifest['dataset_id']}{VERSION_SEP}{rec['version']}"] = manifest
         out[manifest["dataset_id"]] = manifest
