@@ -26,6 +26,7 @@ AUDITOR_PAGE = """<!doctype html>
 </head>
 <body>
 <h1>Trusted Data Space &mdash; auditor</h1>
+<p>The <a href="/explorer">explorer</a> shows every asset, grant, job, transaction and participant with links, verdicts and exports.</p>
 <form id="f"><label>Asset id <input id="asset" name="asset" type="number" min="1" required></label>
 <button type="submit">Audit</button></form>
 <div id="status"></div>

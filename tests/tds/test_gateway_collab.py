@@ -100,3 +100,21 @@ def test_submit_relays_only_the_descriptions_own_plan(env):
     r = client.post("/collaborations", json={"description": d, "rawTransaction": signed_request(
         world, consumer.account, d)})
     assert r.status_code == 401
+
+
+def test_the_explorer_shows_the_collaboration_its_steps_and_grant_uses(env):
+    """The explorer (here on its own index: this gateway has none) finds the collaboration just
+    requested and links its grants, assets and initiator."""
+    world, client = env
+    requested = world.space.c["Collaborations"].events.CollaborationRequested().get_logs(from_block=0)
+    cid = requested[-1]["args"]["id"]
+    r = client.get("/explorer/search", params={"q": f"collab {cid}"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/explorer/workflow/collaboration/{cid}"
+    page = client.get(f"/explorer/workflow/collaboration/{cid}")
+    assert page.status_code == 200, page.text
+    assert "running" in page.text and "Grant uses" in page.text and 'href="/explorer/grant/' in page.text
+    assert 'href="/explorer/asset/' in page.text and "request-collaboration" in page.text
+    assert f'href="/explorer/address/{world.identities["analyst"].address}"' in page.text
+    node = world.space.c["NodeRegistry"].events.NodeAdded().get_logs(from_block=0)[0]["args"]
+    shown = client.get(f"/explorer/address/{node['node']}").text
+    assert "Compute node" in shown and node["name"] in shown
