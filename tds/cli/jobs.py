@@ -265,9 +265,12 @@ def job_wait(job_id: int, timeout: float, as_json: bool) -> None:
               help="The consumer's 'tds id' identity (its key-agreement key opens the answer).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the opened answer (JSON) here.")
+@click.option("--sealed", "sealed_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Open this sealed answer (downloaded from the console) instead of fetching it from the store.")
 @_JSON
 @onchain
-def job_result(job_id: int, identity_name: str, out: Path | None, as_json: bool) -> None:
+def job_result(job_id: int, identity_name: str, out: Path | None, as_json: bool,
+               sealed_file: Path | None = None) -> None:
     """Consumer: fetch, verify and open the sealed answer of JOB_ID."""
     from chain.errors import InvalidCid
     from offchain.errors import DataPlaneError
@@ -289,13 +292,14 @@ def job_result(job_id: int, identity_name: str, out: Path | None, as_json: bool)
     ev = d.space.completion(job_id)
     cid = result_cid_text(bytes(ev["resultCid"]))
     try:
-        sealed = d.store().cat(cid)
+        sealed = sealed_file.read_bytes() if sealed_file is not None else d.store().cat(cid)
     except (DataPlaneError, InvalidCid) as exc:
         raise ParticipantError(f"the sealed result {cid} is not in the content store ({exc}); point TDS_IPFS_API "
                                f"at the store the oracle writes to") from None
     if keccak(sealed) != bytes(ev["resultHash"]):
-        raise ParticipantError(f"the bytes behind {cid} do not match the result hash on chain; the store served "
-                               f"something else — do not trust them")
+        source = f"the bytes of {sealed_file}" if sealed_file is not None else f"the bytes behind {cid}"
+        raise ParticipantError(f"{source} do not match the result hash on chain; they are something else "
+                               f"— do not trust them")
     provider_did, _key = ChainDirectory(d.c["IdentityRegistry"], d.deployment["block"]).resolve(
         d.grant_provider(j.grant_id))
     payload = open_result(wallet.identity_keys(), sealed, provider_did, job_id=job_id)

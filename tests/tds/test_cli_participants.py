@@ -26,6 +26,7 @@ from chain.accounts import dev_account
 from chain.node import EmbeddedNode, free_port
 from tds.cli import cli
 from tds.cli.refusals import (BadInput, BadSignature, GrantExpired, InsufficientFunds, NoDeployment, NotYours,
+                                 ParticipantError,
                                  Refused, SignedGrantExpired, StateRefused, UnknownAsset, UnknownGrant, WalletError,
                                  advise, parse_description)
 from tds.cli.terms import parse_amount, parse_ops
@@ -193,6 +194,13 @@ def test_full_participant_lifecycle(env: Env, tmp_path: Path):
     assert json.loads(out.read_text())["answer"] == result["answer"]
     text = env.ok("job", "result", job, "--identity", "consumer").stdout
     assert "hash verified" in text
+    # a sealed answer downloaded from the participant console opens the same way; altered bytes do not
+    sealed_file = tmp_path / f"job-{job}.sealed.json"
+    sealed_file.write_bytes(w.store.cat(status["result"]["cid"]))
+    assert env.json("job", "result", job, "--identity", "consumer", "--sealed", sealed_file)["answer"] == result["answer"]
+    sealed_file.write_bytes(sealed_file.read_bytes().replace(b'"ciphertext":"', b'"ciphertext":"A'))
+    env.refused(ParticipantError, "do not match the result hash", "job", "result", job, "--identity", "consumer",
+                "--sealed", sealed_file)
 
     # a second job, requested with --wait while the oracle follows the chain in a thread
     stop = threading.Event()

@@ -1,0 +1,190 @@
+"""The participant console: a page where participants act from their own browser wallet.
+
+``console_routes`` serves, under ``/console``:
+
+* ``GET /console`` — the page (static HTML, ES modules from ``/console/static/``; nothing from
+  another origin: a Content-Security-Policy of ``'self'`` says so to the browser);
+* ``GET /console/config`` — what the page needs to talk to the chain through the wallet: chain id,
+  deployment block, the system contracts' addresses and ABIs, the role and operation names;
+* ``POST /console/params`` — a job's sealed parameter block, stored in the content store once the
+  wallet-proven consumer's ``requestJob`` simulates (the page sends the transaction itself next);
+* ``GET /console/jobs/{id}/result`` — the sealed answer of a job, for its consumer, proven by a
+  wallet signature (``X-TDS-Wallet-Proof``, :mod:`tds.gateway.console.proof`).
+
+Every transaction is built, simulated and sent by the page through the participant's wallet; the
+gateway signs and pays nothing here, and the page opens sealed answers itself (WebCrypto).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from eth_utils import keccak
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
+from web3.exceptions import ContractCustomError, ContractLogicError
+
+from tds.gateway.console.proof import HEADER, check_proof
+from tds.gateway.errors import (
+    BadRequest,
+    BadUpstream,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
+from tds.gateway.limits import RateLimit
+from tds.gateway.relay import _revert_reason, error_code
+
+CONTRACTS = ("AssetRegistry", "Authorizations", "Jobs", "IdentityRegistry", "QualityRatings", "CertificateTemplates",
+             "Credits")
+ROLES = ("PROVIDER", "CONSUMER", "OPERATOR", "REGULATOR", "DEVELOPER", "ALGORITHM_PROVIDER", "COMPUTE_PROVIDER",
+         "MONITOR")
+STATIC = {"app.js": "text/javascript", "wallet.js": "text/javascript", "chain.js": "text/javascript",
+          "consumer.js": "text/javascript", "provider.js": "text/javascript", "crypto.js": "text/javascript",
+          "ui.js": "text/javascript", "job.js": "text/javascript", "vendor.js": "text/javascript", "console.css": "text/css"}
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+class ParamsIn(BaseModel):
+    """A sealed parameter block and the job request it belongs to (simulated before storing)."""
+
+    params: dict[str, Any] = Field(description="the sealed block (format tds-params/1), as the page built it")
+    grantId: int = Field(ge=1)
+    operation: int = Field(ge=1, lt=2 ** 16)
+    deadline: int = Field(ge=0, lt=2 ** 40)
+    value: int = Field(ge=0, description="the wei the request pays (the grant's price, native coin)")
+
+
+def _static(name: str) -> bytes:
+    return resources.files("tds.gateway.console").joinpath("static", name).read_bytes()
+
+
+def console_config(reader: Any) -> dict[str, Any]:
+    """The page's configuration: chain id, deployment block, contracts (address + ABI), names."""
+    from chain.ops import NAMES
+
+    contracts = {name: {"address": c.address, "abi": c.abi} for name, c in reader.contracts.items()
+                 if name in CONTRACTS}
+    return {"chainId": reader.chain_id, "chainIdHex": hex(reader.chain_id),
+            "deploymentBlock": int(reader.deployment.get("block") or 0), "contracts": contracts,
+            "roles": {name: "0x" + keccak(text=name).hex() for name in ROLES},
+            "operations": {str(bit): name for bit, name in NAMES.items()}, "proofHeader": HEADER}
+
+
+def console_routes(state: Any, content: Any, fetcher: Callable[[str], bytes | None] | None,
+                   limiter: RateLimit | None = None) -> APIRouter:
+    """The console's routes over ``state`` (the chain), ``content`` (store) and ``fetcher`` (results);
+    ``limiter`` (default 30 at once, then 5/s) bounds the two wallet-proven endpoints per address."""
+    limits = limiter or RateLimit()
+
+    def take(request: Request) -> None:
+        limits.take("console:" + (request.client.host if request.client else "unknown"))
+    # the page's own API: kept out of /openapi.json (docs/console.md describes it)
+    router = APIRouter(tags=["console"], include_in_schema=False)
+
+    @router.get("/console", response_class=HTMLResponse, summary="The participant console",
+                responses={200: {"description": "the page; it talks to the chain through the browser wallet"}})
+    def console_page() -> Response:
+        """The participant console (HTML; its scripts are served from /console/static)."""
+        return Response(_static("index.html"), media_type="text/html; charset=utf-8",
+                        headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                                 "Referrer-Policy": "no-referrer"})
+
+    @router.get("/console/static/{name}", summary="The console's scripts and styles")
+    def console_static(name: str) -> Response:
+        if name not in STATIC:
+            raise NotFound("unknown-file", f"the console serves no file named {name!r}")
+        return Response(_static(name), media_type=STATIC[name],
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+    @router.get("/console/config", summary="Chain id, contracts and ABIs for the console")
+    def get_config() -> dict[str, Any]:
+        """What the page needs to build, simulate and decode transactions through the wallet."""
+        return console_config(state.reader())
+
+    @router.post("/console/params", status_code=201, summary="Store a job's sealed parameters (wallet-proven)")
+    def post_params(payload: ParamsIn, request: Request) -> dict[str, Any]:
+        """Store the sealed parameter block of a job the wallet-proven consumer is about to request:
+        its hash must be the one signed in the proof, and ``requestJob`` with it must simulate
+        from that account (else 409 naming the contract error). The page then sends the
+        transaction itself."""
+        from chain.params import (
+            ParamsError,
+            canonical_params,
+            is_sealed,
+            params_cid,
+            params_hash,
+        )
+
+        take(request)
+        r = state.reader()
+        try:
+            data = canonical_params(payload.params)
+        except ParamsError as exc:
+            raise PayloadTooLarge("params-too-large", str(exc)) from None
+        if not is_sealed(payload.params):
+            raise BadRequest("params-not-sealed", "job parameters must be sealed to the provider's key service "
+                                                  "(format tds-params/1)")
+        digest = params_hash(data)
+        proof = check_proof(request.headers.get(HEADER), "store-params", "0x" + digest.hex(), r.chain_id)
+        jobs = r.contracts["Jobs"]
+        fn = jobs.functions.requestJob(payload.grantId, payload.operation, digest, payload.deadline)
+        try:
+            fn.call({"from": proof.signer, "value": payload.value})
+        except (ContractCustomError, ContractLogicError) as exc:
+            name, reason = _revert_reason(exc)
+            raise Conflict(error_code(name) if name else "reverted", f"the chain would refuse this job: {reason}"
+                           ) from None
+        if content is None:
+            raise Unavailable("store-unavailable", "this gateway has no content store for job parameters")
+        cid = params_cid(digest)
+        try:
+            stored = content.add_bytes(data, cid_version=1)
+        except Exception as exc:
+            raise Unavailable("store-unavailable", f"the content store refused the parameters: {exc}") from None
+        if stored != cid:
+            raise Unavailable("store-unavailable", f"the content store answered CID {stored}, expected {cid}")
+        return {"paramsHash": "0x" + digest.hex(), "paramsCid": cid, "consumer": proof.signer}
+
+    @router.get("/console/jobs/{job_id}/result", response_class=Response, summary="A job's sealed answer "
+                "(its consumer, wallet-proven)", responses={200: {"content": {"application/octet-stream": {}}}})
+    def get_result(request: Request, job_id: int = PathParam(ge=1)) -> Response:
+        """The sealed envelope whose hash the chain recorded for the job, for the job's consumer
+        (who proves the account with a wallet signature); the page opens it with the key file."""
+        from audit.verify import cid_text
+
+        take(request)
+        r = state.reader()
+        proof = check_proof(request.headers.get(HEADER), "read-result", f"job {job_id}", r.chain_id)
+        req = r.select("Jobs", "JobRequested", jobId=job_id)
+        if not req:
+            raise NotFound("unknown-job", f"unknown job {job_id}: no JobRequested event for it")
+        if req[0].args["consumer"] != proof.signer:
+            raise Forbidden("not-consumer", f"job {job_id}'s answer is sealed for its consumer "
+                                            f"{req[0].args['consumer']}, not for {proof.signer}")
+        done = r.select("Jobs", "JobCompleted", jobId=job_id)
+        if not done:
+            raise NotFound("no-result", f"job {job_id} has no result yet")
+        if fetcher is None:
+            raise Unavailable("store-unavailable", "this gateway has no content store to read results from")
+        cid, want = cid_text(done[0].args["resultCid"]), bytes(done[0].args["resultHash"])
+        try:
+            data = fetcher(cid)
+        except Exception as exc:
+            raise Unavailable("store-unavailable", f"the content store cannot return {cid}: {exc}") from None
+        if data is None:
+            raise Unavailable("store-unavailable", f"the content store does not hold {cid}")
+        if keccak(data) != want:
+            raise BadUpstream("result-hash-mismatch", f"the stored result {cid} does not hash to the resultHash "
+                                                      "on chain; refusing to serve it")
+        return Response(data, media_type="application/octet-stream",
+                        headers={"X-TDS-Result-Hash": "0x" + want.hex(), "X-TDS-Result-Cid": cid,
+                                 "Content-Disposition": f'attachment; filename="job-{job_id}.sealed.json"'})
+
+    return router

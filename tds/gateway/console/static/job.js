@@ -1,0 +1,246 @@
+// A job from the page: the query built in a form (aggregates, filters, group by), every grant term
+// and the price checked before the wallet is asked, the parameters sealed to the provider's key
+// service in the page, the job followed live, its sealed answer fetched (wallet-proven) and opened
+// with the consumer's key file — or downloaded for `tds job result`.
+import { keccak256, formatEther, getBytes } from "./vendor.js";
+import { $, $$, el, clear, field, facts, notify, confirmAction, activity, when } from "./ui.js";
+import { ChainRefusal, guarded, JOB_STATUS, GRANT_STATUS } from "./chain.js";
+import { sealParams, canonical, openKeyFile, openEnvelope } from "./crypto.js";
+import { opNames } from "./provider.js";
+
+const BIT = { equality: 1, group_by: 1, join: 1, range: 2, min: 2, max: 2, sum: 4, avg: 4, count: 4 };
+const FUNCS = ["sum", "avg", "count", "min", "max"];
+
+function aggRow() {
+  return el("div", { class: "row agg" },
+    field("Aggregate", { class: "agg-func", options: FUNCS.map((f) => [f, f]) }, "select"),
+    field("Column", { class: "agg-col", placeholder: "e.g. salary (empty for count)" }));
+}
+
+function filterRow() {
+  return el("div", { class: "row filter" },
+    field("Filter", { class: "flt-kind", options: [["eq", "equals"], ["range", "between"]] }, "select"),
+    field("Column", { class: "flt-col" }), field("Value / low", { class: "flt-lo" }), field("High", { class: "flt-hi" }));
+}
+
+const num = (v) => (v.trim() !== "" && !isNaN(Number(v)) ? Number(v) : v);
+
+/** The query of the form (offchain.query.plan.Query.to_dict) and the operation bits it needs. */
+export function readQuery(form) {
+  const aggregates = $$(".agg", form).map((r) => [$(".agg-func", r).value, $(".agg-col", r).value.trim() || null])
+    .filter(([f, c]) => f === "count" || c);
+  const where = $$(".filter", form).filter((r) => $(".flt-col", r).value.trim()).map((r) => {
+    const col = $(".flt-col", r).value.trim();
+    return $(".flt-kind", r).value === "eq" ? ["eq", col, num($(".flt-lo", r).value)]
+      : ["range", col, $(".flt-lo", r).value.trim() === "" ? null : num($(".flt-lo", r).value),
+        $(".flt-hi", r).value.trim() === "" ? null : num($(".flt-hi", r).value)];
+  });
+  const group = $(".q-group", form).value.trim() || null;
+  const query = { dataset: $(".q-dataset", form).value.trim(), aggregates, where, group_by: group, join: null };
+  let ops = 0;
+  for (const [f] of aggregates) ops |= BIT[f];
+  for (const w of where) ops |= w[0] === "eq" ? BIT.equality : BIT.range;
+  if (group) ops |= BIT.group_by;
+  return { query, ops };
+}
+
+export async function jobForm(ctx, grantId) {
+  const form = el("form", { id: "job-form", "aria-label": "Request a job" }, el("h4", {}, "Request a job"),
+    field("Dataset", { class: "q-dataset", id: "q-dataset", required: true, placeholder: "dataset name in the manifest" }),
+    el("fieldset", { id: "aggs" }, el("legend", {}, "Aggregates"), aggRow(),
+      el("button", { type: "button", onclick: () => $("#aggs").insertBefore(aggRow(), $("#aggs .add")), class: "add" }, "Add aggregate")),
+    el("fieldset", { id: "filters" }, el("legend", {}, "Filters"), filterRow(),
+      el("button", { type: "button", onclick: () => $("#filters").insertBefore(filterRow(), $("#filters .add")), class: "add" }, "Add filter")),
+    field("Group by (column)", { class: "q-group", id: "q-group" }),
+    field("Deadline (minutes)", { id: "q-deadline", type: "number", min: 5, value: 60, required: true }),
+    el("button", { type: "submit", id: "request-job" }, "Check and request"));
+  form.addEventListener("submit", (e) => { e.preventDefault(); guarded(() => requestJob(ctx, grantId, form)); });
+  return form;
+}
+
+/** Every check the contract will make, done first so the wallet is asked only for a job that can run. */
+async function checkGrant(ctx, grantId, ops) {
+  const g = await ctx.chain.view("Authorizations", "grantOf", [grantId]);
+  const now = await ctx.chain.now();
+  const me = ctx.wallet.account.toLowerCase();
+  ctx.chain.checkChain();
+  if (g.consumer.toLowerCase() !== me) throw new ChainRefusal("NotGrantConsumer", [grantId, ctx.wallet.account]);
+  if (Number(g.status) !== 1) throw new ChainRefusal("GrantNotActive", [grantId, g.status]);
+  if (Number(g.frozenBy)) throw new ChainRefusal("GrantIsFrozen", [grantId, g.frozenBy]);
+  if (Number(g.notBefore) > now) throw new ChainRefusal("GrantNotYetValid", [grantId, g.notBefore, now]);
+  if (Number(g.expiry) && Number(g.expiry) < now) throw new ChainRefusal("GrantExpired", [grantId, g.expiry, now]);
+  if (Number(g.maxUses) && Number(g.uses) >= Number(g.maxUses)) {
+    throw new ChainRefusal("UsesExhausted", [grantId, g.uses, g.maxUses]);
+  }
+  if (ops & ~Number(g.operations)) throw new ChainRefusal("OperationNotAllowed", [grantId, ops, g.operations]);
+  const price = BigInt(g.pricePerUse), token = g.paymentToken.toLowerCase();
+  const credits = ctx.chain.address.Credits.toLowerCase();
+  let allowance = 0n;
+  if (token === ZERO) {
+    const balance = await ctx.chain.balance(ctx.wallet.account);
+    if (balance < price) throw new ChainRefusal("InsufficientFunds", [price, balance]);
+  } else if (token === credits) {
+    const balance = BigInt(await ctx.chain.view("Credits", "balanceOf", [ctx.wallet.account]));
+    if (balance < price) throw new ChainRefusal("InsufficientCredits", [price, balance]);
+    allowance = BigInt(await ctx.chain.view("Credits", "allowance", [ctx.wallet.account, ctx.chain.address.Jobs]));
+  } else {
+    throw new ChainRefusal("TokenPaymentUnsupported", [g.paymentToken]);
+  }
+  return { g, now, price, native: token === ZERO, allowance };
+}
+
+const ZERO = "0x0000000000000000000000000000000000000000";
+const money = (amount, native) => `${formatEther(amount)} ${native ? "(native coin)" : "credits"}`;
+
+async function requestJob(ctx, grantId, form) {
+  const { query, ops } = readQuery(form);
+  if (!query.dataset || !query.aggregates.length) {
+    throw new ChainRefusal("QueryIncomplete", [], "name the dataset and at least one aggregate");
+  }
+  const { g, now, price, native, allowance } = await checkGrant(ctx, grantId, ops);
+  const approve = !native && allowance < price;
+  const holder = (await ctx.chain.view("AssetRegistry", "termsOf", [g.assetId]))[0];
+  const ident = await ctx.chain.view("IdentityRegistry", "identityOf", [holder]);
+  const params = await sealParams(query, [getBytes(ident.keyAgreementKey)]);
+  const text = canonical(params);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  const paramsHash = "0x" + [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const deadline = now + Number($("#q-deadline").value) * 60;
+  const value = native ? price : 0n;
+  const summary = [["Grant", String(grantId)], ["Asset", String(g.assetId)], ["Query", canonical(query)],
+    ["Operations", opNames(ops)], ["Price", money(price, native)], ["Deadline", when(deadline)],
+    ["Uses left after this", Number(g.maxUses) ? String(Number(g.maxUses) - Number(g.uses) - 1) : "unlimited"],
+    ["Parameters hash (sealed to the provider)", paramsHash]];
+  if (approve) summary.push(["Credits allowance first", `Jobs ${ctx.chain.address.Jobs} may take ${money(price, false)}`]);
+  const tx = { from: ctx.wallet.account, to: ctx.chain.address.Jobs, value: "0x" + value.toString(16),
+    data: ctx.chain.iface.Jobs.encodeFunctionData("requestJob", [grantId, ops, paramsHash, deadline]) };
+  if (!approve) await ctx.chain.simulate(tx);  // with an allowance still to give, it is simulated after it
+  if (!(await confirmAction("Request and pay this job?", summary, (approve ? "Your wallet first allows the Jobs "
+    + "contract to take the price in credits; then it" : "First your wallet") + " signs a note to store the sealed "
+    + "parameters, then it sends the paid request."))) return;
+  if (approve) {
+    await ctx.chain.transact({ contract: "Credits", fn: "approve", args: [ctx.chain.address.Jobs, price],
+      title: `Allow Jobs to take ${money(price, false)}` });
+    await ctx.chain.simulate(tx);
+  }
+  const stored = activity("Store sealed job parameters");
+  const proof = await ctx.proof("store-params", paramsHash);
+  const res = await fetch("/console/params", { method: "POST", headers: { "Content-Type": "application/json",
+    [ctx.config.proofHeader]: proof }, body: JSON.stringify({ params, grantId: Number(grantId), operation: ops, deadline,
+    value: value.toString() }) });
+  const body = await res.json();
+  if (!res.ok) { stored.set("refused", body.detail); throw new ChainRefusal(body.error, [], body.detail); }
+  stored.set("stored", body.paramsCid);
+  const receipt = await ctx.chain.transact({ contract: "Jobs", fn: "requestJob", args: [grantId, ops, paramsHash, deadline],
+    value, title: `Request a job on grant ${grantId}` });
+  const jobId = receipt.events.find((x) => x.name === "JobRequested").args.jobId;
+  notify(`Job ${jobId} requested and paid`, "ok", "JobRequested");
+  follow(ctx, jobId);
+}
+
+/** The account's jobs (JobRequested as consumer): status, and follow / open or reclaim. */
+export async function renderJobs(ctx) {
+  const root = clear($("#my-jobs"));
+  const table = el("table", { id: "jobs-table" }, el("caption", {}, "Your jobs"),
+    el("thead", {}, el("tr", {}, ["Job", "Grant", "Paid", "Deadline", "Status", ""].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody"));
+  root.append(table);
+  const now = await ctx.chain.now();
+  for (const { args } of (await ctx.chain.events("Jobs", "JobRequested", [null, null, ctx.wallet.account])).reverse()) {
+    const [core] = await ctx.chain.view("Jobs", "jobOf", [args.jobId]);
+    const status = JOB_STATUS[Number(core.status)], id = args.jobId;
+    const native = args.paymentToken.toLowerCase() === ZERO;
+    const late = ["requested", "accepted"].includes(status) && Number(args.deadline) < now;
+    $("tbody", table).append(el("tr", { "data-job": id, "data-status": status }, el("td", {}, String(id)),
+      el("td", {}, String(args.grantId)), el("td", {}, money(args.amount, native)), el("td", {}, when(args.deadline)),
+      el("td", {}, status), el("td", {},
+        el("button", { type: "button", class: "follow", onclick: () => follow(ctx, id) }, `Follow job ${id}`),
+        late ? el("button", { type: "button", class: "reclaim", onclick: () => guarded(async () => {
+          const r = await ctx.chain.transact({ contract: "Jobs", fn: "reclaim", args: [id], title: `Reclaim job ${id}`,
+            confirm: () => confirmAction("Take back the payment of this unfinished job?", [["Job", String(id)],
+              ["Amount", money(args.amount, native)]]) });
+          if (r) { notify(`Job ${id} reclaimed`, "ok", "JobReclaimed"); await renderJobs(ctx); }
+        }) }, `Reclaim job ${id}`) : "")));
+  }
+}
+
+/** Follow a job live: its status from the chain every second, then its answer. */
+export function follow(ctx, jobId) {
+  const shown = $(`section.job[data-job="${jobId}"]`);
+  if (shown) { shown.focus(); return; }
+  const box = el("section", { class: "job", "data-job": jobId, "aria-live": "polite", tabindex: "-1" }, el("h4", {}, `Job ${jobId}`),
+    el("p", {}, "Status: ", el("strong", { class: "job-status" }, "requested")), el("div", { class: "job-result" }));
+  $("#jobs").prepend(box);
+  const tick = async () => {
+    const [core] = await ctx.chain.view("Jobs", "jobOf", [jobId]);
+    const status = JOB_STATUS[Number(core.status)];
+    $(".job-status", box).textContent = status;
+    box.dataset.status = status;
+    if (status === "completed" || status === "released") return resultPanel(ctx, jobId, box);
+    if (["failed", "reclaimed", "cancelled"].includes(status)) return;
+    setTimeout(() => guarded(tick), 1000);
+  };
+  guarded(tick);
+}
+
+function resultPanel(ctx, jobId, box) {
+  const out = $(".job-result", box);
+  const keyFile = field("Key file (did-keys.json)", { type: "file", accept: ".json,application/json", class: "key-file" });
+  const pass = field("Password", { type: "password", class: "key-password", autocomplete: "current-password" });
+  const user = el("input", { type: "text", autocomplete: "username", hidden: true, value: ctx.wallet.account,
+    "aria-label": "Account" });  // lets password managers file the key-file password under the account
+  const openForm = el("form", { class: "open-result", "aria-label": `Open the answer of job ${jobId}` }, user, keyFile, pass,
+    el("button", { type: "submit" }, "Fetch and open the answer"),
+    el("button", { type: "button", class: "download", onclick: () => guarded(() => download(ctx, jobId)) },
+      "Download sealed answer"));
+  openForm.addEventListener("submit", (e) => { e.preventDefault(); guarded(async () => {
+    const file = $(".key-file input, input.key-file", openForm).files[0];
+    if (!file) throw new ChainRefusal("NoKeyFile", [], "choose your did-keys.json first");
+    const keys = await openKeyFile(JSON.parse(await file.text()), $("input.key-password", openForm).value);
+    const sealed = await fetchSealed(ctx, jobId);
+    const plain = await openEnvelope(sealed, keys, { purpose: "tds/job-result",
+      expectedSender: await providerDid(ctx, jobId) });
+    const payload = JSON.parse(plain);
+    if (payload.job !== undefined && Number(payload.job) !== Number(jobId)) {
+      throw new ChainRefusal("WrongJobAnswer", [], `the answer was released for job ${payload.job}`);
+    }
+    out.append(el("pre", { class: "answer", tabindex: "0" }, JSON.stringify(payload, null, 2)));
+    notify(`Answer of job ${jobId} opened in the page`, "ok", "AnswerOpened");
+  }); });
+  out.append(openForm);
+}
+
+/** The DID of whoever issued the job's grant (its GrantIssued provider), as bound on chain:
+ *  the answer must be sealed and signed by it (as `tds job result` checks). */
+async function providerDid(ctx, jobId) {
+  const grantId = BigInt(jobId) >> 32n;
+  const [issued] = await ctx.chain.events("Authorizations", "GrantIssued", [grantId]);
+  const provider = issued.args.provider;
+  const ident = await ctx.chain.view("IdentityRegistry", "identityOf", [provider]);
+  const bound = (await ctx.chain.events("IdentityRegistry", "IdentityBound", [provider]))
+    .reverse().find((e) => e.args.didHash === ident.didHash);
+  if (!bound) throw new ChainRefusal("UnknownParticipant", [], `the provider ${provider} has no DID bound on chain`);
+  return bound.args.did;
+}
+
+async function fetchSealed(ctx, jobId) {
+  const proof = await ctx.proof("read-result", `job ${jobId}`);
+  const res = await fetch(`/console/jobs/${jobId}/result`, { headers: { [ctx.config.proofHeader]: proof } });
+  if (!res.ok) { const b = await res.json(); throw new ChainRefusal(b.error, [], b.detail); }
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  const want = res.headers.get("X-TDS-Result-Hash");
+  if (keccak256(bytes) !== want) throw new ChainRefusal("ResultHashMismatch", [], "the answer does not hash to the chain's resultHash");
+  return bytes;
+}
+
+async function download(ctx, jobId) {
+  const bytes = await fetchSealed(ctx, jobId);
+  const a = el("a", { href: URL.createObjectURL(new Blob([bytes], { type: "application/json" })),
+    download: `job-${jobId}.sealed.json` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  notify(`Sealed answer of job ${jobId} saved: open it with 'tds job result ${jobId} --identity NAME --sealed job-${jobId}.sealed.json'`, "ok");
+}
+
+export { GRANT_STATUS, facts };
