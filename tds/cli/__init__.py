@@ -6,7 +6,9 @@ import sys
 import click
 
 from tds.cli.audit import audit
+from tds.cli.backup import backup
 from tds.cli.collab import collab, node
+from tds.cli.collab_nodes import party
 from tds.cli.chain import chain, compile_cmd, deploy_cmd, setup_cmd
 from tds.cli.data import data
 from tds.cli.demo import demo
@@ -22,6 +24,7 @@ from tds.cli.jobs import job
 from tds.cli.ratings import rate
 from tds.cli.services import oracle, provider
 from tds.cli.oversight import monitor, regulator
+from tds.cli.compliance import compliance
 from tds.cli.sources import source
 from tds.cli.output import fail
 from chain.errors import TdsError
@@ -54,9 +57,12 @@ cli.add_command(earnings)
 cli.add_command(rate)
 cli.add_command(collab)
 cli.add_command(node)
+cli.add_command(party)
 cli.add_command(monitor)
 cli.add_command(regulator)
+cli.add_command(compliance)
 cli.add_command(source)
+cli.add_command(backup)
 
 
 def main() -> None:

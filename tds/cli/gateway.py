@@ -82,7 +82,7 @@ def _start_index(settings, confirmations: int):
 def gateway(host: str, port: int, logs_dir: Path | None, no_auth: bool, guard_reads: bool, domain: str | None,
             relayer_keystore: Path | None, relayer_dev_account: int | None, rate: float, burst: int,
             use_index: bool, confirmations: int) -> None:
-    """Serve the REST gateway; OpenAPI at /openapi.json, auditor page at /auditor."""
+    """Serve the REST gateway; OpenAPI at /openapi.json, the explorer at /explorer, auditor page at /auditor."""
     import uvicorn
 
     from chain.config import load_settings
@@ -105,7 +105,7 @@ def gateway(host: str, port: int, logs_dir: Path | None, no_auth: bool, guard_re
     mode = "read-only, no authentication" if guard is None else (
         f"DID challenge-response for writes{' and reads' if guard_reads else ''}, domain {guard.verifier.domain}")
     console.print(f"gateway on http://{host}:{port}  ({mode}; relayer {relayer.address if relayer else 'none'})")
-    console.print("  auditor page /auditor, API docs /docs, OpenAPI /openapi.json")
+    console.print("  explorer /explorer, auditor page /auditor, API docs /docs, OpenAPI /openapi.json")
     if index is not None:
         console.print(f"  catalog from the event index {index.engine.url.render_as_string(hide_password=True)} "
                       f"({confirmations} confirmations; --no-index reads the chain per request)")

@@ -42,6 +42,8 @@ from tds.gateway.responses import AUTH_ERRORS, READ_ERRORS, error_responses
 from tds.gateway.indexed import IndexedEntities, entity_routes
 from tds.gateway.writes import write_routes
 from tds.gateway.collab_routes import collab_routes
+from tds.gateway.explorer import explorer_routes
+from tds.gateway.console import console_routes
 from tds.gateway.queries import AUDIT_ACTIONS, IndexedCatalog, parse_time, query_events
 from tds.gateway.relay import Relay
 from chain.retry import is_transient
@@ -372,6 +374,8 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
     app.include_router(write_routes(state, authenticated, content))
     app.include_router(collab_routes(state, authenticated, content))
     app.include_router(entity_routes(entities, public))
+    app.include_router(explorer_routes(state, entities, logs, fetcher, public))
+    app.include_router(console_routes(state, content, fetcher))
 
     # ------------------------------------------------------------------ page
 
@@ -381,4 +385,16 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
         """The auditor's page: an asset's trail as a timeline with a ✓/✗ per verification."""
         return AUDITOR_PAGE
 
+    app.router.on_startup.append(settle_heap)
     return app
+
+
+def settle_heap() -> None:
+    """Once the app has loaded (ABIs, web3, the index's readers): collect, then move every object
+    alive now out of the collector's reach (``gc.freeze``). A full collection otherwise walks those
+    hundreds of thousands of long-lived objects again and again, and each walk (~200 ms measured
+    at 1,000 assets) stalls every request in flight — it was the gateway's p99."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
