@@ -60,6 +60,40 @@ class Consortium:
     timelock: Contract
     governor: Contract
 
+    @classmethod
+    def of(cls, space: Space) -> "Consortium":
+        """The governance contracts the deployment file records (a consortium profile)."""
+        from chain.deploy import bind
+        from chain.errors import DeploymentError
+
+        if space.deployment.get("profile") != "consortium":
+            raise DeploymentError("this deployment is the development profile (one operator key): run "
+                                  "'tds gov setup --member ADDRESS …' to hand it to a governed timelock")
+        return cls(space, *(bind(space.w3, space.deployment, n) for n in ("Membership", "TdsTimelock", "TdsGovernor")))
+
+    def proposal_calls(self, proposal_id: int) -> tuple[list[Call], str]:
+        """The calls and description of a proposal, read back from its ``ProposalCreated`` event."""
+        from chain.errors import TdsError
+
+        logs = self.governor.events.ProposalCreated().get_logs(from_block=self.space.deployment.get("block", 0))
+        for e in logs:
+            a = e["args"]
+            if a["proposalId"] == proposal_id:
+                return ([Call(t, bytes(d), v) for t, v, d in zip(a["targets"], a["values"], a["calldatas"])],
+                        a["description"])
+        raise TdsError(f"proposal {proposal_id} is unknown to the governor at {self.governor.address}")
+
+    def proposals(self) -> list[dict[str, Any]]:
+        """Every proposal: id, proposer, description, state, votes (against, for, abstain)."""
+        out = []
+        for e in self.governor.events.ProposalCreated().get_logs(from_block=self.space.deployment.get("block", 0)):
+            a = e["args"]
+            against, for_, abstain = self.governor.functions.proposalVotes(a["proposalId"]).call()
+            out.append({"id": a["proposalId"], "proposer": a["proposer"], "description": a["description"],
+                        "state": self.state(a["proposalId"]), "for": for_, "against": against, "abstain": abstain,
+                        "voteStart": a["voteStart"], "voteEnd": a["voteEnd"], "calls": len(a["targets"])})
+        return out
+
     # -- proposals ----------------------------------------------------------------------------
     def propose(self, member: LocalAccount, calls: Sequence[Call], description: str) -> int:
         r = self.space.send(member, self.governor.functions.propose(

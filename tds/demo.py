@@ -278,6 +278,12 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print, rows: int =
     from tds.demo_collab import run_collab_section
 
     run_collab_section(space, store, work, rep.step, say)
+
+    # 8. oversight: a burst frozen by the monitor, lifted by the regulator -------------------
+    from tds.demo_oversight import run_oversight_section
+
+    run_oversight_section(space, store, work, members, assets["sales"],
+                          {"dataset": sales_id, "aggregates": [["count"]]}, rep.step, say)
     _audit(settings, space, rep, say, work, store)
     return rep
 

@@ -25,6 +25,7 @@ from tds.cli.ratings import rate
 from tds.cli.services import oracle, provider
 from tds.cli.oversight import monitor, regulator
 from tds.cli.compliance import compliance
+from tds.cli.governance import gov
 from tds.cli.sources import source
 from tds.cli.output import fail
 from chain.errors import TdsError
@@ -61,6 +62,7 @@ cli.add_command(party)
 cli.add_command(monitor)
 cli.add_command(regulator)
 cli.add_command(compliance)
+cli.add_command(gov)
 cli.add_command(source)
 cli.add_command(backup)
 
