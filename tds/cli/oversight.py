@@ -1,4 +1,5 @@
-"""``tds monitor run`` and ``tds regulator alerts|review|restore``: usage monitoring and its review.
+"""``tds monitor run`` and ``tds regulator alerts|review|restore|ranking|reward``: usage monitoring,
+its review, and the quality ranking with its Credits rewards (``oversight/ranking.py``).
 
 The monitor runs under a ``tds id`` identity whose account holds MONITOR on Authorizations (dev
 account 2 on the embedded chain); it keeps its journal and alert log in
@@ -202,3 +203,81 @@ def regulator_restore(grant_id: int, wallet: WalletChoice) -> None:
     reviews.restore(grant_id, tx, alerts)
     _anchor(d, reviews, me)
     click.echo(f"grant {grant_id} restored (was frozen by {g.frozen_by}; tx {tx})")
+
+
+# --- quality ranking and rewards --------------------------------------------------------------
+@regulator.command("ranking")
+@click.option("--since-block", type=click.IntRange(min=0), default=0, show_default=True,
+              help="First block of the period (ratings and completed jobs from it on).")
+@click.option("--json", "as_json", is_flag=True, help="Print the document.")
+@wallet_options
+@onchain
+def regulator_ranking(since_block: int, as_json: bool, wallet: WalletChoice) -> None:
+    """Publish the quality ranking of assets and providers: the document goes to the content store
+    and its keccak-256 is anchored on chain (Evidence, kind RANKING); prints its CID."""
+    import json
+
+    from eth_utils import keccak
+
+    from audit.events import ChainReader
+    from oversight.ranking import KIND, document, gather, rank
+    from tds.cli.deployed import Deployed
+
+    d = Deployed.open()
+    until = d.w3.eth.block_number
+    doc = document(rank(gather(ChainReader(d.w3, d.deployment), since_block, until)), d.chain_id, since_block, until)
+    cid = d.store().add_bytes(doc, cid_version=1)
+    r = d.send(d.signer(wallet), d.c["Evidence"].functions.anchorHash(keccak(doc), KIND))
+    if as_json:
+        emit_json({"cid": cid, "hash": "0x" + keccak(doc).hex(), "tx": r["transactionHash"].to_0x_hex(),
+                   "ranking": json.loads(doc)})
+        return
+    body = json.loads(doc)
+    console.print(f"ranking of blocks {since_block}–{until} published: {cid} (hash 0x{keccak(doc).hex()} anchored)",
+                  markup=False)
+    for e in body["providers"][:10]:
+        console.print(f"  #{e['rank']} {e['provider']}  score {e['score']:.3f}  {e['ratings']} rating(s), "
+                      f"{e['completed_jobs']} completed job(s)", markup=False)
+
+
+@regulator.command("reward")
+@click.argument("cid")
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--amount", type=click.IntRange(min=1), required=True, help="Credits (base units) for each provider.")
+@wallet_options
+@onchain
+def regulator_reward(cid: str, top: int, amount: int, wallet: WalletChoice) -> None:
+    """Reward the TOP providers of the ranking CID in Credits (memo: the ranking's hash, which
+    must be anchored): minted by the regulator, or — on a consortium profile — proposed to the
+    members' Governor (then 'tds gov vote|queue|execute')."""
+    import json
+
+    from eth_utils import keccak
+
+    from oversight.ranking import KIND, rewards
+    from tds.cli.deployed import Deployed
+
+    d = Deployed.open()
+    doc = d.store().cat(cid)
+    digest = keccak(doc)
+    anchored = d.c["Evidence"].events.HashAnchored().get_logs(
+        from_block=d.deployment["block"], argument_filters={"hash": digest, "kind": KIND})
+    if not anchored:
+        raise StateRefused(f"ranking {cid} (hash 0x{digest.hex()}) is not anchored on chain: publish it with "
+                           f"'tds regulator ranking' first")
+    to, amounts = rewards(json.loads(doc), top, amount)
+    if not to:
+        raise StateRefused(f"ranking {cid} has no rated provider to reward")
+    me = d.signer(wallet)
+    if d.deployment.get("profile") == "consortium":
+        from chain.governance import Call, Consortium
+
+        g = Consortium.of(d.space)
+        pid = g.propose(me, [Call.of(d.c["Credits"], "allocate", to, amounts, digest,
+                                     label=f"reward the top {len(to)} of ranking {cid}")],
+                        f"Reward the top {len(to)} providers of ranking {cid} with {amount} Credits each")
+        console.print(f"proposal {pid}: reward {', '.join(to)} with {amount} each (vote, queue, execute with "
+                      f"'tds gov')", markup=False)
+        return
+    d.send(me, d.c["Credits"].functions.allocate(to, amounts, digest))
+    console.print(f"rewarded {', '.join(to)} with {amount} Credits each (memo 0x{digest.hex()})", markup=False)
