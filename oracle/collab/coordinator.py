@@ -41,6 +41,9 @@ REASONS = {REASON_BELOW_MIN_GROUP: "below the minimum group size", REASON_BAD_DO
            REASON_NODE_LOST: "a compute node was lost", REASON_ENGINE_ERROR: "engine error",
            REASON_PARTY_UNREACHABLE: "a provider's party node did not answer"}
 RESULT_FORMAT = "tds-collab-result/1"
+# an output PSI step's billing receipt: its transcript hash (session, parties, mode, size), anchored
+# through Evidence about the collaboration (an intermediate step's result hash is that hash itself)
+PSI_RECEIPT = keccak(text="PSI_RECEIPT")
 
 
 class Party(Protocol):
@@ -84,6 +87,7 @@ class CollabCoordinator:
         self.workdir, self.timeout = Path(workdir), timeout
         self.directory = ChainDirectory(space.c["IdentityRegistry"], space.deployment["block"])
         self._obeyed: set[int] = set()
+        self._receipts: dict[tuple[int, int], bytes] = {}
 
     # -- finding work ----------------------------------------------------------------------------
     def open_steps(self) -> list[tuple[int, int]]:
@@ -149,6 +153,10 @@ class CollabCoordinator:
             cid = self.store.add_bytes(body, cid_version=1)
         cc.complete_step(self.space, self.account, collab_id, step, result_hash,
                          parse_cid(cid).to_bytes() if cid else b"")  # binary CID, as Jobs records results
+        receipt = self._receipts.pop((collab_id, step), None)
+        if receipt is not None:
+            self.space.send(self.account, self.space.c["Evidence"].functions.anchorHash(receipt, PSI_RECEIPT,
+                                                                                       collab_id))
         self._forget_if_over(collab_id)
         log.info("collaboration %s step %s (%s) completed", collab_id, step, engine)
         return StepOutcome(collab_id, step, engine, True, result_hash, cid or None)
@@ -195,6 +203,7 @@ class CollabCoordinator:
         leader = agreed(results)
         if doc["output"]:
             body = leader.sealed.get(None) or self._seal_size(collab_id, session, doc, dids, leader)
+            self._receipts[(collab_id, step)] = leader.transcript
             return keccak(body), body
         for n in nodes:
             n.keep_intersection(collab_id, step, leader.sealed[n.did])

@@ -136,3 +136,35 @@ def test_a_party_node_that_goes_away_fails_the_step_and_a_rerun_succeeds(world):
     again = submit(w)
     assert [o.ok for o in w.extra["coordinator"].run_until_idle()] == [True, True]
     assert cc.collaboration(w.space, again)["status"] == cc.CollabStatus.COMPLETED
+
+
+def test_output_psi_delivers_the_intersection_or_its_size_and_anchors_the_receipt(world):
+    """An output PSI step: the consumer opens the intersection (or only its size) sealed by the
+    leader; the transcript hash (session, parties, mode, size) is anchored as the billing receipt."""
+    from eth_utils import keccak
+
+    from offchain.psi.protocol import transcript_hash
+    from oracle.collab.coordinator import PSI_RECEIPT
+
+    w = world
+    common = sorted(w.common_customers())
+    for mode in ("intersection", "cardinality"):
+        step = {"id": "match", "engine": "psi", "inputs": SOURCES, "nodes": ["node-1"], "output": True,
+                "params": {"mode": mode}}
+        cid = submit(w, [step])
+        [outcome] = w.extra["coordinator"].run_until_idle()
+        assert outcome.ok and outcome.result_cid, outcome
+        opened = open_result(w.identities["analyst"], w.store, outcome.result_cid)
+        if mode == "intersection":
+            assert opened["ids"] == common
+        else:
+            assert opened["size"] == len(common) and "ids" not in opened
+        session = f"c{w.space.w3.eth.chain_id}-{cid}-s0"
+        parties = [w.banks[b].did for b in BANKS]
+        receipts = w.space.c["Evidence"].events.HashAnchored().get_logs(
+            from_block=w.space.deployment["block"], argument_filters={"kind": PSI_RECEIPT})
+        mine = [e["args"] for e in receipts if e["args"]["subjectId"] == cid]
+        assert len(mine) == 1 and bytes(mine[0]["hash"]) == transcript_hash(session, parties, mode, len(common))
+        assert mine[0]["producer"] == w.nodes["node-1"].address
+        assert keccak(w.store.cat(outcome.result_cid)) == bytes(
+            w.space.c["Collaborations"].functions.stepOf(cid, 0).call()[0][7])   # the anchored result hash
