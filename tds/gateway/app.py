@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from fastapi import Depends, FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -34,11 +33,12 @@ from audit.events import ChainReader
 from chain.config import Settings, load_settings
 from chain.errors import ChainConnectionError, DeploymentError, TdsError
 from tds.gateway.callers import Caller, bound_account, did_of, is_privileged
-from tds.gateway.errors import BadUpstream, Forbidden, GatewayError, NotFound, Unavailable
+from tds.gateway.errors import BadUpstream, GatewayError, NotFound, Unavailable
 from tds.gateway.limits import MAX_BODY_BYTES, BodyLimit, RateLimit
 from tds.gateway.models import AssetSummary, AuditEvents, Challenge, JobSummary, TrailReport, VerifyReport
 from tds.gateway.page import AUDITOR_PAGE
 from tds.gateway.responses import AUTH_ERRORS, READ_ERRORS, error_responses
+from tds.gateway.results import consumers_result
 from tds.gateway.indexed import IndexedEntities, entity_routes
 from tds.gateway.writes import write_routes
 from tds.gateway.collab_routes import collab_routes
@@ -336,30 +336,7 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
         addressed to the job's consumer (never plaintext; the gateway cannot open it)."""
         from did.envelope import Envelope
         from did.errors import MalformedEnvelope
-        from audit.verify import cid_text
-
-        r = state.reader()
-        req = r.select("Jobs", "JobRequested", jobId=job_id)
-        if not req:
-            raise NotFound("unknown-job", f"unknown job {job_id}: no JobRequested event for it")
-        if req[0].args["consumer"] != caller.account:
-            raise Forbidden("not-consumer", f"job {job_id}'s result is sealed for its consumer "
-                                            f"{req[0].args['consumer']}, not for {caller.account}")
-        done = r.select("Jobs", "JobCompleted", jobId=job_id)
-        if not done:
-            raise NotFound("no-result", f"job {job_id} has no result yet")
-        if fetcher is None:
-            raise Unavailable("store-unavailable", "this gateway has no content store to read results from")
-        cid, want = cid_text(done[0].args["resultCid"]), bytes(done[0].args["resultHash"])
-        try:
-            data = fetcher(cid)
-        except Exception as exc:
-            raise Unavailable("store-unavailable", f"the content store cannot return {cid}: {exc}") from None
-        if data is None:
-            raise Unavailable("store-unavailable", f"the content store does not hold {cid}")
-        if keccak(data) != want:
-            raise BadUpstream("result-hash-mismatch", f"the stored result {cid} does not hash to the resultHash "
-                                                      "on chain; refusing to serve it")
+        cid, want, data = consumers_result(state.reader(), fetcher, job_id, caller.account)
         try:
             envelope = Envelope.from_bytes(data)
         except MalformedEnvelope as exc:

@@ -28,11 +28,10 @@ from pydantic import BaseModel, Field
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from tds.gateway.console.proof import HEADER, check_proof
+from tds.gateway.results import consumers_result
 from tds.gateway.errors import (
     BadRequest,
-    BadUpstream,
     Conflict,
-    Forbidden,
     NotFound,
     PayloadTooLarge,
     Unavailable,
@@ -157,32 +156,10 @@ def console_routes(state: Any, content: Any, fetcher: Callable[[str], bytes | No
     def get_result(request: Request, job_id: int = PathParam(ge=1)) -> Response:
         """The sealed envelope whose hash the chain recorded for the job, for the job's consumer
         (who proves the account with a wallet signature); the page opens it with the key file."""
-        from audit.verify import cid_text
-
         take(request)
         r = state.reader()
         proof = check_proof(request.headers.get(HEADER), "read-result", f"job {job_id}", r.chain_id)
-        req = r.select("Jobs", "JobRequested", jobId=job_id)
-        if not req:
-            raise NotFound("unknown-job", f"unknown job {job_id}: no JobRequested event for it")
-        if req[0].args["consumer"] != proof.signer:
-            raise Forbidden("not-consumer", f"job {job_id}'s answer is sealed for its consumer "
-                                            f"{req[0].args['consumer']}, not for {proof.signer}")
-        done = r.select("Jobs", "JobCompleted", jobId=job_id)
-        if not done:
-            raise NotFound("no-result", f"job {job_id} has no result yet")
-        if fetcher is None:
-            raise Unavailable("store-unavailable", "this gateway has no content store to read results from")
-        cid, want = cid_text(done[0].args["resultCid"]), bytes(done[0].args["resultHash"])
-        try:
-            data = fetcher(cid)
-        except Exception as exc:
-            raise Unavailable("store-unavailable", f"the content store cannot return {cid}: {exc}") from None
-        if data is None:
-            raise Unavailable("store-unavailable", f"the content store does not hold {cid}")
-        if keccak(data) != want:
-            raise BadUpstream("result-hash-mismatch", f"the stored result {cid} does not hash to the resultHash "
-                                                      "on chain; refusing to serve it")
+        cid, want, data = consumers_result(r, fetcher, job_id, proof.signer, "answer")
         return Response(data, media_type="application/octet-stream",
                         headers={"X-TDS-Result-Hash": "0x" + want.hex(), "X-TDS-Result-Cid": cid,
                                  "Content-Disposition": f'attachment; filename="job-{job_id}.sealed.json"'})
