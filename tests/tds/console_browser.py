@@ -3,6 +3,9 @@ with the test wallet injected, and the waits and clicks the steps share. Importe
 test module has checked that chromium, chromedriver and selenium are there."""
 from __future__ import annotations
 
+import os
+import tempfile
+
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,9 @@ from tests.tds.console_wallet import SCRIPT
 from tests.tds.console_world import ConsoleWorld
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+# screenshots go to $TDS_CONSOLE_SHOTS (TDS_CONSOLE_SHOTS=docs/console refreshes the README's), else a
+# temporary folder: a test run leaves the working tree as it found it
+SHOTS = Path(os.environ.get("TDS_CONSOLE_SHOTS") or tempfile.mkdtemp(prefix="tds-console-shots-"))
 
 
 def chromium_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
@@ -80,7 +85,7 @@ def css(b: Any, sel: str) -> Any:
 
 
 def shot(b: Any, name: str, sel: str | None = None) -> None:
-    """Save a screenshot to docs/console/, ``sel`` scrolled into the middle first."""
+    """Save a screenshot to SHOTS, ``sel`` scrolled into the middle first."""
     if sel:
         b.execute_script("arguments[0].scrollIntoView({block: 'center'})", css(b, sel))
     b.save_screenshot(str(SHOTS / name))

@@ -6,7 +6,7 @@ submits it; a job is requested and paid from the page, the oracle's part done fo
 sealed answer opened in the page with the consumer's key file (WebCrypto) equals the plaintext;
 refusals show the named error (exhausted grant, insufficient funds, wrong chain, a simulation's
 revert, a cancelled offer, a wrong key-file password, a declined wallet request); rating, closing,
-freezing, withdrawing, a job paid in Credits. Screenshots of the main screens go to docs/console/.
+freezing, withdrawing, a job paid in Credits. Screenshots of the main screens go to $TDS_CONSOLE_SHOTS (docs/console/ keeps current ones).
 
 Needs Debian's chromium + chromium-driver (``make browser``). Without them the test is skipped —
 except under CI (``CI`` set), where a missing browser is a failure.
