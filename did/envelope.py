@@ -113,6 +113,26 @@ def seal(sender: "Identity", recipient_did: str, recipient_key: bytes | X25519Pu
     return Envelope(header, ct, sender.ed25519.sign(_signed_bytes(header, ct)))
 
 
+def check_header(h: dict[str, Any], did: str, agreement_key: bytes, name: str, expected_sender: str | None,
+                 purpose: str | None) -> tuple[bytes, bytes, bytes]:
+    """The checks every envelope profile makes before decrypting: addressed to ``did`` and its
+    key-agreement key, from the expected sender, for the expected purpose; returns the recipient
+    key, ephemeral key and nonce."""
+    if h["to"] != did:
+        raise EnvelopeNotForYou(f"envelope is sealed to {h['to']}, not to {did}")
+    try:
+        rpk, epk, nonce = b64u_decode(h["rpk"]), b64u_decode(h["epk"]), b64u_decode(h["nonce"])
+    except ValueError as exc:
+        raise MalformedEnvelope(f"envelope header is malformed: {exc}") from None
+    if rpk != agreement_key:
+        raise EnvelopeNotForYou(f"envelope is sealed to another key-agreement key than {name}'s")
+    if expected_sender is not None and h["from"] != expected_sender:
+        raise EnvelopeAuthError(f"envelope is from {h['from']}, expected {expected_sender}")
+    if purpose is not None and h["purpose"] != purpose:
+        raise EnvelopeAuthError(f"envelope purpose is {h['purpose']!r}, expected {purpose!r}")
+    return rpk, epk, nonce
+
+
 def open_envelope(recipient: "Identity", envelope: Envelope | bytes, *, expected_sender: str | None = None,
                   purpose: str | None = None) -> bytes:
     """Check and decrypt an envelope addressed to ``recipient``; return the plaintext."""
@@ -120,18 +140,8 @@ def open_envelope(recipient: "Identity", envelope: Envelope | bytes, *, expected
     h = env.header
     if h["alg"] == SM2_ALG:
         raise CryptoProfileMismatch("default", "sm", "sealed envelope (open it with did.sm2.open_sm2)")
-    if h["to"] != recipient.did:
-        raise EnvelopeNotForYou(f"envelope is sealed to {h['to']}, not to {recipient.did}")
-    try:
-        rpk, epk, nonce = b64u_decode(h["rpk"]), b64u_decode(h["epk"]), b64u_decode(h["nonce"])
-    except ValueError as exc:
-        raise MalformedEnvelope(f"envelope header is malformed: {exc}") from None
-    if rpk != recipient.x25519_public:
-        raise EnvelopeNotForYou(f"envelope is sealed to another key-agreement key than {recipient.name}'s")
-    if expected_sender is not None and h["from"] != expected_sender:
-        raise EnvelopeAuthError(f"envelope is from {h['from']}, expected {expected_sender}")
-    if purpose is not None and h["purpose"] != purpose:
-        raise EnvelopeAuthError(f"envelope purpose is {h['purpose']!r}, expected {purpose!r}")
+    rpk, epk, nonce = check_header(h, recipient.did, recipient.x25519_public, recipient.name, expected_sender,
+                                   purpose)
     try:
         ok = verify_ed25519(h["from"], env.signature, _signed_bytes(h, env.ciphertext))
     except UnknownDid as exc:

@@ -25,9 +25,9 @@ from chain.crypto_profile import CryptoProfileMismatch
 from chain.sm import InvalidTag, sm4_gcm_open, sm4_gcm_seal
 from chain.sm2 import P, Sm2Error, Sm2PrivateKey, sm2_kdf, sm2_shared_point, sm2_verify
 from did.document import canonical_json
-from did.envelope import ALG, DOMAIN, SM2_ALG, VERSION, Envelope
-from did.errors import EnvelopeAuthError, EnvelopeNotForYou, MalformedEnvelope, UnknownDid
-from did.keys import ED25519_CODEC, b64u, b64u_decode, verify_ed25519
+from did.envelope import ALG, DOMAIN, SM2_ALG, VERSION, Envelope, check_header
+from did.errors import EnvelopeAuthError, UnknownDid
+from did.keys import ED25519_CODEC, b64u, verify_ed25519
 
 SM2_CODEC = b"\x86\x24"                 # multicodec sm2-pub = 0x1206 as an unsigned varint
 __all__ = ["SM2_ALG", "SM2_CODEC", "Sm2Identity", "compress", "decompress", "did_from_sm2", "sm2_from_did",
@@ -134,18 +134,8 @@ def open_sm2(recipient: Sm2Identity, envelope: Envelope | bytes, *, expected_sen
     h = env.header
     if h["alg"] != SM2_ALG:
         raise CryptoProfileMismatch("sm", "default" if h["alg"] == ALG else str(h["alg"]), "sealed envelope")
-    if h["to"] != recipient.did:
-        raise EnvelopeNotForYou(f"envelope is sealed to {h['to']}, not to {recipient.did}")
-    try:
-        rpk, epk, nonce = b64u_decode(h["rpk"]), b64u_decode(h["epk"]), b64u_decode(h["nonce"])
-    except ValueError as exc:
-        raise MalformedEnvelope(f"envelope header is malformed: {exc}") from None
-    if rpk != recipient.agreement_public:
-        raise EnvelopeNotForYou(f"envelope is sealed to another key-agreement key than {recipient.name}'s")
-    if expected_sender is not None and h["from"] != expected_sender:
-        raise EnvelopeAuthError(f"envelope is from {h['from']}, expected {expected_sender}")
-    if purpose is not None and h["purpose"] != purpose:
-        raise EnvelopeAuthError(f"envelope purpose is {h['purpose']!r}, expected {purpose!r}")
+    rpk, epk, nonce = check_header(h, recipient.did, recipient.agreement_public, recipient.name, expected_sender,
+                                   purpose)
     try:
         ok = sm2_verify(sm2_from_did(h["from"]), _signed_bytes(h, env.ciphertext), env.signature)
     except (UnknownDid, Sm2Error) as exc:
