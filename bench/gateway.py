@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import shutil
 import statistics
 import sys
@@ -207,7 +208,7 @@ end
 
 
 def measure(assets: int, jobs: int, clients: int, duration: float, page: int, confirmations: int,
-            per_block: int = 500, index_range: int = 10) -> dict[str, Any]:
+            per_block: int = 500, index_range: int = 10, read_processes: int = 2) -> dict[str, Any]:
     import httpx
 
     from audit.index import EventIndex
@@ -237,7 +238,10 @@ def measure(assets: int, jobs: int, clients: int, duration: float, page: int, co
             threading.Thread(target=live.run, kwargs={"stop": stop.is_set, "idle": 0.05,
                                                       "on_error": lambda e: None}, daemon=True).start()
             unlimited = {"rate_limit": RateLimit(per_second=1e9, burst=10**9)}
-            server, base = serve(create_app(settings, index=live, **unlimited))
+            app = create_app(settings, index=live, read_processes=read_processes, **unlimited)
+            if app.state.read_processes is not None:
+                app.state.read_processes.warm()
+            server, base = serve(app)
             lags = []
             minted = made["first_asset"] + made["assets"] - 1 if made["assets"] else 0
             with httpx.Client(timeout=30) as client:
@@ -266,7 +270,8 @@ def measure(assets: int, jobs: int, clients: int, duration: float, page: int, co
             proc.wait(timeout=30)
     return {"assets": made["assets"], "grants": made["grants"], "jobs": made["jobs"], "events": counts["events"],
             "generate_s": round(generate_s, 1), "generate": made, "page": page, "clients": clients,
-            "duration_s": duration, "confirmations": confirmations, "rebuild_s": round(rebuild_s, 2),
+            "duration_s": duration, "confirmations": confirmations, "read_processes": read_processes,
+            "rebuild_s": round(rebuild_s, 2), "machine_load": round(os.getloadavg()[0], 2),
             "index_lag_blocks": statistics.median(lags),
             "catalog_rps": catalog["rps"], "catalog_p50_ms": catalog["p50_ms"], "catalog_p99_ms": catalog["p99_ms"],
             "catalog_errors": catalog["errors"], "trail_rps": trail["rps"], "trail_p50_ms": trail["p50_ms"],
@@ -292,7 +297,8 @@ def table(r: dict[str, Any]) -> str:
         ("generation (assets, grants, jobs)", f"{r['generate_s']:.1f} s", "", True),
     ]
     out = [f"gateway: {r['assets']} assets, {r['grants']} grants, {r['jobs']} jobs ({r['events']} events), "
-           f"{r['clients']} clients ({r['direct_clients']} on the baseline), {r['duration_s']:.0f} s each",
+           f"{r['clients']} clients ({r['direct_clients']} on the baseline), {r['duration_s']:.0f} s each, "
+           f"{r['read_processes']} reader processes, load {r['machine_load']}",
            f"{'measure':48} {'value':>12} {'target':>10}  verdict", "-" * 82]
     out += [f"{a:48} {b:>12} {c:>10}  {'ok' if ok else 'MISSED'}" for a, b, c, ok in rows]
     return "\n".join(out)
@@ -309,8 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=20.0, help="seconds of load per measured route")
     ap.add_argument("--page", type=int, default=100, help="assets per catalog page")
     ap.add_argument("--confirmations", type=int, default=2)
+    ap.add_argument("--read-processes", type=int, default=2,
+                    help="gateway reader processes for trails (0: one reader thread, the earlier path)")
     a = ap.parse_args(argv)
-    r = measure(a.assets, a.jobs, a.clients, a.duration, a.page, a.confirmations, a.per_block, a.index_range)
+    r = measure(a.assets, a.jobs, a.clients, a.duration, a.page, a.confirmations, a.per_block, a.index_range, a.read_processes)
     print(table(r), file=sys.stderr if a.json else sys.stdout)
     if a.json:
         print(json.dumps(r, sort_keys=True))

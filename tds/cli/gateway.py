@@ -79,9 +79,12 @@ def _start_index(settings, confirmations: int):
               help="Follow the chain into the event index (TDS_INDEX_URL) and serve the catalog from it.")
 @click.option("--confirmations", type=click.IntRange(0, None), default=2, show_default=True,
               help="Confirmation depth of the event index.")
+@click.option("--read-processes", type=click.IntRange(0, 64), default=2, show_default=True,
+              help="Processes building trails, jobs, grants and collaborations from the index in parallel "
+                   "(0: one reader thread in the gateway's process).")
 def gateway(host: str, port: int, logs_dir: Path | None, no_auth: bool, guard_reads: bool, domain: str | None,
             relayer_keystore: Path | None, relayer_dev_account: int | None, rate: float, burst: int,
-            use_index: bool, confirmations: int) -> None:
+            use_index: bool, confirmations: int, read_processes: int) -> None:
     """Serve the REST gateway; OpenAPI at /openapi.json, the explorer at /explorer, auditor page at /auditor."""
     import uvicorn
 
@@ -101,12 +104,18 @@ def gateway(host: str, port: int, logs_dir: Path | None, no_auth: bool, guard_re
     relayer = _relayer(relayer_keystore, relayer_dev_account, settings.rpc_url is None)
     index = _start_index(settings, confirmations) if use_index else None
     app = create_app(settings, logs_dir=logs_dir, guard=guard, guard_reads=guard_reads, relayer=relayer,
-                     rate_limit=RateLimit(per_second=rate, burst=burst), index=index)
+                     rate_limit=RateLimit(per_second=rate, burst=burst), index=index,
+                     read_processes=read_processes if index is not None else 0)
+    if app.state.read_processes is not None:  # start the readers now, not on the first requests
+        import threading
+
+        threading.Thread(target=app.state.read_processes.warm, name="tds-readers-warm", daemon=True).start()
     mode = "read-only, no authentication" if guard is None else (
         f"DID challenge-response for writes{' and reads' if guard_reads else ''}, domain {guard.verifier.domain}")
     console.print(f"gateway on http://{host}:{port}  ({mode}; relayer {relayer.address if relayer else 'none'})")
     console.print("  explorer /explorer, auditor page /auditor, API docs /docs, OpenAPI /openapi.json")
     if index is not None:
         console.print(f"  catalog from the event index {index.engine.url.render_as_string(hide_password=True)} "
-                      f"({confirmations} confirmations; --no-index reads the chain per request)")
+                      f"({confirmations} confirmations; {read_processes or 'no'} reader processes; "
+                      "--no-index reads the chain per request)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

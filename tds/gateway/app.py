@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
                logs_dir: Path | str | None = None, fetch: Callable[[str], bytes | None] | None = None,
                store: Any = None, guard: Guard | None = None, guard_reads: bool = True,
                relayer: LocalAccount | None = None, rate_limit: RateLimit | None = None,
-               max_body: int = MAX_BODY_BYTES, index: Any = None) -> FastAPI:
+               max_body: int = MAX_BODY_BYTES, index: Any = None, read_processes: int = 0) -> FastAPI:
     """The gateway app.
 
     ``reader`` (a ChainReader) skips connecting; ``logs_dir`` holds the published log batches the
@@ -103,7 +103,9 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
     ``guard`` authenticates callers (None: reads only, writes answer 503); ``guard_reads`` also
     guards the chain-derived reads; ``relayer`` pays for relayed grant offers; ``rate_limit``
     is per caller (default 30 at once, then 5/s); ``index`` (an :class:`audit.index.EventIndex`,
-    followed by whoever started it) serves the catalog and assets without a chain call.
+    followed by whoever started it) serves the catalog and assets without a chain call;
+    ``read_processes`` > 0 builds its entity answers (trails, jobs, grants, collaborations) in that
+    many reader processes (:mod:`tds.gateway.read_pool`) instead of one reader thread.
     """
     settings = settings or load_settings()
     state = ChainState(settings, reader, relayer)
@@ -112,7 +114,7 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
     fetcher = fetch if fetch is not None else (content.cat if content is not None else None)
     limiter = rate_limit or RateLimit()
     indexed = IndexedCatalog(index) if index is not None else None
-    entities = IndexedEntities(index, indexed) if indexed is not None else None
+    entities = IndexedEntities(index, indexed, read_processes) if indexed is not None else None
 
     def client_key(request: Request) -> str:
         return "ip:" + (request.client.host if request.client else "unknown")
@@ -363,6 +365,9 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
         return AUDITOR_PAGE
 
     app.router.on_startup.append(settle_heap)
+    app.state.read_processes = entities.processes if entities is not None else None
+    if app.state.read_processes is not None:
+        app.router.on_shutdown.append(app.state.read_processes.close)
     return app
 
 

@@ -22,6 +22,7 @@ from audit.index_entities import EntityReads
 from tds.gateway.errors import NotFound, Unavailable
 from tds.gateway.models import CollaborationSummary, GrantSummary
 from tds.gateway.queries import IndexedCatalog
+from tds.gateway.read_pool import ReaderProcesses
 from tds.gateway.responses import error_responses
 
 CACHED_ANSWERS = 4096
@@ -44,7 +45,7 @@ def encode(body: Any) -> bytes:
 class IndexedEntities:
     """Entity answers from the index with ETags by indexed block and a per-block answer cache."""
 
-    def __init__(self, index: Any, catalog: IndexedCatalog):
+    def __init__(self, index: Any, catalog: IndexedCatalog, read_processes: int = 0):
         self.index = index
         self.catalog = catalog  # shares the indexed block it reads at most every BLOCK_TTL_S
         self.reads = EntityReads(index.w3, index.deployment, index.engine)
@@ -54,6 +55,10 @@ class IndexedEntities:
         # one reader thread, not the default pool's 40: the reads are CPU-bound Python, and threads
         # contending with the event loop for the GIL answer fewer requests, later
         self._pool = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="tds-index-read")
+        # or reader processes, each with its own index connection (tds.gateway.read_pool): the builds
+        # run in parallel on every core instead of taking the GIL from the event loop
+        self.processes = ReaderProcesses(index.engine.url.render_as_string(hide_password=False),
+                                         index.deployment, read_processes) if read_processes else None
 
     @staticmethod
     def etag(block: int | None, kind: str, key: Any) -> str:
@@ -82,12 +87,17 @@ class IndexedEntities:
         hit = self._answers.get((block, kind, key))
         if hit is not None:
             return self._respond(hit, block, etag, if_none_match)
-        read_block, found = await asyncio.get_running_loop().run_in_executor(self._pool, build)
-        if found is None:
-            raise missing(read_block)
-        if isinstance(found, dict):
-            found = {**found, "indexedBlock": read_block}
-        body = encode(found)
+        if self.processes is not None:
+            read_block, body = await asyncio.wrap_future(self.processes.submit(kind, key))
+            if body is None:
+                raise missing(read_block)
+        else:
+            read_block, found = await asyncio.get_running_loop().run_in_executor(self._pool, build)
+            if found is None:
+                raise missing(read_block)
+            if isinstance(found, dict):
+                found = {**found, "indexedBlock": read_block}
+            body = encode(found)
         with self._lock:
             self._answers[(read_block, kind, key)] = body
             while len(self._answers) > CACHED_ANSWERS:

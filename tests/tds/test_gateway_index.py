@@ -119,3 +119,22 @@ def test_entity_routes_from_the_index_equal_todays_and_refuse_unknown_ids(lc, tm
     r = direct.get(f"/grants/{lc.grant}")
     assert r.status_code == 503 and r.json()["error"] == "index-unavailable"
     assert indexed.get("/grants/0").json()["error"] == "invalid-input"
+
+
+def test_reader_processes_answer_byte_for_byte_as_the_reader_thread(lc, tmp_path):
+    """``read_processes``: entity answers built in spawned reader processes (each with its own
+    index connection) are the very bytes the reader thread builds; unknown ids are still 404."""
+    settings = replace(lc.settings, rpc_url=lc.w3.provider.endpoint_uri)
+    idx = EventIndex(lc.w3, lc.deployment, f"sqlite:///{tmp_path / 'i.sqlite'}")
+    idx.catch_up()
+    thread = TestClient(create_app(settings, logs_dir=lc.logs_dir, fetch=lc.fetch, index=idx))
+    app = create_app(settings, logs_dir=lc.logs_dir, fetch=lc.fetch, index=idx, read_processes=1)
+    with TestClient(app) as procs:  # the context runs startup and shutdown (the pool is closed)
+        assert app.state.read_processes.warm() == 1
+        for url in [f"/assets/{lc.asset}/trail", f"/jobs/{lc.job_ok}", f"/grants/{lc.grant}"]:
+            a, b = procs.get(url), thread.get(url)
+            assert a.status_code == b.status_code == 200 and a.content == b.content, url
+            assert a.headers["etag"] == b.headers["etag"]
+        r = procs.get("/assets/999/trail")
+        assert r.status_code == 404 and r.json()["error"] == "unknown-asset"
+    assert app.state.read_processes._pool is None
