@@ -23,8 +23,8 @@ from audit.events import ChainEvent, ChainReader, plain
 from audit.index import CURSOR
 from audit.index_decode import FastLogDecoder
 from audit.index_keys import key_text
-from audit.index_tables import (alerts, collab_uses, cursor, event_keys, events, grants, jobs, payments,
-                                workflow_steps, workflows)
+from audit.index_tables import (alerts, collab_uses, cursor, event_keys, events, grants, jobs, participant_roles,
+                                payments, workflow_steps, workflows)
 from audit.trail import ACTIONS, TrailEntry, build_trail, chain_entries, job_summary
 
 CHUNK = 500  # ids per IN (...) list
@@ -259,6 +259,19 @@ class EntityReads:
             found = self._decoded_rows(rows)
             page = {ev.position for ev, _ in found}
             return block, total, chain_entries(self.reader(conn, block, found), lambda ev: ev.position in page)
+
+    def holds_role(self, account: str, roles: Iterable[str], now: float) -> bool:
+        """``IdentityRegistry.hasParticipantRole`` for any of ``roles`` (names), read from the index:
+        granted and not revoked, not expired at ``now`` (unix seconds), its credential not revoked."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(participant_roles).where(participant_roles.c.account == account,
+                                                                participant_roles.c.role.in_(list(roles)))).all()
+            live = [r for r in rows if r.valid_until == 0 or r.valid_until >= now]
+            if not live:
+                return False
+            revoked = {plain(ev.args["credentialHash"]) for ev, _ in self._decoded_rows(conn.execute(
+                select(events).where(events.c.contract == "IdentityRegistry", events.c.name == "CredentialRevoked")))}
+            return any(r.credential_hash not in revoked for r in live)
 
     def accounts_of_did(self, did: str) -> list[str]:
         """Every account ever bound to ``did`` (its ``IdentityBound`` events)."""

@@ -302,7 +302,7 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
         """Audit entries (000 §12.3.1.2: id, actor, time, action, object, result) matching every filter.
         Operators, regulators and the monitor see all entries; other participants their own."""
         if entities is not None:
-            mine = None if is_privileged(entities.reads.base, caller.account) else caller.account
+            mine = None if is_privileged(entities.reads.base, caller.account, entities.reads) else caller.account
             return entities.audit_events(actor=actor, asset=asset, action=action, since=parse_time(since, "from"),
                                          until=parse_time(until, "to"), visible_to=mine, offset=offset, limit=limit)
         r = state.reader()

@@ -46,11 +46,16 @@ def bound_account(identity_registry: Any, did: str) -> str:
     return to_checksum_address(account)
 
 
-def is_privileged(reader: Any, account: str) -> bool:
+def is_privileged(reader: Any, account: str, index_reads: Any = None) -> bool:
     """True for the deployment's operator / regulator / monitor accounts, or a holder of one of
-    those participant roles in the IdentityRegistry."""
+    those participant roles in the IdentityRegistry — read from the event index when
+    ``index_reads`` (an :class:`audit.index_entities.EntityReads`) is given, else by ``eth_call``."""
     roles = reader.deployment.get("roles") or {}
     if any(str(roles.get(r.lower(), "")).lower() == account.lower() for r in PRIVILEGED_ROLES):
         return True
+    if index_reads is not None:
+        import time
+
+        return index_reads.holds_role(account, PRIVILEGED_ROLES, time.time())
     ident = reader.contracts["IdentityRegistry"].functions
     return any(ident.hasParticipantRole(account, keccak(text=r)).call() for r in PRIVILEGED_ROLES)

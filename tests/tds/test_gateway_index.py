@@ -138,3 +138,25 @@ def test_reader_processes_answer_byte_for_byte_as_the_reader_thread(lc, tmp_path
         r = procs.get("/assets/999/trail")
         assert r.status_code == 404 and r.json()["error"] == "unknown-asset"
     assert app.state.read_processes._pool is None
+
+
+def test_participant_roles_read_from_the_index_equal_the_registry(lc, tmp_path):
+    """/audit/events decides who sees every entry from the index's participant roles
+    (``EntityReads.holds_role``): the same answer as ``IdentityRegistry.hasParticipantRole``."""
+    from audit.index_entities import EntityReads
+    from chain.system import role_id
+    from tests.support.lifecycle import PARTICIPANTS
+
+    idx = EventIndex(lc.w3, lc.deployment, f"sqlite:///{tmp_path / 'i.sqlite'}")
+    idx.catch_up()
+    reads = EntityReads(lc.w3, lc.deployment, idx.engine)
+    ident = lc.c["IdentityRegistry"].functions
+    now = lc.w3.eth.get_block("latest")["timestamp"]
+    held = 0
+    for _, name, _ in PARTICIPANTS:
+        for role in ("PROVIDER", "CONSUMER", "COMPUTE_PROVIDER", "ALGORITHM_PROVIDER", "REGULATOR"):
+            on_chain = ident.hasParticipantRole(lc.addr[name], role_id(role)).call()
+            assert reads.holds_role(lc.addr[name], [role], now) == on_chain, (name, role)
+            held += on_chain
+    assert held == len(PARTICIPANTS)
+    assert not reads.holds_role("0x000000000000000000000000000000000000dEaD", ["PROVIDER"], now)
