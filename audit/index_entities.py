@@ -29,6 +29,7 @@ from audit.trail import ACTIONS, TrailEntry, build_trail, chain_entries, job_sum
 
 CHUNK = 500  # ids per IN (...) list
 IDENTITY = ("IdentityBound", "IdentitySuperseded")
+BATCH_EVENTS = ("BatchAnchored",)
 
 
 class EntityReads:
@@ -128,27 +129,44 @@ class EntityReads:
         """(indexed block, the asset's trail), or (block, None) if the index has no such asset."""
         with self.engine.connect() as conn:
             block = self.block(conn)
-            found = self.by_keys(conn, {"asset": [asset_id]})
-            if not any(ev.name == "AssetRegistered" for ev, _ in found):
+            found = self._asset_events(conn, asset_id)
+            return block, None if found is None else build_trail(self.reader(conn, block, found), asset_id)
+
+    def asset_reader(self, asset_id: int) -> tuple[int | None, ChainReader | None]:
+        """(indexed block, a reader holding only the events that can concern ``asset_id``): what
+        ``tds audit asset|verify --asset`` need, without loading every event of the space."""
+        with self.engine.connect() as conn:
+            block = self.block(conn)
+            found = self._asset_events(conn, asset_id)
+            if found is None:
                 return block, None
-            grant_ids = {ev.args["grantId"] for ev, _ in found if ev.name == "GrantIssued"}
-            apps = {ev.args["applicationId"] for ev, _ in found if ev.name == "ApplicationSubmitted"}
-            found += self.by_keys(conn, {"grant": grant_ids, "application": apps})
-            evs = [ev for ev, _ in found]
-            job_ids = {e.args["jobId"] for e in evs if e.name == "JobRequested" and e.args["grantId"] in grant_ids}
-            flows = {e.args["workflowId"] for e in evs if e.name == "WorkflowRequested"}
-            collabs = {e.args["id"] for e in evs if e.name == "StepGrantConsumed"}
-            hashes = {plain(e.args[k]) for e in evs for k in ("qualityReportHash", "manifestHash", "finalRecordHash",
-                                                              "destructionProofHash") if k in e.args}
-            found += self.by_keys(conn, {"job": job_ids, "workflow": flows, "collab": collabs})
-            found += self.by_keys(conn, {"hash": hashes, "subject": job_ids}, names=["HashAnchored"])
-            evs = [ev for ev, _ in found]
-            payees = {e.args["payee"] for e in evs if e.name == "Credited"}
-            found += self.by_keys(conn, {"payee": payees}, names=["Withdrawn"])
-            actors = {ev.args.get(k) for ev, _ in found for k in ("provider", "consumer", "oracle", "by", "payee")}
-            actors.discard(None)
-            found += self.by_keys(conn, {"producer": actors}, names=["BatchAnchored"])
-            return block, build_trail(self.reader(conn, block, found), asset_id)
+            # verification checks every published log batch it is given against its anchor
+            found += self._decoded_rows(conn.execute(select(events).where(events.c.name.in_(BATCH_EVENTS))))
+            return block, self.reader(conn, block, found)
+
+    def _asset_events(self, conn: Connection, asset_id: int) -> list[tuple[ChainEvent, int]] | None:
+        """Every event that can belong to the asset's trail or its verification (None: no such asset)."""
+        found = self.by_keys(conn, {"asset": [asset_id]})
+        if not any(ev.name == "AssetRegistered" for ev, _ in found):
+            return None
+        grant_ids = {ev.args["grantId"] for ev, _ in found if ev.name == "GrantIssued"}
+        apps = {ev.args["applicationId"] for ev, _ in found if ev.name == "ApplicationSubmitted"}
+        found += self.by_keys(conn, {"grant": grant_ids, "application": apps})
+        evs = [ev for ev, _ in found]
+        job_ids = {e.args["jobId"] for e in evs if e.name == "JobRequested" and e.args["grantId"] in grant_ids}
+        flows = {e.args["workflowId"] for e in evs if e.name == "WorkflowRequested"}
+        collabs = {e.args["id"] for e in evs if e.name == "StepGrantConsumed"}
+        hashes = {plain(e.args[k]) for e in evs for k in ("qualityReportHash", "manifestHash", "finalRecordHash",
+                                                          "destructionProofHash") if k in e.args}
+        found += self.by_keys(conn, {"job": job_ids, "workflow": flows, "collab": collabs})
+        found += self.by_keys(conn, {"hash": hashes, "subject": job_ids}, names=["HashAnchored"])
+        evs = [ev for ev, _ in found]
+        payees = {e.args["payee"] for e in evs if e.name == "Credited"}
+        found += self.by_keys(conn, {"payee": payees}, names=["Withdrawn"])
+        actors = {ev.args.get(k) for ev, _ in found for k in ("provider", "consumer", "oracle", "by", "payee")}
+        actors.discard(None)
+        found += self.by_keys(conn, {"producer": actors}, names=["BatchAnchored"])
+        return found
 
     def job(self, job_id: int) -> tuple[int | None, dict[str, Any] | None]:
         """(indexed block, the job as :func:`audit.trail.job_summary` shows it, or None)."""

@@ -19,9 +19,10 @@ from rich.table import Table
 from tds.cli.output import console, emit_json, err_console
 
 
-def open_reader(from_chain: bool = False):
+def open_reader(from_chain: bool = False, asset: int | None = None):
     """The auditor's reader over the configured deployment: the event index, caught up to the
-    head, unless ``from_chain`` (or the index cannot be used: a note says why)."""
+    head, unless ``from_chain`` (or the index cannot be used: a note says why). With ``asset``,
+    only the indexed events that can concern that asset are loaded (not every event of the space)."""
     from audit.events import ChainReader
     from chain.config import load_settings
 
@@ -35,6 +36,13 @@ def open_reader(from_chain: bool = False):
 
         index = EventIndex(direct.w3, direct.deployment, settings.index_database_url)
         index.catch_up()
+        if asset is not None:
+            from audit.index_entities import EntityReads
+
+            _, narrow = EntityReads(direct.w3, direct.deployment, index.engine).asset_reader(asset)
+            if narrow is not None:
+                narrow.engine = index.engine  # what _source() reports: read from the index
+                return narrow
         return IndexedReader(direct.w3, direct.deployment, index.engine)
     except Exception as exc:  # an unusable index never blocks an audit: the chain is the source
         err_console.print(f"[yellow]note:[/] event index unavailable ({escape(str(exc))}); reading the chain "
@@ -87,7 +95,7 @@ def audit_asset(asset_id: int, as_json: bool, from_chain: bool) -> None:
     """Who did what to ASSET_ID, when, with what result (chain events only)."""
     from audit.trail import build_trail
 
-    reader = open_reader(from_chain)
+    reader = open_reader(from_chain, asset_id)
     trail = build_trail(reader, asset_id)
     if as_json:
         emit_json({"asset": asset_id, "chainId": reader.chain_id, "source": _source(reader),
@@ -128,7 +136,7 @@ def audit_verify(asset_id: int | None, logs_dir: Path | None, docs: tuple[str, .
         if not file.is_file():
             raise click.BadParameter(f"no such file: {file}", param_hint="--doc")
         documents[name if sep else file.name] = file.read_bytes()
-    reader = open_reader(from_chain)
+    reader = open_reader(from_chain, asset_id)
     verdicts = verify_all(None, None, reader=reader, asset=asset_id, logs_dir=logs_dir,
                           fetch=None if no_store else store_fetch(), documents=documents)
     ok = overall(verdicts)

@@ -7,6 +7,7 @@ import pytest
 import audit.index as index_mod
 from audit.events import ChainReader
 from audit.index import EventIndex, IndexMismatch
+from audit.index_entities import EntityReads
 from audit.index_reads import IndexedReader, asset_from_index, catalog_page
 from audit.index_tables import digest
 from audit.trail import build_trail, catalog
@@ -49,6 +50,12 @@ def test_trail_and_verification_agree_from_index_and_from_chain(lc, tmp_path):
         from_chain = verify_all(None, None, reader=chain, asset=asset, logs_dir=lc.logs_dir, fetch=lc.fetch)
         from_index = verify_all(None, None, reader=indexed, asset=asset, logs_dir=lc.logs_dir, fetch=lc.fetch)
         assert from_index == from_chain and all(v["ok"] for v in from_index)
+        # `tds audit asset|verify --asset` read only the events that can concern the asset
+        block, narrow = EntityReads(lc.w3, lc.deployment, idx.engine).asset_reader(asset)
+        assert block == idx.indexed_block() and len(narrow.events) < len(chain.events)
+        assert build_trail(narrow, asset) == build_trail(chain, asset)
+        assert verify_all(None, None, reader=narrow, asset=asset, logs_dir=lc.logs_dir, fetch=lc.fetch) == from_chain
+    assert EntityReads(lc.w3, lc.deployment, idx.engine).asset_reader(999) == (idx.indexed_block(), None)
 
 
 def test_rebuild_from_empty_gives_the_same_digest(lc, tmp_path):
