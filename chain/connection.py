@@ -47,15 +47,64 @@ class LogFilterMiddleware(Web3Middleware):
         return middleware
 
 
-def web3_for(url: str, timeout: float = 10.0) -> Web3:
+LOG_WINDOW = 2_000  # blocks per eth_getLogs call: ethereumjs refuses more than 2,500, public nodes less
+
+
+def _block_number(tag: Any, head: Callable[[], int]) -> int:
+    if tag is None or tag in ("latest", "safe", "finalized", "pending"):
+        return head()
+    if tag == "earliest":
+        return 0
+    return int(tag, 16) if isinstance(tag, str) else int(tag)
+
+
+class LogWindowMiddleware(Web3Middleware):
+    """Splits an ``eth_getLogs`` over more than ``window`` blocks into windows and joins the
+    answers in order, so a one-shot ``get_logs(from_block=deployment)`` keeps working on nodes that
+    cap the range (ethereumjs: 2,500 blocks) once a deployment is older than that."""
+
+    window = LOG_WINDOW
+
+    def wrap_make_request(self, make_request: Callable[..., Any]) -> Callable[..., Any]:
+        def middleware(method: str, params: Any) -> Any:
+            if method != "eth_getLogs" or not params or "blockHash" in params[0]:
+                return make_request(method, params)
+            query = params[0]
+            head: list[int] = []
+
+            def latest() -> int:
+                if not head:
+                    head.append(int(make_request("eth_blockNumber", [])["result"], 16))
+                return head[0]
+
+            lo, hi = _block_number(query.get("fromBlock"), latest), _block_number(query.get("toBlock"), latest)
+            if hi - lo < self.window:
+                return make_request(method, params)
+            found: list[Any] = []
+            response: Any = None
+            for start in range(lo, hi + 1, self.window):
+                response = make_request(method, [{**query, "fromBlock": hex(start),
+                                                   "toBlock": hex(min(hi, start + self.window - 1))}])
+                if "error" in response or not isinstance(response.get("result"), list):
+                    return response
+                found += response["result"]
+            return {**response, "result": found}
+
+        return middleware
+
+
+def web3_for(url: str, timeout: float = 10.0, log_window: int = LOG_WINDOW) -> Web3:
     """A Web3 over HTTP for ``url`` that reads any chain's blocks: proof-of-authority chains
     (Clique, e.g. the ethereumjs chain) carry 97-byte ``extraData`` that web3.py refuses
     without :class:`ExtraDataToPOAMiddleware` ("The field extraData is 97 bytes, but should be 32");
-    log queries are filtered again by :class:`LogFilterMiddleware`.
+    log queries are filtered again by :class:`LogFilterMiddleware` and split into ``log_window``
+    block windows by :class:`LogWindowMiddleware`.
     ``eth_chainId`` and friends are cached: web3 would otherwise ask for the chain id on every call."""
     w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}, cache_allowed_requests=True))
     w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
     w3.middleware_onion.add(LogFilterMiddleware, "tds_log_filter")
+    w3.middleware_onion.add(type("LogWindow", (LogWindowMiddleware,), {"window": max(1, log_window)}),
+                            "tds_log_window")
     return w3
 
 

@@ -56,3 +56,35 @@ def test_env_configuration(monkeypatch, tmp_path):
     monkeypatch.setenv("TDS_CHAIN_ID", "abc")
     with pytest.raises(ValueError, match="TDS_CHAIN_ID"):
         load_settings()
+
+
+def test_log_queries_over_long_ranges_are_split_into_windows(request, tmp_path_factory):
+    """A one-shot ``get_logs`` from the deployment block is split into ``log_window``-block calls
+    (nodes such as ethereumjs refuse ranges over 2,500 blocks) and gives the same logs in order."""
+    from chain.connection import web3_for
+    from tests.support.lifecycle import shared_lifecycle
+
+    lc = shared_lifecycle(request, tmp_path_factory)
+    url, head = lc.w3.provider.endpoint_uri, lc.w3.eth.block_number
+    query = {"fromBlock": hex(lc.deployment.get("block", 0)), "toBlock": "latest",
+             "address": [c["address"] for c in lc.deployment["contracts"].values()]}
+    whole = web3_for(url, log_window=10**9)
+    split = web3_for(url, log_window=7)
+    sent: list[dict] = []
+    node = split.provider.make_request
+
+    def counting(method, params):
+        if method == "eth_getLogs":
+            sent.append(params[0])
+        return node(method, params)
+
+    split.provider.make_request = counting
+    expected = whole.eth.get_logs(query)
+    assert len(expected) > 20
+    assert split.eth.get_logs(query) == expected
+    span = head - lc.deployment.get("block", 0) + 1
+    assert len(sent) == -(-span // 7) and all(int(q["toBlock"], 16) - int(q["fromBlock"], 16) < 7 for q in sent)
+    sent.clear()
+    assert split.eth.get_logs({**query, "fromBlock": hex(head - 3)}) == [lg for lg in expected
+                                                                        if lg["blockNumber"] >= head - 3]
+    assert len(sent) == 1  # a short range goes through untouched
