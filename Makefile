@@ -86,6 +86,7 @@ bench: setup
 	$(PY) -m bench.gas
 	$(PY) -m bench.crypto
 	$(PY) -m bench.identity
+	$(PY) -m bench.gas_growth
 
 clean:
 	-$(TDS) chain down

@@ -129,7 +129,7 @@ class EntityReads:
         """(indexed block, the asset's trail), or (block, None) if the index has no such asset."""
         with self.engine.connect() as conn:
             block = self.block(conn)
-            found = self._asset_events(conn, asset_id)
+            found = self.asset_events(conn, asset_id)
             return block, None if found is None else build_trail(self.reader(conn, block, found), asset_id)
 
     def asset_reader(self, asset_id: int) -> tuple[int | None, ChainReader | None]:
@@ -137,14 +137,14 @@ class EntityReads:
         ``tds audit asset|verify --asset`` need, without loading every event of the space."""
         with self.engine.connect() as conn:
             block = self.block(conn)
-            found = self._asset_events(conn, asset_id)
+            found = self.asset_events(conn, asset_id)
             if found is None:
                 return block, None
             # verification checks every published log batch it is given against its anchor
             found += self._decoded_rows(conn.execute(select(events).where(events.c.name.in_(BATCH_EVENTS))))
             return block, self.reader(conn, block, found)
 
-    def _asset_events(self, conn: Connection, asset_id: int) -> list[tuple[ChainEvent, int]] | None:
+    def asset_events(self, conn: Connection, asset_id: int) -> list[tuple[ChainEvent, int]] | None:
         """Every event that can belong to the asset's trail or its verification (None: no such asset)."""
         found = self.by_keys(conn, {"asset": [asset_id]})
         if not any(ev.name == "AssetRegistered" for ev, _ in found):

@@ -2,8 +2,9 @@
 IdentityRegistry's ``ParticipantRoleGranted`` / ``ParticipantRoleRevoked``; the DIDs themselves
 are in ``identities``), compute and party nodes (NodeRegistry: state, endpoint, last heartbeat),
 alerts (a freeze of a grant or an asset by the monitor or the regulator, with its reason code and
-when it was lifted; every ``OracleFailureRecorded``), and what Evidence anchored (operation-log
-batches, single hashes).
+when it was lifted; every ``OracleFailureRecorded``), what Evidence anchored (operation-log
+batches, single hashes), and disputes of completed jobs (held shares, the consumer's dispute, the
+arbitrator's decision or the release after the window: docs/disputes.md).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy import delete, insert, update
 from sqlalchemy.engine import Connection
 
 from audit.events import ChainEvent, plain
-from audit.index_tables import alerts, anchors, log_batches, nodes, participant_roles
+from audit.index_tables import alerts, anchors, disputes, log_batches, nodes, participant_roles
 from audit.trail import FREEZE_AUTHORITY
 
 ROLE_NAMES = {"0x" + keccak(text=n).hex(): n for n in (
@@ -67,6 +68,28 @@ def _node(conn: Connection, ev: ChainEvent) -> None:
         conn.execute(update(nodes).where(where).values(last_heartbeat=a["at"], heartbeat_block=ev.block))
 
 
+def _dispute(conn: Connection, ev: ChainEvent) -> None:
+    a, name = ev.args, ev.name
+    where = disputes.c.job_id == a["jobId"]
+    if name == "PaymentHeld":
+        conn.execute(insert(disputes).values(job_id=a["jobId"], grant_id=a["jobId"] >> 32, status="held",
+                                             held=str(a["amount"]), disputable_until=a["disputableUntil"],
+                                             held_block=ev.block))
+    elif name == "JobDisputed":
+        conn.execute(update(disputes).where(where).values(status="disputed", consumer=a["consumer"],
+                                                          reason_hash=_hex(a["reasonHash"]), disputed_block=ev.block))
+    elif name == "DisputeResolved":
+        conn.execute(update(disputes).where(where).values(
+            status="resolved", arbitrator=a["arbitrator"], refund_bps=a["refundBps"], refunded=str(a["refunded"]),
+            released=str(a["released"]), decision_hash=_hex(a["decisionHash"]), ended_block=ev.block))
+    else:  # HeldPaymentReleased
+        conn.execute(update(disputes).where(where).values(status="released", released=str(a["amount"]),
+                                                          ended_block=ev.block))
+
+
+DISPUTE_EVENTS = ("PaymentHeld", "JobDisputed", "DisputeResolved", "HeldPaymentReleased")
+
+
 def apply_oversight_event(conn: Connection, ev: ChainEvent, when: int) -> None:
     """Bring roles, nodes, alerts and anchors up to date with one event (events in chain order)."""
     a, key = ev.args, (ev.contract, ev.name)
@@ -91,6 +114,8 @@ def apply_oversight_event(conn: Connection, ev: ChainEvent, when: int) -> None:
                                            time=when, tx=ev.tx))
     elif ev.contract == "NodeRegistry":
         _node(conn, ev)
+    elif ev.contract == "Jobs" and ev.name in DISPUTE_EVENTS:
+        _dispute(conn, ev)
     elif key == ("Evidence", "BatchAnchored"):
         conn.execute(insert(log_batches).values(batch_id=a["batchId"], producer=a["producer"], root=_hex(a["root"]),
                                                 count=a["count"], period_start=a["periodStart"],

@@ -28,7 +28,7 @@ from sqlalchemy import (BigInteger, Boolean, Column, Index, Integer, MetaData, N
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"  # 3: the disputes table
 U256_DIGITS = 78  # decimal digits of 2**256 - 1
 metadata = MetaData()
 
@@ -177,6 +177,17 @@ anchors = Table(
     Column("hash", String(66), nullable=False, index=True), Column("producer", String(42), nullable=False),
     Column("kind", String(66), nullable=False), Column("subject_id", U256), Column("tx", String(66), nullable=False),
 )
+# a job completed under a dispute window (docs/disputes.md): its held shares, the consumer's dispute
+# and the arbitrator's decision; status held → disputed → resolved, or held → released
+disputes = Table(
+    "disputes", metadata,
+    Column("job_id", U256, primary_key=True), Column("grant_id", BigInteger, nullable=False, index=True),
+    Column("status", String(16), nullable=False, index=True), Column("held", String(80), nullable=False),
+    Column("disputable_until", BigInteger, nullable=False), Column("held_block", BigInteger, nullable=False),
+    Column("consumer", String(42)), Column("reason_hash", String(66)), Column("disputed_block", BigInteger),
+    Column("arbitrator", String(42)), Column("refund_bps", Integer), Column("refunded", String(80)),
+    Column("released", String(80)), Column("decision_hash", String(66)), Column("ended_block", BigInteger),
+)
 # (kind, key) → the events naming it: kind asset|grant|application|job|workflow|collab|subject|hash|payee|producer
 event_keys = Table(
     "event_keys", metadata,
@@ -185,7 +196,7 @@ event_keys = Table(
 )
 Index("ix_events_time", events.c.block_time)
 STATE_TABLES = (templates, identities, assets, grants, jobs, workflows, workflow_steps, collab_uses, payments,
-                participant_roles, nodes, alerts, log_batches, anchors)
+                participant_roles, nodes, alerts, log_batches, anchors, disputes)
 # what a rebuild must reproduce (the cursor and the stored block hashes depend on the windows)
 DIGESTED = (events, event_keys) + STATE_TABLES
 

@@ -66,6 +66,11 @@ ACTIONS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("Jobs", "WorkflowStepOpened"): ("workflow-step", None),
     ("Jobs", "WorkflowCompleted"): ("workflow-complete", None),
     ("Jobs", "WorkflowStopped"): ("workflow-stop", None),
+    ("Jobs", "PaymentHeld"): ("hold-payment", None),
+    ("Jobs", "JobDisputed"): ("dispute", "consumer"),
+    ("Jobs", "DisputeResolved"): ("decide-dispute", "arbitrator"),
+    ("Jobs", "HeldPaymentReleased"): ("release-held", "by"),
+    ("CertificateTemplates", "TemplateDisputeWindowSet"): ("dispute-window", "operator"),
     ("QualityRatings", "AssetRated"): ("rate", "consumer"),
     ("Evidence", "HashAnchored"): ("anchor", "producer"),
     ("Evidence", "BatchAnchored"): ("anchor", "producer"),
@@ -87,10 +92,14 @@ ACTIONS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("TdsGovernor", "ProposalCanceled"): ("cancel-proposal", None),
     ("Membership", "MemberAdmitted"): ("admit-member", None),
     ("Membership", "MemberExpelled"): ("expel-member", None),
+    ("Onboarding", "RoleApplicationSubmitted"): ("apply-role", "applicant"),
+    ("Onboarding", "ReviewDecided"): ("review-application", "reviewer"),
+    ("Onboarding", "RoleApplicationAdmitted"): ("admit-participant", "operator"),
 }
 REFUND_SHARE = 4  # IRevenueVault.Share.Refund
 OBJECT_KEYS = {"assetId": "asset", "grantId": "grant", "applicationId": "application", "jobId": "job",
-               "workflowId": "workflow", "batchId": "batch", "tokenId": "asset", "proposalId": "proposal"}
+               "workflowId": "workflow", "batchId": "batch", "tokenId": "asset", "proposalId": "proposal",
+               "roleApplicationId": "role-application"}
 
 
 class UnknownAsset(TdsError):
@@ -195,6 +204,10 @@ def _entry(reader: ChainReader, ev: ChainEvent, s: AssetScope | None = None) -> 
         result, code = "failed", a["reasonCode"]
     elif ev.name == "ApplicationRejected":
         result = "rejected"
+    elif ev.name == "JobDisputed":
+        result = "disputed"
+    elif ev.name == "DisputeResolved":  # the arbitrator's decision, by the share refunded
+        result = {10_000: "refunded", 0: "released"}.get(a["refundBps"], "split")
     if ev.name == "Credited":
         obj["payee"] = a["payee"]
         detail["share"] = SHARES[a["share"]] if a["share"] < len(SHARES) else a["share"]
@@ -219,6 +232,12 @@ def _entry(reader: ChainReader, ev: ChainEvent, s: AssetScope | None = None) -> 
         obj["asset"] = a["subjectId"]
         if ev.name == "ReviewDecided":
             result = "approved" if a["approved"] else "rejected"
+    if ev.contract == "Onboarding" and "subjectId" in a:  # operator review of a participant application
+        obj["role-application"] = a["subjectId"]
+        if ev.name == "ReviewDecided":
+            result = "approved" if a["approved"] else "rejected"
+    if ev.contract == "CertificateTemplates":
+        obj["template"] = a["templateId"]
     if ev.contract == "Membership":  # a membership token, not a certificate
         obj = {"member": a["member"], "membership": a["tokenId"]}
     if ev.contract == "Collaborations" and "id" in a:

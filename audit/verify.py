@@ -266,9 +266,17 @@ def verify_payment(reader: ChainReader, req: ChainEvent, end: ChainEvent) -> dic
                        f"credited in token {wrong_token[0].args['token']}, paid in {token}")
     if end.name == "JobCompleted":
         shares = [c for c in credits if c.args["share"] != REFUND]
-        total = sum(c.args["amount"] for c in shares)
+        # under a dispute window (docs/disputes.md) all but the operator's share is held until released
+        # or decided; an arbitrator's decision may refund part of it to the consumer
+        refunded = sum(c.args["amount"] for c in credits if c.args["share"] == REFUND)
+        held = reader.select("Jobs", "PaymentHeld", jobId=job_id)
+        settled = reader.select("Jobs", {"HeldPaymentReleased", "DisputeResolved"}, jobId=job_id)
+        pending = held[0].args["amount"] if held and not settled else 0
+        total = sum(c.args["amount"] for c in shares) + refunded + pending
         if total != amount:
-            return verdict("payment", f"job {job_id}", False, f"shares credited {total} ≠ amount paid {amount}")
+            return verdict("payment", f"job {job_id}", False,
+                           f"shares credited {total - pending} (of which {refunded} refunded), {pending} held "
+                           f"≠ amount paid {amount}")
         compute = [c for c in shares if c.args["share"] == COMPUTE]
         payees = {end.args["oracle"]}
         if reader.select("Jobs", "JobSettledWithoutOracle", jobId=job_id):  # the provider posted: its share
@@ -276,7 +284,10 @@ def verify_payment(reader: ChainReader, req: ChainEvent, end: ChainEvent) -> dic
         if any(c.args["payee"] not in payees for c in compute):
             return verdict("payment", f"job {job_id}", False, "compute share credited to someone other than the oracle")
         split = ", ".join(f"{SHARES[c.args['share']]} {c.args['amount']}" for c in shares)
-        return verdict("payment", f"job {job_id}", True, f"{amount} split exactly: {split or 'nothing to split'}")
+        extra = (f"; {pending} held in its dispute window" if pending else "") + \
+            (f"; {refunded} refunded by the arbitrator" if refunded else "")
+        return verdict("payment", f"job {job_id}", True,
+                       f"{amount} split exactly: {split or 'nothing to split'}{extra}")
     refund = sum(c.args["amount"] for c in credits if c.args["share"] == REFUND)
     others = [c for c in credits if c.args["share"] != REFUND]
     ok = refund == amount and not others

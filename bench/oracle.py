@@ -1,12 +1,17 @@
 """End-to-end oracle latency and throughput on the embedded chain.
 
-    python -m bench.oracle [--json] [--rows 10000] [--jobs 50] [--threads 4]
+    python -m bench.oracle [--json] [--rows 10000] [--jobs 50] [--threads 4] [--oracles N]
 
 Latency: from the consumer's ``requestJob`` receipt to the oracle's ``completeJob`` receipt,
 for a range-filtered SUM over an encrypted table (2048-bit Paillier), one job at a time:
 p50 / p95. Throughput: ``--jobs`` requests queued while the oracle is paused, then drained by
 one oracle with ``--threads`` job threads: jobs per second of the drain. Baseline beside it: the same query on plaintext,
 and Ocean's compute-to-data status poll interval (5 s) as the reference the targets beat.
+
+``--oracles N`` instead runs N real ``tds oracle run`` processes (own accounts, DIDs and homes)
+on one queue, in rounds of 1, 2, … N side by side (:mod:`bench.oracles`): jobs/s of each drain,
+and the chain's count — every job completed exactly once, none failed or left open, how many each
+oracle took.
 """
 from __future__ import annotations
 
@@ -158,7 +163,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=50)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--bits", type=int, default=2048)
+    ap.add_argument("--oracles", type=int, default=0, help="rounds of 1..N oracle processes on one queue")
     a = ap.parse_args(argv)
+    if a.oracles:
+        import os
+
+        from bench.oracles import fleet_table, measure_fleet
+        r = measure_fleet(a.rows, a.jobs, a.threads, a.bits, a.oracles, log=lambda s: print(s, file=sys.stderr))
+        r["load_average"] = [round(x, 2) for x in os.getloadavg()]
+        print(fleet_table(r), file=sys.stderr if a.json else sys.stdout)
+        if a.json:
+            print(json.dumps(r, sort_keys=True))
+        return
     r = measure_both(a.rows, a.jobs, a.threads, a.bits)
     print(table(r), file=sys.stderr if a.json else sys.stdout)
     if a.json:

@@ -30,8 +30,8 @@ from chain.system import role_id
 ZERO = "0x" + "00" * 20
 # contracts whose admin role moves to the timelock, and those with an OPERATOR role it takes over
 ADMIN_GOVERNED = ("IdentityRegistry", "CertificateTemplates", "AssetRegistry", "Authorizations", "Credits",
-                  "NodeRegistry")
-OPERATED = ("IdentityRegistry", "CertificateTemplates", "NodeRegistry")
+                  "NodeRegistry", "Onboarding")
+OPERATED = ("IdentityRegistry", "CertificateTemplates", "NodeRegistry", "Onboarding")
 STATES = ("pending", "active", "canceled", "defeated", "succeeded", "queued", "expired", "executed")
 DEV_PROFILE_NOTE = ("development profile: one operator key administers every contract "
                     "(a consortium deployment hands admin and operator roles to a governed timelock: "

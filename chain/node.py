@@ -158,11 +158,24 @@ class EmbeddedNode:
         self.record.write_text(json.dumps(asdict(info), indent=2, sort_keys=True))
         return info
 
-    def down(self, timeout: float = 10.0) -> NodeInfo | None:
-        """Stop exactly the recorded process (SIGINT lets anvil dump its state); None if none ran."""
+    def down(self, timeout: float = 10.0, *, save: bool = True) -> NodeInfo | None:
+        """Stop exactly the recorded process (SIGINT lets anvil dump its state); None if none ran.
+        ``save=False`` discards the chain instead (SIGKILL, no dump: a throwaway test chain whose
+        traced state can take tens of seconds to write)."""
         info = self.status()
         if info is None:
             return None
+        if not save:
+            try:
+                os.kill(info.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self._alive(info):
+                _reap(info.pid)
+                time.sleep(0.02)
+            self._clean()
+            return info
         state = Path(info.state_file)
         saved = _save_state(info.url, state.with_suffix(".final"))  # everything mined so far
         try:

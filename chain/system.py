@@ -8,12 +8,13 @@ Wiring (who may do what) — the same as ``scripts/deploy.py`` does through Brow
 | CertificateTemplates | admin = operator                                          | OPERATOR → operator               |
 | AssetRegistry        | admin, IdentityRegistry, CertificateTemplates             | REGULATOR → regulator, REVIEWER → operator |
 | Authorizations       | admin, IdentityRegistry, AssetRegistry                    | REGULATOR, MONITOR, JOBS → Jobs   |
-| Jobs                 | IdentityRegistry, Authorizations, AssetRegistry, treasury, acceptTimeout | —                  |
+| Jobs                 | IdentityRegistry, Authorizations, AssetRegistry, CertificateTemplates, treasury, acceptTimeout | — (arbitrator: REGULATOR in Authorizations) |
 | Credits              | admin, regulator                                          | REGULATOR → regulator             |
 | QualityRatings       | Authorizations, Jobs                                      | —                                 |
 | Evidence             | —                                                         | —                                 |
 | NodeRegistry         | admin, IdentityRegistry, heartbeat interval               | OPERATOR → operator               |
 | Collaborations       | IdentityRegistry, Authorizations, AssetRegistry, NodeRegistry, treasury | JOBS (Authorizations) |
+| Onboarding           | admin, IdentityRegistry                                   | REVIEWER, OPERATOR → operator; OPERATOR (IdentityRegistry) → Onboarding |
 
 Credits is allowed as a payment token in Authorizations. Participant roles (provider, consumer,
 compute provider …) are granted later, per participant, in the IdentityRegistry.
@@ -39,7 +40,7 @@ from chain.config import Settings
 DEFAULT_ACCEPT_TIMEOUT = 3600  # seconds of oracle silence before another oracle may take a job over
 DEFAULT_HEARTBEAT_INTERVAL = 600  # seconds after which a node without heartbeat is flagged
 SYSTEM_CONTRACTS = ("IdentityRegistry", "CertificateTemplates", "AssetRegistry", "Authorizations", "Jobs",
-                    "Credits", "QualityRatings", "Evidence", "NodeRegistry", "Collaborations")
+                    "Credits", "QualityRatings", "Evidence", "NodeRegistry", "Collaborations", "Onboarding")
 
 
 def role_id(name: str) -> bytes:
@@ -75,8 +76,8 @@ def deploy_contracts(sender: Sender, artifacts: dict[str, dict[str, Any]], roles
     c["Authorizations"] = deploy_artifact(sender, artifacts["Authorizations"], admin,
                                           c["IdentityRegistry"].address, c["AssetRegistry"].address)
     c["Jobs"] = deploy_artifact(sender, artifacts["Jobs"], c["IdentityRegistry"].address,
-                                c["Authorizations"].address, c["AssetRegistry"].address, roles.treasury,
-                                accept_timeout)
+                                c["Authorizations"].address, c["AssetRegistry"].address,
+                                c["CertificateTemplates"].address, roles.treasury, accept_timeout)
     c["Credits"] = deploy_artifact(sender, artifacts["Credits"], admin, roles.regulator)
     c["QualityRatings"] = deploy_artifact(sender, artifacts["QualityRatings"], c["Authorizations"].address,
                                           c["Jobs"].address)
@@ -86,6 +87,7 @@ def deploy_contracts(sender: Sender, artifacts: dict[str, dict[str, Any]], roles
     c["Collaborations"] = deploy_artifact(sender, artifacts["Collaborations"], c["IdentityRegistry"].address,
                                           c["Authorizations"].address, c["AssetRegistry"].address,
                                           c["NodeRegistry"].address, roles.treasury)
+    c["Onboarding"] = deploy_artifact(sender, artifacts["Onboarding"], admin, c["IdentityRegistry"].address)
     return c
 
 
@@ -99,6 +101,8 @@ def wire(sender: Sender, c: dict[str, Contract], roles: SystemRoles) -> None:
     sender.send(auth.functions.grantRole(role_id("JOBS"), c["Jobs"].address))
     sender.send(auth.functions.grantRole(role_id("JOBS"), c["Collaborations"].address))
     sender.send(auth.functions.setPaymentToken(c["Credits"].address, True))
+    sender.send(c["IdentityRegistry"].functions.grantRole(role_id("OPERATOR"), c["Onboarding"].address))
+    sender.send(c["Onboarding"].functions.grantRole(role_id("REVIEWER"), roles.operator))
 
 
 def check_wiring(c: dict[str, Contract], roles: SystemRoles) -> list[str]:
@@ -116,6 +120,8 @@ def check_wiring(c: dict[str, Contract], roles: SystemRoles) -> list[str]:
         (c["NodeRegistry"].functions.hasRole(role_id("OPERATOR"), roles.operator), "node registry operator"),
         (auth.functions.isPaymentTokenAllowed(c["Credits"].address), "credits payment token"),
         (c["Credits"].functions.hasRole(role_id("REGULATOR"), roles.regulator), "credits regulator"),
+        (c["IdentityRegistry"].functions.hasRole(role_id("OPERATOR"), c["Onboarding"].address), "onboarding operator"),
+        (c["Onboarding"].functions.hasRole(role_id("REVIEWER"), roles.operator), "onboarding reviewer"),
     ]
     problems = [label for fn, label in expect if not fn.call()]
     if c["Jobs"].functions.treasury().call() != roles.treasury:

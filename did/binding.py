@@ -2,7 +2,9 @@
 
 The statement ``{did, address, chainId, issuedAt}`` is signed twice:
 
-* by the DID controller (Ed25519 key the did:key encodes) — "this DID claims this account";
+* by the DID controller (the key the did:key encodes: Ed25519, or SM2 under the ``sm`` profile,
+  whose binding proofs are checked only where that profile is in force) — "this DID claims
+  this account";
 * by the account (EIP-191 ``personal_sign`` of the same canonical JSON text) — "this account
   claims this DID". A wallet shows the user exactly what it signs.
 
@@ -26,8 +28,9 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
 from did.document import canonical_json
+from chain.sm2 import Sm2Error, Sm2PrivateKey
 from did.errors import DidNotBound, UnknownDid
-from did.keys import b64u, b64u_decode, did_from_ed25519, verify_ed25519
+from did.keys import b64u, b64u_decode, did_from_ed25519
 
 STATEMENT_TYPE = "TdsDidAccountBinding"
 DID_DOMAIN = b"tds-binding/v1:"
@@ -38,13 +41,17 @@ def binding_statement(did: str, address: str, chain_id: int, issued_at: int | No
             "chainId": int(chain_id), "issuedAt": int(issued_at if issued_at is not None else time.time())}
 
 
-def make_binding_proof(ed_key: Ed25519PrivateKey, account: LocalAccount, chain_id: int,
+def make_binding_proof(did_key: Ed25519PrivateKey | Sm2PrivateKey, account: LocalAccount, chain_id: int,
                        issued_at: int | None = None) -> dict[str, Any]:
-    """Both signatures over the statement binding ``ed_key``'s DID and ``account``."""
-    did = did_from_ed25519(ed_key.public_key())
+    """Both signatures over the statement binding ``did_key``'s DID (Ed25519 or SM2) and ``account``."""
+    if isinstance(did_key, Sm2PrivateKey):
+        from did.sm2 import did_from_sm2
+        did = did_from_sm2(did_key.public)
+    else:
+        did = did_from_ed25519(did_key.public_key())
     statement = binding_statement(did, account.address, chain_id, issued_at)
     body = canonical_json(statement)
-    did_sig = ed_key.sign(DID_DOMAIN + body)
+    did_sig = did_key.sign(DID_DOMAIN + body)
     acct_sig = account.sign_message(encode_defunct(text=body.decode()))
     return {"statement": statement, "didSignature": b64u(did_sig),
             "accountSignature": "0x" + bytes(acct_sig.signature).hex()}
@@ -89,7 +96,8 @@ def check_published_binding(raw: bytes, *, did: str, address: str, chain_id: int
 
 def verify_binding_proof(proof: dict[str, Any], *, did: str | None = None, address: str | None = None,
                          chain_id: int | None = None) -> dict[str, Any]:
-    """Check both signatures (offline); return the statement. Raises :class:`DidNotBound`."""
+    """Check both signatures (offline); return the statement. Raises :class:`DidNotBound`, or
+    :class:`did.errors.CryptoProfileMismatch` for a DID of another profile than the one in force."""
     try:
         statement = proof["statement"]
         if statement.get("type") != STATEMENT_TYPE or statement.get("version") != 1:
@@ -108,10 +116,13 @@ def verify_binding_proof(proof: dict[str, Any], *, did: str | None = None, addre
         raise DidNotBound(f"binding proof binds {s_did} to {s_addr}, not {to_checksum_address(address)}")
     if chain_id is not None and statement.get("chainId") != chain_id:
         raise DidNotBound(f"binding proof is for chain {statement.get('chainId')}, not {chain_id}")
+    from did.proofs import require_did_profile
+    from did.sm2 import verify_did_signature
     try:
-        if not verify_ed25519(s_did, did_sig, DID_DOMAIN + body):
+        require_did_profile(s_did, f"binding proof of {s_did}")
+        if not verify_did_signature(s_did, did_sig, DID_DOMAIN + body):
             raise DidNotBound(f"the DID controller of {s_did} did not sign the binding to {s_addr}")
-    except UnknownDid as exc:
+    except (UnknownDid, Sm2Error) as exc:
         raise DidNotBound(f"binding proof names an unresolvable DID: {exc}") from None
     try:
         signer = Account.recover_message(encode_defunct(text=body.decode()), signature=acct_sig)

@@ -2,7 +2,9 @@
 
 The verifier issues a nonce that carries its own expiry and is MAC'd together with the
 verifier's domain (``<expiry>.<random>.<mac>``), so issuing needs no state. The holder answers
-with a Verifiable Presentation whose Ed25519 proof (purpose ``authentication``) embeds the
+with a Verifiable Presentation whose Ed25519 proof (didkit; under ``TDS_CRYPTO_PROFILE=sm`` an
+SM2 ``SM2SM3`` proof, :mod:`did.proofs` — a holder of the other profile is refused by name,
+:class:`did.errors.CryptoProfileMismatch`) (purpose ``authentication``) embeds the
 challenge and the domain; it may carry role credentials and a :class:`RequestBinding` (HTTP
 method, path and body sha-256 of the one request it authenticates, covered by the proof). The
 verifier checks domain and MAC, expiry, then consumes the nonce in its replay store *before*
@@ -20,11 +22,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from did import _didkit
+from did import proofs
 from did.credentials import TDS_VOCAB, TrustContext, VerifiedCredential, verify_role_credential
 from did.errors import (ChallengeExpired, ChallengeReplayed, DidkitError, DomainMismatch, RequestMismatch,
                         RequestNotBound, TamperedPresentation, UnknownChallenge, UnknownDid)
-from did.keys import b64u, ed25519_from_did, verification_method_id
+from did.keys import b64u, verification_method_id
 
 if TYPE_CHECKING:
     from did.identity import Identity
@@ -167,13 +169,13 @@ class ChallengeVerifier:
                                     "request a new one")
         self._check_binding(vp, request, require_binding)
         try:
-            ed25519_from_did(holder)
+            proofs.require_did_profile(holder, f"presentation of {holder}")
         except UnknownDid as exc:
             raise TamperedPresentation(f"presentation holder is not a did:key: {exc}") from None
         if proof.get("verificationMethod") != verification_method_id(holder) or proof.get("proofPurpose") != "authentication":
             raise TamperedPresentation("presentation proof is not an authentication proof by its holder's key")
         try:
-            result = _didkit.verify_presentation(vp, {"proofPurpose": "authentication", "challenge": nonce,
+            result = proofs.verify_presentation(vp, {"proofPurpose": "authentication", "challenge": nonce,
                                                       "domain": self.domain})
         except DidkitError as exc:
             raise TamperedPresentation(f"presentation proof does not verify: {exc}") from None
@@ -234,4 +236,4 @@ def respond(holder: "Identity", challenge: Challenge | dict[str, Any] | str, dom
         vp["verifiableCredential"] = list(credentials)
     options = {"proofPurpose": "authentication", "verificationMethod": holder.verification_method,
                "challenge": nonce, "domain": domain}
-    return _didkit.issue_presentation(vp, options, holder.jwk)
+    return proofs.issue_presentation(vp, options, holder)

@@ -1,4 +1,6 @@
-"""Operator-issued role credentials (W3C VC data model 1.1, Ed25519 linked-data proof via didkit).
+"""Operator-issued role credentials (W3C VC data model 1.1, Ed25519 linked-data proof via didkit;
+under ``TDS_CRYPTO_PROFILE=sm`` an ``SM2SM3`` JWS proof, :mod:`did.sm2_jws`, through :mod:`did.proofs`,
+which refuses a credential of the other profile with :class:`did.errors.CryptoProfileMismatch`).
 
 Format (all contexts resolve offline: ``credentials/v1`` is bundled in didkit, ours is inline)::
 
@@ -26,12 +28,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 from eth_utils import keccak, to_checksum_address
 
-from did import _didkit
+from did import proofs
 from did.document import canonical_json
 from did.errors import (CredentialExpired, CredentialNotYetValid, CredentialRevoked, DidkitError, DidNotBound,
                         MalformedCredential, RoleMismatch, SubjectMismatch, TamperedCredential, UnknownDid,
                         UntrustedIssuer)
-from did.keys import b64u, b64u_decode, ed25519_from_did, verification_method_id
+from did.keys import b64u, b64u_decode, verification_method_id
 
 if TYPE_CHECKING:
     from did.identity import Identity
@@ -83,7 +85,7 @@ def issue_role_credential(operator: "Identity", subject_did: str, role: str, org
     ``jurisdiction`` (e.g. ``CN``) names where the subject is established; compliance scans read it
     for the residency of domestic-only datasets (docs/compliance.md).
     """
-    ed25519_from_did(subject_did)  # subject must be a resolvable did:key
+    proofs.require_did_profile(subject_did, f"credential subject {subject_did}")  # a did:key of this profile
     if binding_proof is not None:
         from did.binding import verify_binding_proof
 
@@ -114,7 +116,7 @@ def issue_role_credential(operator: "Identity", subject_did: str, role: str, org
         "credentialSubject": subject,
     }
     options = {"proofPurpose": "assertionMethod", "verificationMethod": operator.verification_method}
-    return _didkit.issue_credential(vc, options, operator.jwk)
+    return proofs.issue_credential(vc, options, operator)
 
 
 class TrustContext(Protocol):
@@ -256,6 +258,10 @@ def verify_role_credential(vc: Any, trust: TrustContext, *, now: datetime | None
     """Verify issuer trust, proof, validity period, revocation and (optionally) the holder."""
     subject = parse_role_credential(vc)
     issuer = vc["issuer"]
+    try:
+        proofs.require_did_profile(issuer, f"role credential issued by {issuer}")
+    except UnknownDid:
+        pass   # not a did:key: refused below (untrusted issuer, or a proof that does not verify)
     if not trust.is_trusted_issuer(issuer):
         raise UntrustedIssuer(f"credential issuer {issuer} is not a trusted operator")
     check_issued_form(vc)
@@ -263,7 +269,7 @@ def verify_role_credential(vc: Any, trust: TrustContext, *, now: datetime | None
     if proof.get("verificationMethod") != verification_method_id(issuer):
         raise TamperedCredential("credential proof is not by the issuer's DID key")
     try:
-        result = _didkit.verify_credential(vc, {"proofPurpose": "assertionMethod"})
+        result = proofs.verify_credential(vc, {"proofPurpose": "assertionMethod"})
     except DidkitError as exc:
         raise TamperedCredential(f"credential proof does not verify: {exc}") from None
     if result.get("errors") or "proof" not in result.get("checks", []):

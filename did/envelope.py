@@ -9,6 +9,11 @@ open: refuse if the envelope names another recipient DID or key (:class:`Envelop
 then check the sender signature against the sender's did:key and decrypt
 (:class:`EnvelopeAuthError` on any failure). ``to_bytes`` is canonical JSON, so the oracle can
 store a sealed result and post ``keccak256(to_bytes())`` on chain.
+
+Profiles: an SM2 participant (:class:`did.sm2_identity.Sm2Participant`, ``TDS_CRYPTO_PROFILE=sm``)
+seals and opens through the same two calls, which hand over to :mod:`did.sm2` (SM2 agreement,
+SM3 KDF, SM4-GCM, SM2 signature). Either call refuses a party or an envelope of another profile
+than the one in force with :class:`did.errors.CryptoProfileMismatch`.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_utils import keccak
 
-from chain.crypto_profile import CryptoProfileMismatch
+from chain.crypto_profile import DEFAULT, SM, CryptoProfileMismatch, configured_profile
 from did.document import canonical_json
 from did.errors import EnvelopeAuthError, EnvelopeNotForYou, MalformedEnvelope, UnknownDid
 from did.keys import b64u, b64u_decode, ed25519_from_did, raw_public, verify_ed25519
@@ -97,6 +102,12 @@ def _signed_bytes(header: dict[str, Any], ciphertext: bytes) -> bytes:
 def seal(sender: "Identity", recipient_did: str, recipient_key: bytes | X25519PublicKey, plaintext: bytes,
          purpose: str) -> Envelope:
     """Encrypt ``plaintext`` so only ``recipient_did`` (holder of ``recipient_key``) opens it."""
+    _require_in_force(getattr(sender, "profile", DEFAULT), f"envelope sealed by {sender.did}")
+    if getattr(sender, "profile", DEFAULT) == SM:
+        from did.sm2 import seal_sm2
+        from did.sm2_identity import agreement_point
+        rpk = recipient_key if isinstance(recipient_key, bytes) else raw_public(recipient_key)
+        return seal_sm2(sender.sm2, recipient_did, agreement_point(rpk), plaintext, purpose)  # type: ignore[attr-defined]
     try:
         ed25519_from_did(recipient_did)
     except UnknownDid as exc:
@@ -111,6 +122,13 @@ def seal(sender: "Identity", recipient_did: str, recipient_key: bytes | X25519Pu
     key = _key(eph.exchange(recipient_pub), epk, rpk, header)
     ct = AESGCM(key).encrypt(nonce, bytes(plaintext), canonical_json(header))
     return Envelope(header, ct, sender.ed25519.sign(_signed_bytes(header, ct)))
+
+
+def _require_in_force(profile: str, subject: str) -> None:
+    """Refuse an envelope (or a party) of another profile than ``TDS_CRYPTO_PROFILE``'s."""
+    from did.errors import CryptoProfileMismatch as Refused
+    if profile != configured_profile().name:
+        raise Refused(configured_profile().name, profile, subject)
 
 
 def check_header(h: dict[str, Any], did: str, agreement_key: bytes, name: str, expected_sender: str | None,
@@ -138,8 +156,13 @@ def open_envelope(recipient: "Identity", envelope: Envelope | bytes, *, expected
     """Check and decrypt an envelope addressed to ``recipient``; return the plaintext."""
     env = Envelope.from_bytes(envelope) if isinstance(envelope, (bytes, bytearray)) else envelope
     h = env.header
-    if h["alg"] == SM2_ALG:
-        raise CryptoProfileMismatch("default", "sm", "sealed envelope (open it with did.sm2.open_sm2)")
+    mine, found = getattr(recipient, "profile", DEFAULT), (SM if h["alg"] == SM2_ALG else DEFAULT)
+    if found != mine:
+        raise CryptoProfileMismatch(mine, found, f"sealed envelope from {h['from']} (a {mine} recipient's keys)")
+    _require_in_force(found, f"sealed envelope from {h['from']}")
+    if mine == SM:
+        from did.sm2 import open_sm2
+        return open_sm2(recipient.sm2, env, expected_sender=expected_sender, purpose=purpose)  # type: ignore[attr-defined]
     rpk, epk, nonce = check_header(h, recipient.did, recipient.x25519_public, recipient.name, expected_sender,
                                    purpose)
     try:

@@ -5,6 +5,7 @@ prints one line instead of a traceback.
 """
 from __future__ import annotations
 
+from chain.crypto_profile import CryptoProfileMismatch as _ProfileMismatch
 from chain.errors import TdsError
 
 
@@ -134,3 +135,13 @@ class EnvelopeNotForYou(IdentityError):
 
 class EnvelopeAuthError(IdentityError):
     """The envelope's sender signature or ciphertext does not verify."""
+
+
+# --- cryptography profiles ----------------------------------------------------------------------
+class CryptoProfileMismatch(IdentityError, _ProfileMismatch):
+    """A DID, proof or envelope of one cryptography profile met a verifier of the other (an SM2
+    did:key where ``default`` is in force, an Ed25519 one under ``sm``): refused by name.
+
+    The same refusal as :class:`chain.crypto_profile.CryptoProfileMismatch` (it is one, with
+    ``expected``, ``found`` and ``subject``), and an identity refusal, so the DID guards answer
+    it with 401 and ``kind`` ``CryptoProfileMismatch`` like any other failed authentication."""

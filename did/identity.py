@@ -1,4 +1,6 @@
-"""A participant's identity: name, DID (Ed25519), X25519 key-agreement key, Ethereum account.
+"""A participant's identity: name, DID (Ed25519), X25519 key-agreement key, Ethereum account
+(under ``TDS_CRYPTO_PROFILE=sm``: SM2 keys, :class:`did.sm2_identity.Sm2Participant`; made by
+:func:`create_identity`, and :meth:`Identity.load` returns whichever a folder holds).
 
 Stored as a folder ``<root>/<name>/``:
 
@@ -20,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from chain.crypto_profile import DEFAULT, SM, configured_profile, get_profile
 from did.binding import make_binding_proof
 from did.document import build_document, document_bytes, document_cid, document_digest
 from did.errors import IdentityExists, IdentityNotFound, KeystoreCorrupt
@@ -45,6 +48,7 @@ class Identity:
     x25519: X25519PrivateKey
     account: LocalAccount
     binding: dict[str, Any] | None = field(default=None, repr=False)
+    profile: str = field(default=DEFAULT, init=False)
 
     @classmethod
     def create(cls, name: str, account: LocalAccount | None = None) -> "Identity":
@@ -75,6 +79,11 @@ class Identity:
         return raw_public(self.x25519.public_key())
 
     @property
+    def key_agreement_key(self) -> bytes:
+        """The 32-byte key the IdentityRegistry records (the X25519 public key)."""
+        return self.x25519_public
+
+    @property
     def document(self) -> dict[str, Any]:
         return build_document(self.did, self.x25519_public)
 
@@ -103,24 +112,25 @@ class Identity:
 
     # --- storage --------------------------------------------------------------------------------
     def save(self, root: Path, password: str, *, overwrite: bool = False, scrypt_n: int | None = None) -> Path:
-        folder = Path(root) / check_name(self.name)
-        if folder.exists() and not overwrite:
-            raise IdentityExists(f"identity {self.name!r} already exists in {folder}; choose another name")
-        folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(folder, 0o700)
+        folder = prepare_folder(root, self.name, overwrite)
         secrets = {"ed25519": raw_private(self.ed25519), "x25519": raw_private(self.x25519)}
-        _write(folder / ETH_FILE, encrypt_eth_key(self.account, password, scrypt_n))
-        _write(folder / KEYS_FILE, encrypt_secrets(secrets, password, label=self.did, scrypt_n=scrypt_n))
+        write_json(folder / ETH_FILE, encrypt_eth_key(self.account, password, scrypt_n))
+        write_json(folder / KEYS_FILE, encrypt_secrets(secrets, password, label=self.did, scrypt_n=scrypt_n))
         self.save_public(root)
         return folder
 
     def save_public(self, root: Path) -> None:
-        _write(Path(root) / self.name / PUBLIC_FILE, self.public(), private=False)
+        write_json(Path(root) / self.name / PUBLIC_FILE, self.public(), private=False)
 
     @classmethod
     def load(cls, root: Path, name: str, password: str) -> "Identity":
+        """The identity stored under ``root/name`` — an :class:`~did.sm2_identity.Sm2Participant`
+        when its ``public.json`` says ``"profile": "sm"``."""
         folder = Path(root) / check_name(name)
         pub = read_public(root, name)
+        if get_profile(pub.get("profile")).name == SM:
+            from did.sm2_identity import Sm2Participant
+            return Sm2Participant.load(root, name, password)  # type: ignore[return-value]
         try:
             eth = json.loads((folder / ETH_FILE).read_text())
             blob = json.loads((folder / KEYS_FILE).read_text())
@@ -135,6 +145,25 @@ class Identity:
         if ident.did != pub.get("did") or ident.address != pub.get("address") or blob.get("label") != ident.did:
             raise KeystoreCorrupt(f"identity {name!r}: keys do not match public.json (files mixed up?)")
         return ident
+
+
+def create_identity(name: str, account: LocalAccount | None = None, profile: str | None = None) -> Any:
+    """A fresh identity of ``profile`` (default: the one in force, ``TDS_CRYPTO_PROFILE``):
+    Ed25519/X25519 (:class:`Identity`) or SM2 (:class:`~did.sm2_identity.Sm2Participant`)."""
+    if (get_profile(profile) if profile is not None else configured_profile()).name == SM:
+        from did.sm2_identity import Sm2Participant
+        return Sm2Participant.create(name, account)
+    return Identity.create(name, account)
+
+
+def prepare_folder(root: Path, name: str, overwrite: bool) -> Path:
+    """``root/name`` made private (0700); :class:`IdentityExists` unless ``overwrite``."""
+    folder = Path(root) / check_name(name)
+    if folder.exists() and not overwrite:
+        raise IdentityExists(f"identity {name!r} already exists in {folder}; choose another name")
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    return folder
 
 
 def read_public(root: Path, name: str) -> dict[str, Any]:
@@ -152,7 +181,8 @@ def list_identities(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / PUBLIC_FILE).exists()) if root.exists() else []
 
 
-def _write(path: Path, obj: Any, private: bool = True) -> None:
+def write_json(path: Path, obj: Any, private: bool = True) -> None:
+    """Write ``obj`` as JSON atomically (0600 unless ``private`` is False)."""
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     with os.fdopen(fd, "w") as fh:

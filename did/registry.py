@@ -23,7 +23,10 @@ from web3.contract import Contract
 from did.binding import (binding_proof_hash, check_published_binding, load_binding_proof, proof_bytes,
                          verify_binding_proof)
 from did.credentials import credential_hash, normalize_role, role_id
+from chain.crypto_profile import SM
 from did.document import document_digest, verify_document
+from did.proofs import did_profile
+from did.sm2_identity import verify_sm2_document
 from did.errors import DidNotBound, InvalidDocument, UnknownDid
 from chain.deploy import bind as bind_contract
 from chain.tx import Sender
@@ -84,7 +87,7 @@ class IdentityRegistryClient:
         If another account holds the DID, this reverts ``DidAlreadyBound`` unless an operator
         attested this proof (:meth:`attest_binding`): then it takes the DID over."""
         proof = identity.binding_proof(self.chain_id)
-        fn = self.contract.functions.bind(identity.did, identity.document_digest, identity.x25519_public,
+        fn = self.contract.functions.bind(identity.did, identity.document_digest, identity.key_agreement_key,
                                           proof_bytes(proof))
         return self.sender(identity.account).send(fn)
 
@@ -221,7 +224,8 @@ class IdentityRegistryClient:
         return rec
 
     def key_agreement_key(self, did: str, *, verified: bool = True) -> bytes:
-        """The X25519 key to seal to ``did``, from the chain alone. With ``verified`` (the default)
+        """The key to seal to ``did`` (X25519, or the ``x`` of an SM2 DID's even-``y`` agreement
+        key: :func:`did.sm2_identity.agreement_point`), from the chain alone. With ``verified`` (the default)
         only if the holder's published binding proof verifies: a squatter's key would otherwise
         receive what is sealed to the DID (:class:`DidNotBound`)."""
         if verified and self.verified_account_of_did(did) is None:
@@ -235,7 +239,7 @@ class IdentityRegistryClient:
         """Check the chain record against the published document and binding proof."""
         rec = self.resolve(did)
         if document is not None:
-            x = verify_document(document, did)
+            x = verify_sm2_document(document, did) if did_profile(did) == SM else verify_document(document, did)
             from did.document import document_bytes
             if document_digest(document_bytes(document)) != rec.doc_digest or x != rec.key_agreement_key:
                 raise InvalidDocument(f"DID document of {did} differs from the one recorded on chain")

@@ -1,6 +1,7 @@
 """Delivering answers: the provider seals each released answer to the consumer's key-agreement
 key as published on chain, and the consumer opens it (did.envelope: X25519 + HKDF + AES-GCM,
-sender-signed with the provider's DID key)."""
+sender-signed with the provider's DID key; under the ``sm`` profile SM2 + SM3 KDF + SM4-GCM, the
+on-chain key being the ``x`` of the consumer's SM2 agreement key)."""
 from __future__ import annotations
 
 import json

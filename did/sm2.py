@@ -11,8 +11,9 @@ signatures that verify under either key type, and sealed envelopes with SM2 thro
   ``alg`` = :data:`SM2_ALG`. :func:`did.envelope.open_envelope` refuses such an envelope by
   profile name, and this module refuses a default one.
 
-Not yet SM2 (docs/crypto-profile.md): the participants' :class:`~did.identity.Identity` files, the
-two-way account binding proofs and the role credentials (didkit signs Ed25519 JWS only)."""
+A participant's SM2 identity (files, DID document, on-chain key) is :mod:`did.sm2_identity`; the
+SM2 proofs of its binding, credentials and presentations are :mod:`did.binding` and
+:mod:`did.sm2_jws` (didkit signs Ed25519 only), chosen by profile in :mod:`did.proofs`."""
 from __future__ import annotations
 
 import os

@@ -1,6 +1,6 @@
 """The oracle's batched pass: the common case of many fresh jobs handled with few transactions.
 
-One JSON-RPC batch reads every unfinished job; one ``acceptJobs`` transaction claims all the
+One JSON-RPC batch reads every unfinished job; one ``acceptJobs`` transaction claims a share of the
 fresh ones (jobs another oracle took first are skipped by the contract, not reverted); the jobs
 are computed in parallel (the provider's key service records each release on chain); one
 ``completeJobs`` transaction posts every released answer. Each journal transition is written
@@ -10,9 +10,13 @@ releases, a batch the chain refuses) is handed back to that path."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
+from eth_utils import keccak
+
 from chain.jobstatus import ACCEPTED, RELEASED, REQUESTED
+from chain.retry import with_backoff
 from chain.tx import Reverted, TransactionFailed
 from oracle.journal import JobEntry
 
@@ -21,37 +25,72 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tds.oracle")
 MAX_BATCH = 64  # Jobs.MAX_BATCH
+READ_WINDOW = 4 * MAX_BATCH  # fresh jobs whose status one pass reads (one JSON-RPC batch)
+TAKEOVER_CHECK_S = 10.0      # how often a job another oracle holds is checked for a takeover
 ACCEPT_GAS_BASE, ACCEPT_GAS_PER_JOB = 60_000, 40_000
 COMPLETE_GAS_BASE, COMPLETE_GAS_PER_JOB = 60_000, 140_000
 
 
-def read_statuses(runner: "OracleRunner", entries: list[JobEntry]) -> dict[int, tuple[int, str]]:
-    """(status, oracle) of every entry, in one JSON-RPC batch (per call if the node refuses batches)."""
+def read_jobs(runner: "OracleRunner", entries: list[JobEntry]) -> dict[int, tuple[int, str, int]]:
+    """(status, oracle, acceptedAt) of every entry, in one JSON-RPC batch (per call if the node refuses batches)."""
     fn = runner.jobs.functions
     try:
         with runner.w3.batch_requests() as batch:
             for e in entries:
                 batch.add(fn.jobOf(e.job_id))
             results = batch.execute()
-        return {e.job_id: (r[0][3], r[1][0]) for e, r in zip(entries, results)}
     except Exception as exc:  # noqa: BLE001 - a node without batch support: one call each
         log.debug("batched read refused (%s); reading jobs one by one", exc)
-        return {e.job_id: runner._on_chain(e.job_id) for e in entries}
+        results = [with_backoff(lambda e=e: fn.jobOf(e.job_id).call()) for e in entries]
+    return {e.job_id: (r[0][3], r[1][0], r[1][1]) for e, r in zip(entries, results)}
+
+
+def read_statuses(runner: "OracleRunner", entries: list[JobEntry]) -> dict[int, tuple[int, str]]:
+    """(status, oracle) of every entry (:func:`read_jobs`)."""
+    return {j: (st, oracle) for j, (st, oracle, _) in read_jobs(runner, entries).items()}
+
+
+def preference(job_id: int, oracle: str) -> bytes:
+    """This oracle's rank of a job (rendezvous hashing): each oracle on a shared queue prefers a
+    different subset of the backlog, so their ``acceptJobs`` rarely contend for the same jobs."""
+    return keccak(job_id.to_bytes(32, "big") + bytes.fromhex(oracle[2:]))
 
 
 def batched_pass(runner: "OracleRunner", entries: list[JobEntry]) -> list[JobEntry]:
-    """Handle the fresh jobs among ``entries`` in batches; return the entries left for the per-job path."""
+    """Handle the fresh jobs among ``entries`` in batches; return the entries left for the per-job path
+    (and set ``runner.resting`` to how many were left out only to wait).
+
+    Several oracles may drain one queue: at most ``runner.claim`` open jobs are claimed per pass,
+    those this oracle prefers first (:func:`preference`), and the rest of the backlog waits for the
+    next pass (another oracle may take it meanwhile). A job another oracle holds is not read again
+    for ``TAKEOVER_CHECK_S`` seconds unless the chain's clock has reached its takeover time; then
+    the per-job path sees it (takes it over, or marks it settled)."""
+    runner.resting = 0
     fresh = [e for e in entries if e.state == "seen"]
-    if len(fresh) < 2:
+    now = time.monotonic()
+    resting = _resting(runner, fresh, now)
+    fresh = [e for e in fresh if e.job_id not in resting][:READ_WINDOW]
+    if len(fresh) < 2 and not resting:
         return entries
-    fresh = fresh[:MAX_BATCH]
-    status = read_statuses(runner, fresh)
-    open_ = [e for e in fresh if status[e.job_id][0] == REQUESTED]
-    if len(open_) < 2:
-        return entries
-    accepted = _accept(runner, open_)
+    jobs = read_jobs(runner, fresh) if fresh else {}
+    me = runner.account.address
+    timeout = _accept_timeout(runner)
+    just_taken = set()  # held by another oracle, seen for the first time: rest before any takeover check
+    for e in fresh:
+        st, oracle, accepted_at = jobs[e.job_id]
+        if st == ACCEPTED and oracle != me:
+            if e.job_id not in runner.held_checked:
+                just_taken.add(e.job_id)
+            runner.held_checked[e.job_id] = (now, accepted_at + timeout)  # seen again: the per-job path decides
+    deferred = resting | just_taken
+    open_ = sorted((e for e in fresh if jobs[e.job_id][0] == REQUESTED), key=lambda e: preference(e.job_id, me))
+    claim = max(2, min(MAX_BATCH, runner.claim))
+    waiting = {e.job_id for e in open_[claim:]}
+    open_ = open_[:claim]
+    accepted = _accept(runner, open_) if len(open_) >= 2 else []
+    runner.resting = len(deferred)
     if not accepted:
-        return entries
+        return [e for e in entries if e.job_id not in deferred]
     for e in accepted:
         runner.checkpoint("accepted-on-chain", e.job_id)
         runner.journal.transition(e.job_id, "accepted")
@@ -60,8 +99,28 @@ def batched_pass(runner: "OracleRunner", entries: list[JobEntry]) -> list[JobEnt
     ready = [r for r in results if r is not None]
     if ready:
         _complete(runner, ready)
-    done = {e.job_id for e in accepted}
-    return [e for e in entries if e.job_id not in done]
+    skip = {e.job_id for e in accepted} | deferred | waiting
+    return [e for e in entries if e.job_id not in skip]
+
+
+def _resting(runner: "OracleRunner", fresh: list[JobEntry], now: float) -> set[int]:
+    """Jobs another oracle holds that were read less than ``TAKEOVER_CHECK_S`` ago and cannot be
+    taken over yet by the chain's clock (one block read, only when there are such jobs)."""
+    checked = runner.held_checked
+    if len(checked) > READ_WINDOW * 4:  # forget jobs long settled
+        for old in [j for j, (t, _) in checked.items() if now - t > TAKEOVER_CHECK_S]:
+            del checked[old]
+    recent = [e.job_id for e in fresh if e.job_id in checked and now - checked[e.job_id][0] < TAKEOVER_CHECK_S]
+    if not recent:
+        return set()
+    chain_now = int(with_backoff(lambda: runner.w3.eth.get_block("latest"))["timestamp"])
+    return {j for j in recent if chain_now < checked[j][1]}
+
+
+def _accept_timeout(runner: "OracleRunner") -> int:
+    if runner.accept_timeout is None:
+        runner.accept_timeout = int(with_backoff(lambda: runner.jobs.functions.acceptTimeout().call()))
+    return runner.accept_timeout
 
 
 def _accept(runner: "OracleRunner", open_: list[JobEntry]) -> list[JobEntry]:

@@ -50,6 +50,7 @@ class DaemonOptions:
     anchor_every: float = 60.0
     idle: float = 0.05
     start_block: int | None = None
+    claim: int = 16                       # jobs claimed per acceptJobs (several oracles share a backlog)
 
 
 def work_dir(settings: Settings, chain_id: int, jobs_address: str) -> Path:
@@ -89,7 +90,7 @@ class OracleDaemon:
         start = options.start_block if options.start_block is not None else deployment["block"]
         self.runner = OracleRunner(w3, c["Jobs"], identity.account, Journal(folder / "journal.sqlite"), pipeline,
                                    confirmations=options.confirmations, start_block=start, threads=options.threads,
-                                   on_event=self._on_event)
+                                   on_event=self._on_event, claim=options.claim)
         self.anchorer = Anchorer(self.oplog, c["Evidence"], self.runner.sender, w3, deployment["block"])
         self.folder = folder
         self._stop = threading.Event()

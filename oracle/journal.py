@@ -41,7 +41,7 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 
 
 class JournalMismatch(TdsError):
-    """The journal was written for another chain or Jobs contract."""
+    """The journal was written for another chain, Jobs contract or oracle account."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,10 @@ class Journal:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
 
-    def bind_to(self, chain_id: int, jobs_address: str) -> None:
-        """Tie the journal to one Jobs contract: job ids are only unique per contract."""
+    def bind_to(self, chain_id: int, jobs_address: str, oracle: str | None = None) -> None:
+        """Tie the journal to one Jobs contract (job ids are only unique per contract) and, given
+        ``oracle``, to that account: two oracles sharing a journal would each take the other's
+        accepted jobs for their own."""
         want = f"{chain_id}:{jobs_address.lower()}"
         with self._lock:
             row = self._db.execute("SELECT value FROM meta WHERE key='jobs'").fetchone()
@@ -78,6 +80,15 @@ class Journal:
                 raise JournalMismatch(
                     f"journal {self.path} belongs to Jobs {row[0]}, not {want}; use another journal file "
                     "(each deployment needs its own)")
+            if oracle is None:
+                return
+            row = self._db.execute("SELECT value FROM meta WHERE key='oracle'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta(key, value) VALUES('oracle', ?)", (oracle.lower(),))
+            elif row[0] != oracle.lower():
+                raise JournalMismatch(
+                    f"journal {self.path} belongs to oracle {row[0]}, not {oracle.lower()}; each oracle needs its "
+                    "own journal (run each one with its own TDS_HOME)")
 
     def close(self) -> None:
         with self._lock:

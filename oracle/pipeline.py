@@ -17,6 +17,7 @@ from eth_utils import keccak
 from chain.errors import InvalidCid
 from offchain.errors import DataPlaneError, GrantRefused, PolicyError, QueryError
 from offchain.onion.peel import PeeledKeys
+from offchain.query.cluster import ClusterUnavailable
 from offchain.query.engine import Engine, EncryptedResult
 from offchain.query.plan import EncryptedQuery, Query
 from chain.cid import parse_cid
@@ -39,6 +40,7 @@ ROLE_REVOKED = 19          # the consumer's, provider's or oracle's participant 
 DEADLINE_PASSED = 20
 DATASET_NOT_GRANTED = 21   # the query reads an asset its grant does not cover
 ORACLE_RESULT_REJECTED = 0x101  # the key service's recomputation disagreed with this oracle's result
+COMPUTE_CLUSTER_LOST = 0x102    # the oracle's Dask cluster was unreachable or went away mid-query
 
 REASONS = {BAD_PARAMS: "bad parameters", QUERY_INVALID: "query invalid (unknown column, bad plan)",
            OPERATION_NOT_PAID: "query needs operations the job did not request",
@@ -48,7 +50,8 @@ REASONS = {BAD_PARAMS: "bad parameters", QUERY_INVALID: "query invalid (unknown 
            GRANT_NOT_ACTIVE: "grant revoked or closed", GRANT_FROZEN: "grant frozen",
            ASSET_NOT_USABLE: "asset frozen or offline", ROLE_REVOKED: "a participant's role was revoked",
            DEADLINE_PASSED: "job deadline passed", DATASET_NOT_GRANTED: "query reads an asset the grant does not cover",
-           ORACLE_RESULT_REJECTED: "the oracle's result did not match the key service's recomputation"}
+           ORACLE_RESULT_REJECTED: "the oracle's result did not match the key service's recomputation",
+           COMPUTE_CLUSTER_LOST: "the oracle's compute cluster was unreachable or went away mid-query"}
 
 # the named refusals of the key service (or the contract error behind them) -> reason code
 _REFUSALS = {"GrantNotActive": GRANT_NOT_ACTIVE, "UnknownGrant": GRANT_NOT_ACTIVE, "GrantIsFrozen": GRANT_FROZEN,
@@ -113,6 +116,8 @@ class JobPipeline:
             enc, peeled, manifests = self.key_service.prepare(job.job_id, query, self.oracle_address)
             result = Engine(manifests, self.store.cat, peeled, processes=self.processes).run(enc)
             sealed = self.key_service.release(job.job_id, query, result, self.oracle_address)
+        except ClusterUnavailable as exc:  # the oracle's fault, not the consumer's: the use is given back
+            return Outcome(reason_code=COMPUTE_CLUSTER_LOST, detail=str(exc))
         except GrantRefused as exc:
             return Outcome(reason_code=refusal_reason(exc), detail=str(exc))
         except PolicyError as exc:

@@ -85,7 +85,7 @@ class OracleRunner:
     def __init__(self, w3: Web3, jobs: Contract, account: LocalAccount, journal: Journal, compute: ComputeFn, *,
                  confirmations: int = 0, start_block: int = 0, threads: int = 4,
                  on_event: Callable[[str, dict[str, Any]], None] | None = None,
-                 checkpoint: Callable[[str, int], None] | None = None, batch: bool = True):
+                 checkpoint: Callable[[str, int], None] | None = None, batch: bool = True, claim: int = 64):
         self.w3 = w3
         self.jobs = jobs
         self.account = account
@@ -93,7 +93,7 @@ class OracleRunner:
         self.journal = journal
         self.compute = compute
         self.chain_id = w3.eth.chain_id
-        journal.bind_to(self.chain_id, jobs.address)
+        journal.bind_to(self.chain_id, jobs.address, account.address)
         self.follower = EventFollower(w3, journal, "jobs", [jobs.address],
                                       [jobs.events.JobRequested().topic], confirmations=confirmations,
                                       start_block=start_block, on_reorg=self._on_reorg)
@@ -105,6 +105,11 @@ class OracleRunner:
         self.checkpoint = checkpoint or (lambda point, job_id: None)
         self._outage_since: float | None = None
         self.batch = batch  # fresh jobs accepted and completed in batches (oracle/batch.py)
+        self.claim = claim  # at most this many claimed per acceptJobs (a share of a backlog other oracles drain too)
+        # job held by another oracle -> (when last read, chain time from which it may be taken over)
+        self.held_checked: dict[int, tuple[float, int]] = {}
+        self.accept_timeout: int | None = None  # Jobs.acceptTimeout, read once
+        self.resting = 0  # entries of the last pass left out only to wait (they do not keep the loop busy)
 
     # -- following ------------------------------------------------------------------------
     def poll_events(self) -> int:
@@ -123,7 +128,8 @@ class OracleRunner:
         return new
 
     def run_once(self) -> int:
-        """One pass: follow events, then advance every unfinished job (in parallel)."""
+        """One pass: follow events, then advance every unfinished job (in parallel). Returns how many
+        jobs it looked at (not those left resting while another oracle holds them)."""
         self.poll_events()
         if self._outage_since is not None:
             # The node was unreachable: it may have come back with fewer blocks than we saw (a
@@ -140,7 +146,7 @@ class OracleRunner:
 
             entries = batched_pass(self, entries)
         list(self.pool.map(self._advance_safely, entries))
-        return total
+        return total - self.resting
 
     def run_forever(self, idle: float = 0.05, stop: Callable[[], bool] = lambda: False) -> None:
         while not stop():

@@ -7,6 +7,10 @@ to the alert log, freeze each grant (after checking the chain), notify, anchor t
 Killed at any point, a restart resumes from the last commit: no event is evaluated twice or
 skipped, so no alert is duplicated or missed, and a freeze is never sent twice — the freezer
 looks for this monitor's ``GrantFrozen`` since the alert was committed before sending.
+
+The chain events come from the shared event index when the monitor is given one
+(:class:`oversight.index_source.IndexFollower`), else from the node (:class:`ChainFollower`); the
+cursor, the journal and the freeze (a chain transaction, checked on chain first) are the same.
 """
 from __future__ import annotations
 
@@ -30,9 +34,12 @@ from chain.system import role_id
 from chain.tx import Sender
 from oversight.actions import Freezer, Notifier, NotifyFailed
 from oversight.alerts import Alert, AlertLog
+from oversight.index_source import IndexFollower, index_lookup
 from oversight.journal import MonitorJournal
 from oversight.rules import Evaluator, RuleSet
-from oversight.sources import (ChainFollower, Context, JsonlTail, OpLogTail, chain_lookup, observation_from_record,
+from oversight.access_logs import AccessLogTail
+from oversight.source_alerts import read_source_alerts
+from oversight.sources import (ChainFollower, Context, OpLogTail, chain_lookup, observation_from_record,
                                observations_from_events)
 
 log = logging.getLogger("tds.oversight")
@@ -56,6 +63,7 @@ class MonitorOptions:
     poll_s: float = 0.5
     oplogs: Sequence[Path] = ()             # key services' operation-log folders
     access_logs: Sequence[Path] = ()        # gateway / key-service access logs (AccessRecord lines)
+    source_alerts: Sequence[Path] = ()      # live sources' alerts.jsonl files (raised as alerts as they are)
     anchor: bool = True
     max_range: int = 2000
     start_block: int | None = None
@@ -78,7 +86,7 @@ class Monitor:
 
     def __init__(self, w3: Web3, deployment: dict[str, Any], account: LocalAccount, did: str, rules: RuleSet,
                  folder: Path, notifiers: Sequence[Notifier] = (), options: MonitorOptions | None = None,
-                 crash: Callable[[str], None] | None = None):
+                 crash: Callable[[str], None] | None = None, index: Any = None):
         self.w3, self.deployment, self.rules = w3, deployment, rules
         self.options = options or MonitorOptions()
         self.notifiers = list(notifiers)
@@ -89,8 +97,13 @@ class Monitor:
             raise NotMonitor(account.address, auth.address)
         self.sender = Sender(w3, account)
         self.freezer = Freezer(auth, self.sender)
-        self.follower = ChainFollower(w3, self.c, confirmations=self.options.confirmations,
-                                      max_range=self.options.max_range)
+        self.index = index                           # an audit.index.EventIndex to read events from, or None
+        if index is not None:
+            self.follower: Any = IndexFollower(index, w3, confirmations=self.options.confirmations,
+                                               max_range=self.options.max_range)
+        else:
+            self.follower = ChainFollower(w3, self.c, confirmations=self.options.confirmations,
+                                          max_range=self.options.max_range)
         self.folder = folder
         self.journal = MonitorJournal(folder / "journal.sqlite")
         self.journal.bind_to(f"{w3.eth.chain_id}:{auth.address}", account.address)
@@ -102,7 +115,8 @@ class Monitor:
         cursor, snap = self.journal.state()
         self.cursor = cursor
         self.evaluator = Evaluator(rules, snap.get("evaluator"))
-        self.context = Context.from_json(snap.get("context"), chain_lookup(self.c))
+        self.context = Context.from_json(snap.get("context"),
+                                         index_lookup(index) if index is not None else chain_lookup(self.c))
         self.positions: dict[str, Any] = dict(snap.get("logs") or {})
         self._retry_at: dict[str, float] = {}
         self._stop = threading.Event()
@@ -121,11 +135,15 @@ class Monitor:
             records, positions[str(folder)] = OpLogTail(Path(folder)).read(positions.get(str(folder)))
             observations += [o for o in (observation_from_record(r, self.context) for r in records) if o is not None]
         for path in self.options.access_logs:
-            records, positions[f"access:{path}"] = JsonlTail(Path(path)).read(positions.get(f"access:{path}"))
+            records, positions[f"access:{path}"] = AccessLogTail(path).read(positions.get(f"access:{path}"))
             observations += [o for r in records for o in r.observations()]
+        raised = []                                   # source alerts are alerts already (oversight.source_alerts)
+        for path in self.options.source_alerts:
+            found, positions[f"sources:{path}"] = read_source_alerts(path, positions.get(f"sources:{path}"))
+            raised += found
         if window is None and positions == self.positions:
             return StepResult()
-        alerts = self.evaluator.feed(observations)        # also drops what no window can count any more
+        alerts = self.evaluator.feed(observations) + raised  # feed also drops what no window can count any more
         cursor = (window.end, window.end_hash) if window is not None else self.cursor
         since = self.w3.eth.block_number + 1           # a freeze for these alerts is mined after this
         snapshot = {"evaluator": self.evaluator.snapshot(), "context": self.context.to_json(), "logs": positions}
@@ -135,7 +153,7 @@ class Monitor:
             log.warning("alert %s: %s [%s] %s", a.id, a.rule, a.severity, a.detail)
         self.crash("committed")
         self.drain()
-        caught_up = window is None or window.end >= self.w3.eth.block_number - self.options.confirmations
+        caught_up = window is None or window.end >= self.follower.confirmed_head()
         return StepResult(alerts, (window.start, window.end) if window else None, caught_up)
 
     # ------------------------------------------------------------------ act

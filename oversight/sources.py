@@ -60,6 +60,8 @@ class AccessRecord:
     asset: int | None = None
     job: int | None = None
     error: str | None = None
+    did: str | None = None      # the authenticated caller's DID and account, if any
+    account: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -218,6 +220,10 @@ class ChainFollower:
             return "0x" + bytes(with_backoff(lambda: self.w3.eth.get_block(number))["hash"]).hex()
         except BlockNotFound:
             return ""
+
+    def confirmed_head(self) -> int:
+        """The last block a window may end at now (``confirmations`` below the head)."""
+        return int(with_backoff(lambda: self.w3.eth.block_number)) - self.confirmations
 
     def next_window(self, cursor: tuple[int, str] | None, start_block: int) -> ChainWindow | None:
         """The next confirmed window after ``cursor`` (block, hash), or None if none is confirmed."""

@@ -11,7 +11,7 @@ come from the identities ``operator``, ``regulator`` and (optionally, else the o
 $TDS_KEYSTORE_PASSWORD). The wiring is the same as chain.system.deploy_system (see its table).
 """
 from brownie import (AssetRegistry, Authorizations, Collaborations, CertificateTemplates, Credits, Evidence,
-                     IdentityRegistry, Jobs, NodeRegistry, QualityRatings, accounts, web3)
+                     IdentityRegistry, Jobs, NodeRegistry, Onboarding, QualityRatings, accounts, web3)
 from eth_utils import keccak
 
 from chain.deploy import write_deployment
@@ -26,7 +26,7 @@ def role(name: str) -> bytes:
 
 
 def deploy(operator, regulator, monitor, treasury=None, accept_timeout: int = DEFAULT_ACCEPT_TIMEOUT) -> dict:
-    """Deploy the ten contracts, grant the system roles; return {name: contract}."""
+    """Deploy the eleven contracts, grant the system roles; return {name: contract}."""
     treasury = treasury or operator
     tx = {"from": operator}
     c = {}
@@ -34,14 +34,15 @@ def deploy(operator, regulator, monitor, treasury=None, accept_timeout: int = DE
     c["CertificateTemplates"] = CertificateTemplates.deploy(operator, tx)
     c["AssetRegistry"] = AssetRegistry.deploy(operator, c["IdentityRegistry"], c["CertificateTemplates"], tx)
     c["Authorizations"] = Authorizations.deploy(operator, c["IdentityRegistry"], c["AssetRegistry"], tx)
-    c["Jobs"] = Jobs.deploy(c["IdentityRegistry"], c["Authorizations"], c["AssetRegistry"], treasury, accept_timeout,
-                            tx)
+    c["Jobs"] = Jobs.deploy(c["IdentityRegistry"], c["Authorizations"], c["AssetRegistry"], c["CertificateTemplates"],
+                            treasury, accept_timeout, tx)
     c["Credits"] = Credits.deploy(operator, regulator, tx)
     c["QualityRatings"] = QualityRatings.deploy(c["Authorizations"], c["Jobs"], tx)
     c["Evidence"] = Evidence.deploy(tx)
     c["NodeRegistry"] = NodeRegistry.deploy(operator, c["IdentityRegistry"], DEFAULT_HEARTBEAT_INTERVAL, tx)
     c["Collaborations"] = Collaborations.deploy(c["IdentityRegistry"], c["Authorizations"], c["AssetRegistry"],
                                                 c["NodeRegistry"], treasury, tx)
+    c["Onboarding"] = Onboarding.deploy(operator, c["IdentityRegistry"], tx)
     c["AssetRegistry"].grantRole(role("REGULATOR"), regulator, tx)
     c["AssetRegistry"].grantRole(role("REVIEWER"), operator, tx)
     c["Authorizations"].grantRole(role("REGULATOR"), regulator, tx)
@@ -49,6 +50,8 @@ def deploy(operator, regulator, monitor, treasury=None, accept_timeout: int = DE
     c["Authorizations"].grantRole(role("JOBS"), c["Jobs"], tx)
     c["Authorizations"].grantRole(role("JOBS"), c["Collaborations"], tx)
     c["Authorizations"].setPaymentToken(c["Credits"], True, tx)
+    c["IdentityRegistry"].grantRole(role("OPERATOR"), c["Onboarding"], tx)
+    c["Onboarding"].grantRole(role("REVIEWER"), operator, tx)
     return c
 
 

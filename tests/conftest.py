@@ -41,7 +41,7 @@ def embedded_node(session_settings: Settings):
     node = EmbeddedNode(session_settings)
     info = node.up(fresh=True)
     yield info
-    node.down()
+    node.down(save=False)
 
 
 FIXTURE_CONTRACTS = Path(__file__).resolve().parent / "fixtures" / "contracts"

@@ -23,10 +23,13 @@ contract CertificateTemplates is ICertificateTemplates, AccessControlDefaultAdmi
     /// @notice Right to operate the asset commercially (resell derived products).
     uint16 public constant RIGHT_OPERATE = 4;
     uint16 private constant _ALL_RIGHTS = 7;
+    /// @notice Longest dispute window a template may set.
+    uint32 public constant MAX_DISPUTE_WINDOW = 90 days;
 
     mapping(uint32 templateId => Template) private _templates;
     uint32 private _count;
     mapping(uint32 templateId => bool) private _reviewRequired;
+    mapping(uint32 templateId => uint32) private _disputeWindow;
 
     /// @param admin the operator's admin account (DEFAULT_ADMIN_ROLE and OPERATOR_ROLE).
     constructor(address admin) AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin) {
@@ -78,6 +81,19 @@ contract CertificateTemplates is ICertificateTemplates, AccessControlDefaultAdmi
     /// @inheritdoc ICertificateTemplates
     function reviewRequired(uint32 templateId) external view returns (bool) {
         return _reviewRequired[templateId];
+    }
+
+    /// @inheritdoc ICertificateTemplates
+    function setDisputeWindow(uint32 templateId, uint32 window) external onlyRole(OPERATOR_ROLE) {
+        _existing(templateId);
+        if (window > MAX_DISPUTE_WINDOW) revert InvalidDisputeWindow(window, MAX_DISPUTE_WINDOW);
+        _disputeWindow[templateId] = window;
+        emit TemplateDisputeWindowSet(templateId, window, msg.sender);
+    }
+
+    /// @inheritdoc ICertificateTemplates
+    function disputeWindow(uint32 templateId) external view returns (uint32) {
+        return _disputeWindow[templateId];
     }
 
     /// @inheritdoc ICertificateTemplates

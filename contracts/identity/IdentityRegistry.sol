@@ -41,6 +41,8 @@ contract IdentityRegistry is IIdentityRegistry, AccessControlDefaultAdminRules {
     mapping(address account => mapping(bytes32 role => RoleRecord)) private _roles;
     mapping(bytes32 credentialHash => bool) private _revokedCredentials;
     mapping(bytes32 didHash => Attestation) private _attestations;
+    /// @dev When set, the only account whose `grantParticipantRole` is accepted (the onboarding review).
+    address private _applicationGate;
 
     /// @param admin the operator's admin account (DEFAULT_ADMIN_ROLE and OPERATOR_ROLE).
     constructor(address admin) AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin) {
@@ -112,6 +114,8 @@ contract IdentityRegistry is IIdentityRegistry, AccessControlDefaultAdminRules {
         external
         onlyRole(OPERATOR_ROLE)
     {
+        address gate = _applicationGate;
+        if (gate != address(0) && msg.sender != gate) revert GrantRequiresApplication(account, role, gate);
         if (!TdsRoles.isParticipantRole(role)) revert UnknownParticipantRole(role);
         if (_identities[account].didHash == bytes32(0)) revert NotBound(account);
         if (credentialHash == bytes32(0)) revert EmptyCredentialHash(account, role);
@@ -119,6 +123,17 @@ contract IdentityRegistry is IIdentityRegistry, AccessControlDefaultAdminRules {
         if (validUntil != 0 && validUntil <= block.timestamp) revert InvalidValidity(validUntil);
         _roles[account][role] = RoleRecord(credentialHash, validUntil);
         emit ParticipantRoleGranted(account, role, credentialHash, validUntil, msg.sender);
+    }
+
+    /// @inheritdoc IIdentityRegistry
+    function setApplicationGate(address gate) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _applicationGate = gate;
+        emit ApplicationGateSet(gate, msg.sender);
+    }
+
+    /// @inheritdoc IIdentityRegistry
+    function applicationGate() external view returns (address) {
+        return _applicationGate;
     }
 
     /// @inheritdoc IIdentityRegistry

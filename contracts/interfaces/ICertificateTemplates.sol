@@ -32,6 +32,10 @@ interface ICertificateTemplates {
     /// @notice Emitted when the operator makes certificates under `templateId` need (or no longer
     ///         need) the operator's approval before they become Active.
     event TemplateReviewSet(uint32 indexed templateId, bool required, address indexed operator);
+    /// @notice Emitted when the operator sets the dispute window of `templateId`: for that many
+    ///         seconds after a job under it completes, the consumer may dispute it while the
+    ///         provider's, algorithm provider's and oracle's shares stay in escrow (0 = no disputes).
+    event TemplateDisputeWindowSet(uint32 indexed templateId, uint32 window, address indexed operator);
 
     error EmptyTemplateName();
     error InvalidSplit(uint256 totalBps);
@@ -39,6 +43,7 @@ interface ICertificateTemplates {
     error InvalidRights(uint16 rights);
     error UnknownTemplate(uint32 templateId);
     error TemplateNotActive(uint32 templateId);
+    error InvalidDisputeWindow(uint32 window, uint32 maxWindow);
 
     /// @notice Operator only: publish a template; returns its id (ids start at 1).
     /// @param splitBps provider, algorithm provider, compute provider, operator shares; sum 10,000.
@@ -60,6 +65,14 @@ interface ICertificateTemplates {
 
     /// @notice True if certificates under `templateId` need the operator's approval.
     function reviewRequired(uint32 templateId) external view returns (bool);
+
+    /// @notice Operator only: jobs under certificates of `templateId` may be disputed for `window`
+    ///         seconds after they complete (at most MAX_DISPUTE_WINDOW; 0 = paid out at completion,
+    ///         the default). A grant keeps the window in force when its first job completed (Jobs).
+    function setDisputeWindow(uint32 templateId, uint32 window) external;
+
+    /// @notice Seconds during which a completed job under `templateId` may be disputed (0 = none).
+    function disputeWindow(uint32 templateId) external view returns (uint32);
 
     /// @notice The template `templateId` (reverts UnknownTemplate).
     function templateOf(uint32 templateId) external view returns (Template memory);

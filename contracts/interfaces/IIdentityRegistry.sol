@@ -48,6 +48,8 @@ interface IIdentityRegistry {
     event ParticipantRoleRevoked(address indexed account, bytes32 indexed role, bytes32 reasonHash, address by);
     /// @notice Emitted when a credential is revoked (status visible to every verifier).
     event CredentialRevoked(bytes32 indexed credentialHash, bytes32 reasonHash, address by);
+    /// @notice Emitted when the admin sets (or, with the zero address, clears) the application gate.
+    event ApplicationGateSet(address gate, address by);
 
     error DidAlreadyBound(bytes32 didHash, address account);
     error EmptyDid();
@@ -56,6 +58,8 @@ interface IIdentityRegistry {
     error CredentialIsRevoked(bytes32 credentialHash);
     error InvalidValidity(uint64 validUntil);
     error BindingProofTooLong(uint256 length, uint256 maxLength);
+    /// @notice Roles are granted only through `gate` (the onboarding review: an approved application).
+    error GrantRequiresApplication(address account, bytes32 role, address gate);
 
     /// @notice Bind the sender's account to `did` (the account "signs the DID" by sending this) and
     ///         publish its binding proof (stored as keccak256(bindingProof), emitted in full).
@@ -74,6 +78,13 @@ interface IIdentityRegistry {
 
     /// @notice Operator only: grant `role` to a bound `account`, backed by credential `credentialHash`.
     function grantParticipantRole(address account, bytes32 role, bytes32 credentialHash, uint64 validUntil) external;
+
+    /// @notice Admin only: accept `grantParticipantRole` from `gate` alone (the Onboarding contract:
+    ///         every role then needs an approved application); the zero address lifts the gate.
+    function setApplicationGate(address gate) external;
+
+    /// @notice The application gate (zero: any OPERATOR grants roles directly).
+    function applicationGate() external view returns (address);
 
     /// @notice Operator only: revoke `role` from `account`.
     function revokeParticipantRole(address account, bytes32 role, bytes32 reasonHash) external;

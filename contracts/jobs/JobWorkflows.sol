@@ -26,7 +26,7 @@ abstract contract JobWorkflows is JobsCore {
         uint256 n = operations.length;
         if (n == 0 || n > MAX_STEPS || n != paramsHashes.length) revert InvalidWorkflow(n, paramsHashes.length);
         if (stepTimeout == 0 || stepTimeout > MAX_JOB_TTL) revert InvalidDeadline(stepTimeout, block.timestamp);
-        IAuthorizations.Grant memory g = _authorizations.grantOf(grantId);
+        IAuthorizations.Grant memory g = _grantOf(grantId);
         if (g.consumer != msg.sender) revert IAuthorizations.NotGrantConsumer(grantId, msg.sender);
         uint96 total = SafeCast.toUint96(uint256(g.pricePerUse) * n);
         if (_workflowCount == type(uint32).max) revert TooManyWorkflows();
@@ -117,7 +117,7 @@ abstract contract JobWorkflows is JobsCore {
             _openStep(workflowId, next, useIndex, assetId, token, price);
         } catch (bytes memory reason) {
             if (reason.length == 0) revert StepOpeningFailed(workflowId, next);
-            _stop(workflowId, next, REASON_NEXT_STEP_REFUSED, _authorizations.grantOf(w.grantId));
+            _stop(workflowId, next, REASON_NEXT_STEP_REFUSED, _grantOf(w.grantId));
         }
     }
 

@@ -4,9 +4,10 @@ pragma solidity ^0.8.24;
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IAssetRegistry} from "../interfaces/IAssetRegistry.sol";
 import {IAuthorizations} from "../interfaces/IAuthorizations.sol";
+import {ICertificateTemplates} from "../interfaces/ICertificateTemplates.sol";
 import {IIdentityRegistry} from "../interfaces/IIdentityRegistry.sol";
 import {IJobs} from "../interfaces/IJobs.sol";
-import {TdsRoles} from "../libraries/TdsRoles.sol";
+import {JobDisputes} from "./JobDisputes.sol";
 import {JobsCore} from "./JobsCore.sol";
 import {JobWorkflows} from "./JobWorkflows.sol";
 
@@ -23,16 +24,21 @@ import {JobWorkflows} from "./JobWorkflows.sol";
 ///         terms re-checked) before the sealed answer leaves it; a Released job completes only
 ///         with that answer (by its oracle, or by anyone via `settleReleased` once the oracle is
 ///         late) and can no longer be failed, reclaimed or taken over.
-contract Jobs is JobWorkflows {
+///         Disputes (JobDisputes): under a template with a dispute window, completion pays the
+///         operator's share and holds the rest; the consumer may dispute within the window and the
+///         regulator decides (refund, release or split); undisputed shares are released after it.
+contract Jobs is JobWorkflows, JobDisputes {
+    /// @param templates the CertificateTemplates catalogue (each template's dispute window).
     /// @param treasury_ payee of the operator share.
     /// @param acceptTimeout_ seconds of oracle silence after which another oracle may take a job over.
     constructor(
         IIdentityRegistry identity,
         IAuthorizations authorizations,
         IAssetRegistry assets,
+        ICertificateTemplates templates,
         address treasury_,
         uint40 acceptTimeout_
-    ) JobsCore(identity, authorizations, assets, treasury_, acceptTimeout_) {}
+    ) JobsCore(identity, authorizations, assets, templates, treasury_, acceptTimeout_) {}
 
     // ------------------------------------------------------------------ jobs
 
@@ -55,7 +61,7 @@ contract Jobs is JobWorkflows {
 
     /// @inheritdoc IJobs
     function acceptJob(uint256 jobId) external {
-        if (!_identity.hasParticipantRole(msg.sender, TdsRoles.COMPUTE_PROVIDER)) revert NotComputeProvider(msg.sender);
+        _requireComputeProvider(msg.sender);
         JobCore storage c = _core[jobId];
         JobStatus s = c.status;
         JobExec storage e = _exec[jobId];
@@ -96,7 +102,7 @@ contract Jobs is JobWorkflows {
     function acceptJobs(uint256[] calldata jobIds) external returns (uint256 accepted) {
         uint256 n = jobIds.length;
         if (n == 0 || n > MAX_BATCH) revert InvalidBatch(n);
-        if (!_identity.hasParticipantRole(msg.sender, TdsRoles.COMPUTE_PROVIDER)) revert NotComputeProvider(msg.sender);
+        _requireComputeProvider(msg.sender);
         for (uint256 i = 0; i < n; ++i) {
             uint256 jobId = jobIds[i];
             JobCore storage c = _core[jobId];
@@ -115,7 +121,7 @@ contract Jobs is JobWorkflows {
     function completeJob(uint256 jobId, bytes calldata resultCid, bytes32 resultHash, bytes calldata signature)
         external
     {
-        if (!_identity.hasParticipantRole(msg.sender, TdsRoles.COMPUTE_PROVIDER)) revert NotComputeProvider(msg.sender);
+        _requireComputeProvider(msg.sender);
         _completeAsOracle(jobId, resultCid, resultHash, signature);
     }
 
@@ -123,7 +129,7 @@ contract Jobs is JobWorkflows {
     function completeJobs(JobResult[] calldata results) external {
         uint256 n = results.length;
         if (n == 0 || n > MAX_BATCH) revert InvalidBatch(n);
-        if (!_identity.hasParticipantRole(msg.sender, TdsRoles.COMPUTE_PROVIDER)) revert NotComputeProvider(msg.sender);
+        _requireComputeProvider(msg.sender);
         for (uint256 i = 0; i < n; ++i) {
             JobResult calldata r = results[i];
             _completeAsOracle(r.jobId, r.resultCid, r.resultHash, r.signature);
@@ -152,8 +158,8 @@ contract Jobs is JobWorkflows {
         if (at > c.deadline) at = c.deadline;
         if (block.timestamp <= at) revert SettlementTooEarly(jobId, at);
         if (resultCid.length == 0) revert EmptyResult(jobId);
-        IAuthorizations.Grant memory g = _authorizations.grantOf(c.grantId);
-        (address holder,,,) = _assets.termsOf(g.assetId);
+        IAuthorizations.Grant memory g = _grantOf(c.grantId);
+        (address holder,) = _termsOf(g.assetId);
         emit JobSettledWithoutOracle(jobId, msg.sender, e.oracle);
         _chargeFailure(e.oracle, jobId, 0);
         _complete(jobId, c, e, msg.sender, _released[jobId], resultCid, holder);
@@ -164,10 +170,10 @@ contract Jobs is JobWorkflows {
         (JobCore storage c, JobExec storage e) = _acceptedBy(jobId, msg.sender);
         c.status = JobStatus.Failed;
         emit JobFailed(jobId, msg.sender, reasonCode);
-        IAuthorizations.Grant memory g = _authorizations.grantOf(c.grantId);
+        IAuthorizations.Grant memory g = _grantOf(c.grantId);
         _release(g.consumer, g.paymentToken, jobId, c.amount, Share.Refund);
         if (reasonCode >= ORACLE_FAULT_FROM) {
-            _authorizations.restoreUse(c.grantId, jobId);
+            _restoreUse(c.grantId, jobId);
             _chargeFailure(msg.sender, jobId, reasonCode);
         }
         if (e.workflowId != 0) _stop(e.workflowId, e.step, reasonCode, g);
@@ -182,7 +188,7 @@ contract Jobs is JobWorkflows {
             if (s == JobStatus.Released) revert AnswerAlreadyReleased(jobId);
             revert JobNotOpen(jobId, s);
         }
-        IAuthorizations.Grant memory g = _authorizations.grantOf(c.grantId);
+        IAuthorizations.Grant memory g = _grantOf(c.grantId);
         if (g.consumer != msg.sender) revert NotJobConsumer(jobId, msg.sender);
         if (block.timestamp <= c.deadline) revert JobNotExpired(jobId, c.deadline, block.timestamp);
         c.status = JobStatus.Reclaimed;
@@ -190,7 +196,7 @@ contract Jobs is JobWorkflows {
         _release(msg.sender, g.paymentToken, jobId, c.amount, Share.Refund);
         // abandoned: not the consumer's doing, so the use comes back; an oracle that accepted
         // and went silent is charged a failure
-        _authorizations.restoreUse(c.grantId, jobId);
+        _restoreUse(c.grantId, jobId);
         JobExec storage e = _exec[jobId];
         if (s == JobStatus.Accepted) _chargeFailure(e.oracle, jobId, REASON_EXPIRED);
         if (e.workflowId != 0) _stop(e.workflowId, e.step, REASON_EXPIRED, g);

@@ -4,7 +4,9 @@ pragma solidity ^0.8.24;
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {IAssetRegistry} from "../interfaces/IAssetRegistry.sol";
 import {IAuthorizations} from "../interfaces/IAuthorizations.sol";
+import {ICertificateTemplates} from "../interfaces/ICertificateTemplates.sol";
 import {IIdentityRegistry} from "../interfaces/IIdentityRegistry.sol";
+import {IJobDisputes} from "../interfaces/IJobDisputes.sol";
 import {IJobs} from "../interfaces/IJobs.sol";
 import {RevenueSplit} from "../libraries/RevenueSplit.sol";
 import {TdsRoles} from "../libraries/TdsRoles.sol";
@@ -13,8 +15,9 @@ import {RevenueVault} from "../payments/RevenueVault.sol";
 
 /// @title JobsCore
 /// @notice The storage, constants, views and shared internals of the Jobs contract (see Jobs):
-///         job records, escrow and the four-way split, release checks and oracle failure counts.
-abstract contract JobsCore is IJobs, RevenueVault, EIP712 {
+///         job records, escrow and the four-way split (or, under a dispute window, the operator's
+///         share paid and the rest held: JobDisputes), release checks and oracle failure counts.
+abstract contract JobsCore is IJobs, IJobDisputes, RevenueVault, EIP712 {
     /// @notice Workflow stop reason: a step's deadline passed and the consumer reclaimed it.
     uint16 public constant REASON_EXPIRED = 0xFFFE;
     /// @notice Workflow stop reason: the grant refused the next step (frozen, revoked, exhausted…).
@@ -31,6 +34,7 @@ abstract contract JobsCore is IJobs, RevenueVault, EIP712 {
     IIdentityRegistry internal immutable _identity;
     IAuthorizations internal immutable _authorizations;
     IAssetRegistry internal immutable _assets;
+    ICertificateTemplates internal immutable _templates;
     address internal immutable _treasury;
     uint40 internal immutable _acceptTimeout;
 
@@ -40,16 +44,23 @@ abstract contract JobsCore is IJobs, RevenueVault, EIP712 {
     mapping(uint256 workflowId => uint16[]) internal _workflowOps;
     mapping(uint256 workflowId => bytes32[]) internal _workflowParams;
     mapping(uint256 jobId => bytes32) internal _released;
-    mapping(uint256 grantId => bool) internal _completedUnder;
+    /// @dev 0 until a job under the grant completes; then 1 + the dispute window (seconds) read
+    ///      from the certificate's template at that first completion and kept for the grant, so
+    ///      later completions pay no template lookup.
+    mapping(uint256 grantId => uint64) internal _grantWindow;
     mapping(address oracle => uint32) internal _failures;
     uint32 internal _workflowCount;
+    /// @dev Appended after the older state, so every earlier slot keeps its number.
+    mapping(uint256 jobId => Hold) internal _holds;
 
+    /// @param templates the CertificateTemplates catalogue (dispute windows).
     /// @param treasury_ payee of the operator share.
     /// @param acceptTimeout_ seconds of oracle silence after which another oracle may take a job over.
     constructor(
         IIdentityRegistry identity,
         IAuthorizations authorizations,
         IAssetRegistry assets,
+        ICertificateTemplates templates,
         address treasury_,
         uint40 acceptTimeout_
     ) EIP712("TDS Jobs", "1") {
@@ -57,6 +68,7 @@ abstract contract JobsCore is IJobs, RevenueVault, EIP712 {
         _identity = identity;
         _authorizations = authorizations;
         _assets = assets;
+        _templates = templates;
         _treasury = treasury_;
         _acceptTimeout = acceptTimeout_;
     }
@@ -93,7 +105,7 @@ abstract contract JobsCore is IJobs, RevenueVault, EIP712 {
 
     /// @inheritdoc IJobs
     function hasCompletedJob(uint256 grantId) external view returns (bool) {
-        return _completedUnder[grantId];
+        return _grantWindow[grantId] != 0;
     }
 
     /// @inheritdoc IJobs
@@ -107,6 +119,26 @@ abstract contract JobsCore is IJobs, RevenueVault, EIP712 {
     }
 
     // ------------------------------------------------------------------ internals
+
+    /// @dev The grant record (one call site for the whole contract keeps the code small).
+    function _grantOf(uint256 grantId) internal view returns (IAuthorizations.Grant memory) {
+        return _authorizations.grantOf(grantId);
+    }
+
+    /// @dev The certificate's current holder and its split.
+    function _termsOf(uint256 assetId) internal view returns (address holder, uint64 split) {
+        (holder,,, split) = _assets.termsOf(assetId);
+    }
+
+    /// @dev Give a grant use back (the job counted for nothing).
+    function _restoreUse(uint256 grantId, uint256 jobId) internal {
+        _authorizations.restoreUse(grantId, jobId);
+    }
+
+    /// @dev Revert unless `account` holds the COMPUTE_PROVIDER participant role.
+    function _requireComputeProvider(address account) internal view {
+        if (!_identity.hasParticipantRole(account, TdsRoles.COMPUTE_PROVIDER)) revert NotComputeProvider(account);
+    }
 
     /// @dev An Accepted job (by `oracle`, unless it is address(0)).
     function _acceptedBy(uint256 jobId, address oracle)
@@ -162,9 +194,7 @@ abstract contract JobsCore is IJobs, RevenueVault, EIP712 {
     ) internal {
         c.status = JobStatus.Completed;
         emit JobCompleted(jobId, by, resultHash, resultCid);
-        uint64 grantId = c.grantId;
-        if (!_completedUnder[grantId]) _completedUnder[grantId] = true;
-        _settle(jobId, grantId, c.amount, computePayee);
+        _settle(jobId, c.grantId, c.amount, computePayee);
         uint32 workflowId = e.workflowId;
         if (workflowId != 0) _advance(workflowId, e.step);
     }
@@ -176,10 +206,18 @@ abstract contract JobsCore is IJobs, RevenueVault, EIP712 {
         emit OracleFailureRecorded(oracle, jobId, reasonCode, n);
     }
 
-    /// @dev Release the escrowed `amount` of job `jobId` by the certificate's basis points.
+    /// @dev Release the escrowed `amount` of job `jobId` by the certificate's basis points; under
+    ///      a dispute window only the operator's share, the rest is held (JobDisputes).
     function _settle(uint256 jobId, uint64 grantId, uint96 amount, address oracle) internal {
-        IAuthorizations.Grant memory g = _authorizations.grantOf(grantId);
-        (address holder,,, uint64 split) = _assets.termsOf(g.assetId);
+        IAuthorizations.Grant memory g = _grantOf(grantId);
+        uint32 window = _windowOf(grantId, g.assetId);
+        if (window == 0) _paySplit(jobId, g, amount, oracle);
+        else _hold(jobId, g, amount, window, oracle);
+    }
+
+    /// @dev Credit the four shares of `amount` to holder, algorithm provider, `oracle` and treasury.
+    function _paySplit(uint256 jobId, IAuthorizations.Grant memory g, uint96 amount, address oracle) private {
+        (address holder, uint64 split) = _termsOf(g.assetId);
         (uint256 p, uint256 a, uint256 c, uint256 o) = RevenueSplit.shares(amount, split);
         address algorithm = g.algorithmProvider;
         if (algorithm == address(0)) {
@@ -191,6 +229,27 @@ abstract contract JobsCore is IJobs, RevenueVault, EIP712 {
         _release(algorithm, token, jobId, a, Share.AlgorithmProvider);
         _release(oracle, token, jobId, c, Share.ComputeProvider);
         _release(_treasury, token, jobId, o, Share.Operator);
+    }
+
+    /// @dev Credit the operator's share of `amount` and hold the rest for `window` seconds.
+    function _hold(uint256 jobId, IAuthorizations.Grant memory g, uint96 amount, uint32 window, address oracle)
+        private
+    {
+        (, uint64 split) = _termsOf(g.assetId);
+        (,,, uint256 o) = RevenueSplit.shares(amount, split);
+        uint96 held = amount - uint96(o);
+        uint40 until = uint40(block.timestamp) + window;
+        _holds[jobId] = Hold(held, until, HoldStatus.Held, oracle != _exec[jobId].oracle);
+        emit PaymentHeld(jobId, held, until);
+        _release(_treasury, g.paymentToken, jobId, o, Share.Operator);
+    }
+
+    /// @dev The grant's dispute window: fixed at its first completion from the certificate's template.
+    function _windowOf(uint64 grantId, uint256 assetId) private returns (uint32 window) {
+        uint64 memo = _grantWindow[grantId];
+        if (memo != 0) return uint32(memo - 1);
+        window = _templates.disputeWindow(_assets.assetOf(assetId).templateId);
+        _grantWindow[grantId] = uint64(window) + 1;
     }
 
     /// @dev A workflow step completed: open the next one or finish (JobWorkflows).

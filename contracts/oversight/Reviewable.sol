@@ -44,7 +44,13 @@ abstract contract Reviewable {
         emit ReviewRequested(subjectId, submitter);
     }
 
+    /// @dev The review status of `subjectId`, for the registry's own checks.
+    function _reviewStatus(uint256 subjectId) internal view returns (ReviewStatus) {
+        return _reviews[subjectId];
+    }
+
     function _decide(uint256 subjectId, bool approved, bytes32 reasonHash) private {
+        _checkSubject(subjectId);
         ReviewStatus s = _reviews[subjectId];
         if (s != ReviewStatus.Pending) revert NotPendingReview(subjectId, s);
         _reviews[subjectId] = approved ? ReviewStatus.Approved : ReviewStatus.Rejected;
@@ -54,6 +60,10 @@ abstract contract Reviewable {
 
     /// @dev Revert unless the caller may review (the registry's access control: REVIEWER_ROLE).
     function _checkReviewer() internal view virtual;
+
+    /// @dev Revert with the registry's own error for a subject it does not know (default: no check,
+    ///      an unknown subject is simply not pending).
+    function _checkSubject(uint256 /* subjectId */) internal view virtual {}
 
     /// @dev The registry's reaction to a decision (activate, or mark rejected).
     function _onReviewed(uint256 subjectId, bool approved) internal virtual;

@@ -26,6 +26,7 @@ after — :mod:`offchain.keyservice.limits`); 503 when the chain is unreachable 
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path as PathParam, Request
@@ -81,11 +82,12 @@ def _refusal(status: int, exc: BaseException) -> HTTPException:
 
 def create_key_service_app(service: ProviderKeyService, provider: Identity, registry: IdentityRegistryClient,
                            directory: ChainDirectory, verifier: ChallengeVerifier,
-                           limits: ServiceLimits | None = None) -> FastAPI:
-    """The FastAPI app of one provider's key service (``limits``: body size and request rates)."""
+                           limits: ServiceLimits | None = None, access_log: Path | None = None) -> FastAPI:
+    """The FastAPI app of one provider's key service (``limits``: body size and request rates;
+    ``access_log``: the JSON-lines file each request is recorded in, for the oversight monitor)."""
     app, authenticated = guarded_app("Trusted Data Space key service",
                                      "Releases layer keys and opens aggregates for accepted jobs only.", verifier,
-                                     limits)
+                                     limits, access_log)
 
     def oracle_of(request: Request) -> str:
         """The on-chain account of the authenticated caller; it must hold COMPUTE_PROVIDER.
@@ -93,6 +95,7 @@ def create_key_service_app(service: ProviderKeyService, provider: Identity, regi
         did = authenticated(request)
         try:
             account = registry.account_of_did(did)
+            request.state.account = account              # for the access record (None if unbound)
             if account is None:
                 raise HTTPException(403, detail={"error": f"{did} is not bound to an account on chain; "
                                                           "run 'tds id bind' for it", "kind": "UnknownParticipant"})

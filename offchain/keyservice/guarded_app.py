@@ -4,6 +4,7 @@ the challenge endpoint, and a dependency that yields the caller's DID from a pre
 to the request (:mod:`did.guard`, ``bind_request=True``), then applies the caller's own rate limit."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from fastapi import FastAPI, HTTPException, Request
@@ -17,11 +18,17 @@ from offchain.keyservice.limits import RateLimited, RequestLimits, ServiceLimits
 
 
 def guarded_app(title: str, description: str, verifier: ChallengeVerifier,
-                limits: ServiceLimits | None = None) -> tuple[FastAPI, Callable[[Request], str]]:
-    """The app and its ``caller_did(request)`` dependency (401 with a fresh challenge, 403, 429)."""
+                limits: ServiceLimits | None = None, access_log: Path | None = None,
+                access_source: str = "keyservice") -> tuple[FastAPI, Callable[[Request], str]]:
+    """The app and its ``caller_did(request)`` dependency (401 with a fresh challenge, 403, 429).
+    With ``access_log`` every request is recorded there (:mod:`offchain.keyservice.access_log`)."""
     limits = limits or ServiceLimits()
     app = FastAPI(title=title, description=description, version="1")
     app.add_middleware(RequestLimits, limit=limits.max_body_bytes, per_ip=limits.per_ip())
+    if access_log is not None:
+        from offchain.keyservice.access_log import install
+
+        install(app, access_log, access_source, error_key="kind")
     per_did = limits.per_did()
     guard = ChallengeGuard(verifier, bind_request=True)
 
@@ -53,6 +60,7 @@ def guarded_app(title: str, description: str, verifier: ChallengeVerifier,
             raise HTTPException(status, detail={"error": message, "kind": type(exc).__name__},
                                 headers=guard.challenge_headers() if status == 401 else None) from None
         try:
+            request.state.did = who.did                  # for the access record
             per_did.take("did:" + who.did)
         except RateLimited as exc:
             raise HTTPException(429, detail={"error": str(exc), "kind": "RateLimited"},

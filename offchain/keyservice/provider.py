@@ -24,6 +24,7 @@ One release per job: a retry gets the same sealed bytes (same CID and hash on ch
 """
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class _Prepared:
     enc: EncryptedQuery
     peeled: PeeledKeys
     at: float
+    service: KeyService          # the job's view: dataset versions pinned at prepare
 
 
 @dataclass
@@ -186,7 +188,7 @@ class ProviderKeyService:
             self.chain.check_release(job_id, oracle)
         committed = self._committed_query(job_id, query)
         prep = self._prepare(view, committed)
-        manifests = {d: self.service.manifests[d] for d in prep.enc.datasets.values()}
+        manifests = {d: prep.service.manifests[d] for d in prep.enc.datasets.values()}
         self._log("key-release", oracle, {"job": job_id, "grant": prep.grant.grant_id,
                                           "layers": prep.peeled.describe()})
         return prep.enc, prep.peeled, manifests
@@ -199,11 +201,24 @@ class ProviderKeyService:
         if hit is not None and hit.query.hash == query.hash:
             return hit
         grant = self._grant_for(view, query)
-        enc, peeled = self.service.prepare(query, grant)
-        prep = _Prepared(grant, query, enc, peeled, time.monotonic())
+        pinned = self._pinned_service()
+        enc, peeled = pinned.prepare(query, grant)
+        prep = _Prepared(grant, query, enc, peeled, time.monotonic(), pinned)
         with self._lock:
             self._prepared[view.job_id] = prep
         return prep
+
+    def _pinned_service(self) -> KeyService:
+        """The key service as this job sees it: a keystore changed on disk (a rotation) is re-read
+        first (:class:`offchain.onion.keystore_watch.WatchedKeyring`), then the dataset versions are
+        pinned, so the job's release opens what its prepare released whatever a later reload serves."""
+        with self._lock:
+            refresh = getattr(self.service.keyring, "refresh", None)
+            if refresh is not None:
+                refresh()
+            pinned = copy.copy(self.service)
+            pinned.manifests = dict(self.service.manifests)
+        return pinned
 
     def _expire(self) -> None:
         cut = time.monotonic() - PREPARED_TTL_S
@@ -250,14 +265,14 @@ class ProviderKeyService:
         self.chain.check_release(job_id, oracle)
         committed = self._committed_query(job_id, query)
         prep = self._prepare(view, committed)
-        own = Engine({d: self.service.manifests[d] for d in prep.enc.datasets.values()}, self._store(),
+        own = Engine({d: prep.service.manifests[d] for d in prep.enc.datasets.values()}, self._store(),
                      prep.peeled, track_rows=self.auditor is not None).run(prep.enc)
         if not same_result(own, result):
             self._log("result-rejected", oracle, {"job": job_id, "grant": prep.grant.grant_id}, error="ResultRejected")
             raise ResultRejected(f"job {job_id}: the oracle's encrypted result is not the committed query's "
                                  f"result over the data (recomputed by the key service)", code="ResultRejected")
         audited = self._audit(job_id, prep, own)
-        rel = self._with_privacy(job_id, prep, own, self.service.open_recomputed(committed, prep.grant, own))
+        rel = self._with_privacy(job_id, prep, own, prep.service.open_recomputed(committed, prep.grant, own))
         sealed = self.seal({"job": job_id, "answer": rel.answer, "release": rel.record}, view.consumer)
         stored = self._released_put(job_id, committed.hash, sealed, rel.record)
         if stored[1] != sealed:                       # a concurrent retry won the race
@@ -275,7 +290,7 @@ class ProviderKeyService:
         """Refuse an answer the consumer could difference against its earlier ones (per dataset)."""
         if self.auditor is None:
             return []
-        manifests = {side: self.service.manifests[d] for side, d in prep.enc.datasets.items()}
+        manifests = {side: prep.service.manifests[d] for side, d in prep.enc.datasets.items()}
         k = max(DatasetPolicy.from_dict(m["policy"]).min_group_size for m in manifests.values())
         out = []
         for side, m in manifests.items():
@@ -298,7 +313,7 @@ class ProviderKeyService:
                 funcs[agg.label] = ("count", None, None)
                 continue
             side, col = (agg.column or "").split(".", 1) if "." in (agg.column or "") else ("left", agg.column)
-            manifest = self.service.manifests[prep.enc.datasets[side]]
+            manifest = prep.service.manifests[prep.enc.datasets[side]]
             bcol = bfv_column(manifest, col or "")
             slot = bcol.slot if bcol is not None else next(
                 s for s in PackingLayout.from_dict(manifest["hom"]["layout"]).slots if s.name == col)

@@ -19,6 +19,8 @@ from offchain.keyservice.privacy import PrivacyLedger
 from offchain.onion.policy import ReleaseRules
 from offchain.keyservice.release import KeyService
 from offchain.onion.keys import Keyring
+from offchain.onion.keystore_watch import WatchedKeyring, follow_rotated_versions
+from offchain.onion.rotation_policy import DatasetIndex
 from audit.oplog import OpLog
 from chain.deploy import bind, read_deployment
 from chain.tx import Sender
@@ -58,8 +60,11 @@ def build_key_service(settings: Settings, w3: Web3, provider: Identity, keyring:
                       service: ProviderKeyService | None = None,
                       policy: ReleasePolicy = ReleasePolicy()) -> BuiltKeyService:
     """The provider's key service for the current deployment (``service`` overrides discovery).
-    Its release ledger, query-auditor history and privacy budgets live in files under
-    ``$TDS_HOME/provider/<chain>-<jobs>/`` and survive restarts."""
+    A :class:`~offchain.onion.keystore_watch.WatchedKeyring` is followed: a rotation saved to the
+    keystore is served at the next request — new keys, destroyed ones gone, and the rotated version
+    once the provider anchored it (``Evidence.anchoredAt``). Its release ledger, query-auditor
+    history and privacy budgets live in files under ``$TDS_HOME/provider/<chain>-<jobs>/`` and
+    survive restarts."""
     deployment = read_deployment(settings.deployment_path(w3.eth.chain_id), w3.eth.chain_id)
     c = {n: bind(w3, deployment, n) for n in ("Jobs", "Authorizations", "AssetRegistry", "IdentityRegistry",
                                               "Evidence")}
@@ -76,9 +81,16 @@ def build_key_service(settings: Settings, w3: Web3, provider: Identity, keyring:
                                      auditor=QueryAuditor(folder / "auditor.sqlite") if policy.auditor else None,
                                      privacy=PrivacyLedger(folder / "privacy.sqlite"),
                                      require_terms=policy.require_terms, params_key=provider.x25519)
+    if isinstance(keyring, WatchedKeyring):   # a rotation on disk takes effect without a restart
+        index = DatasetIndex.of_keystore(keyring.path).path
+        keyring.on_reload(follow_rotated_versions(
+            service.service.manifests, index, store.cat,
+            lambda h: c["Evidence"].functions.anchoredAt(provider.address, bytes.fromhex(h[2:])).call() != 0))
+        keyring.watch(index)
     registry = IdentityRegistryClient(w3, c["IdentityRegistry"])
     verifier = ChallengeVerifier(domain=f"keyservice:{provider.address.lower()}")
-    app = create_key_service_app(service, provider, registry, directory, verifier)
+    app = create_key_service_app(service, provider, registry, directory, verifier,
+                                 access_log=folder / "access.jsonl")  # tailed by `tds monitor run`
     oplog = service.oplog or OpLog(folder / "log", provider.did)
     anchorer = Anchorer(oplog, c["Evidence"], service.sender or sender, w3, deployment["block"])
     return BuiltKeyService(service, app, anchorer)

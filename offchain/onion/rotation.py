@@ -1,6 +1,10 @@
 """Key rotation with re-encryption (000 §12.2.1.1): the provider opens every layer with the
 old keys, re-encrypts under fresh keys (same dataset id, new key ids in the manifest), then
-retires — or destroys — the old keys. After destruction nothing under them opens again."""
+retires — or destroys — the old keys. After destruction nothing under them opens again.
+
+A rotated dataset keeps the cryptography profile its manifest records (``sm``: SM4 keys and
+SM3 digests again), whatever ``TDS_CRYPTO_PROFILE`` says: rotation renews keys, it never
+migrates a dataset to another profile."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -11,7 +15,7 @@ from offchain.ingest.schema import Schema
 from offchain.ingest.table import Table
 from offchain.onion.bfv import BfvColumn, blocks, context, ct_from_bytes
 from offchain.onion.chunks import split_fixed, split_varlen, unpack_object
-from offchain.onion.dataset import EncryptedDataset, encrypt_table, scaled_value
+from offchain.onion.dataset import EncryptedDataset, encrypt_table, manifest_profile, scaled_value
 from offchain.onion.det import decode_value
 from offchain.onion.keys import Keyring
 from offchain.onion.keystore import Keystore
@@ -100,8 +104,9 @@ def rotate_dataset(ds: EncryptedDataset, keystore: Keystore, destroy_old: bool =
                         Classification(m["classification"]["dataset"], m["classification"]["fields"]),
                         ring, det_keys=det_keys, quality_hash=m.get("quality_report_hash"),
                         chunk_rows=m["chunk_rows"], processes=processes, dataset_id=m["dataset_id"],
-                        progress=progress)
-    new.manifest["rotated_from"] = ds.manifest_hash
+                        progress=progress, profile=manifest_profile(m).name)
+    new.manifest["rotated_from"] = ds.manifest_hash            # a rotation, not an append ...
+    new.manifest["previous_version_hash"] = ds.manifest_hash   # ... in the same hash chain as appended versions
     keystore.add_keyring(ring)
     for key_id in manifest_key_ids(m) - manifest_key_ids(new.manifest) - keep:
         if key_id in keystore.entries:

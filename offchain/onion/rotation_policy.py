@@ -13,6 +13,14 @@ version's keys go only if **no live grant** exists on any asset registered with 
 manifest hash — live meaning status Active (a frozen grant can be unfrozen) and not past its
 expiry, whether or not uses remain (a job may still be in flight) — and no current or still-
 needed version shares the key. If the chain cannot be asked, nothing is destroyed.
+
+A rotated version joins its dataset's hash chain like an appended one (its manifest's
+``previous_version_hash`` and ``rotated_from`` name the version it replaces) and is anchored on
+chain the same way (:func:`chain_version_anchor`: ``Evidence.anchorHash(hash, keccak
+("DATASET_VERSION"), assetId)`` for the asset registered with an earlier version of the dataset).
+The index entry records the anchor (``anchors``: asset and transaction) or why it is still pending
+(``anchor_error``); :func:`anchor_pending` retries those on the next run. A key service following
+the keystore (:mod:`offchain.onion.keystore_watch`) serves an anchored new version without a restart.
 """
 from __future__ import annotations
 
@@ -31,8 +39,12 @@ from offchain.onion.rotation import manifest_key_ids, rotate_dataset
 
 INDEX_FILE = "datasets.json"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DATASET_VERSION_KIND = "DATASET_VERSION"   # the Evidence kind of a dataset version (as offchain.sources anchors)
 Progress = Callable[[str], None]
 LiveGrants = Callable[[str], list[int]]
+VersionAnchor = Callable[[list[str], str], list[dict[str, Any]]]
+"""``anchor(earlier version hashes, new hash) -> [{"asset": id, "tx": hash}]``: the new version
+anchored on chain for the asset(s) registered with an earlier version (empty: none registered)."""
 
 
 class RotationPolicyError(DataPlaneError):
@@ -121,9 +133,12 @@ def _load(manifest_cid: str, fetch: Callable[[str], bytes]) -> EncryptedDataset:
 
 
 def rotate_version(index: DatasetIndex, keystore: Keystore, store: Any, manifest_cid: str,
-                   progress: Progress = lambda line: None, processes: int = 1) -> dict[str, Any]:
-    """Re-encrypt the dataset behind ``manifest_cid`` under fresh keys, publish it to ``store`` and
-    make it current; the old version's keys are retired unless another current version uses them."""
+                   progress: Progress = lambda line: None, processes: int = 1,
+                   anchor: VersionAnchor | None = None) -> dict[str, Any]:
+    """Re-encrypt the dataset behind ``manifest_cid`` under fresh keys (of the profile its manifest
+    records), publish it to ``store`` and make it current; the old version's keys are retired
+    unless another current version uses them. With ``anchor`` the new version is anchored on chain
+    like an appended one (the entry's ``anchors``, or ``anchor_error`` when that failed)."""
     old = _load(manifest_cid, store.cat)
     did = old.dataset_id
     if not any(v["cid"] == manifest_cid for v in index.versions(did)):
@@ -142,10 +157,71 @@ def rotate_version(index: DatasetIndex, keystore: Keystore, store: Any, manifest
                          progress=tick)
     cid = new.publish(store.add_bytes)
     entry = index.record(new.manifest, cid, new.manifest_hash)
+    entry["previous"] = old.manifest_hash
+    index.save()
     retired = manifest_key_ids(old.manifest) - manifest_key_ids(new.manifest) - keep
-    progress(f"{did}: new version {cid}, {len(retired)} old keys retired; register it with "
-             f"'tds asset register {cid}' so new grants use it")
+    progress(f"{did}: new version {cid} ({new.manifest.get('crypto_profile', 'default')} profile), "
+             f"{len(retired)} old keys retired")
+    if anchor is None:
+        progress(f"{did}: version {cid} not anchored (no wallet given): 'tds data rotate --identity NAME' "
+                 f"anchors pending versions, or register it as a new asset with 'tds asset register {cid}'")
+    else:
+        anchor_entry(index, did, entry, anchor, progress)
     return entry
+
+
+def anchor_entry(index: DatasetIndex, dataset_id: str, entry: dict[str, Any], anchor: VersionAnchor,
+                 progress: Progress = lambda line: None) -> None:
+    """Anchor one rotated version (``entry`` of ``dataset_id``) and record the outcome in the index."""
+    earlier = [v["hash"] for v in index.versions(dataset_id) if v["cid"] != entry["cid"]]
+    try:
+        entry["anchors"] = anchor(earlier, entry["hash"])
+        entry.pop("anchor_error", None)
+        where = ", ".join(f"asset {a['asset']} (tx {a['tx']})" for a in entry["anchors"]) or \
+            "no asset is registered with an earlier version; register one with 'tds asset register'"
+        progress(f"{dataset_id}: version {entry['cid']} anchored: {where}")
+    except Exception as exc:  # noqa: BLE001 - the chain is an edge: record why, retry next run
+        entry["anchor_error"] = f"{type(exc).__name__}: {exc}"
+        progress(f"{dataset_id}: version {entry['cid']} not anchored yet ({entry['anchor_error']}); "
+                 "the next 'tds data rotate' retries")
+    index.save()
+
+
+def anchor_pending(index: DatasetIndex, anchor: VersionAnchor, progress: Progress = lambda line: None) -> list[str]:
+    """Anchor every rotated version not anchored yet (a failed or wallet-less earlier run); their CIDs."""
+    done = []
+    for dataset_id, versions in index.doc["datasets"].items():
+        for v in versions:
+            if v.get("previous") and "anchors" not in v and v["state"] != "destroyed":
+                anchor_entry(index, dataset_id, v, anchor, progress)
+                done += [v["cid"]] if "anchors" in v else []
+    return done
+
+
+def chain_version_anchor(assets: Any, evidence: Any, send: Callable[[Any], Any], provider: str,
+                         from_block: int) -> VersionAnchor:
+    """:data:`VersionAnchor` on chain: the first of ``provider``'s assets registered with an earlier
+    version's manifest hash (or an earlier rotated version anchored for one) is the subject of
+    ``Evidence.anchorHash(new hash, keccak("DATASET_VERSION"), assetId)``, sent with ``send``."""
+    from eth_utils import keccak
+
+    kind = keccak(text=DATASET_VERSION_KIND)
+
+    def anchor(earlier: list[str], new_hash: str) -> list[dict[str, Any]]:
+        want = {bytes.fromhex(h.removeprefix("0x")) for h in earlier}
+        found = {ev["args"]["assetId"] for ev in assets.events.AssetRegistered().get_logs(
+            from_block=from_block, argument_filters={"provider": provider}) if bytes(ev["args"]["manifestHash"]) in want}
+        found |= {ev["args"]["subjectId"] for ev in evidence.events.HashAnchored().get_logs(
+            from_block=from_block, argument_filters={"producer": provider})
+            if bytes(ev["args"]["hash"]) in want and bytes(ev["args"]["kind"]) == kind}
+        if not found:
+            return []
+        asset, h = min(found), bytes.fromhex(new_hash.removeprefix("0x"))
+        if evidence.functions.anchoredAt(provider, h).call():
+            return [{"asset": asset, "tx": "already-anchored"}]
+        receipt = send(evidence.functions.anchorHash(h, kind, asset))
+        return [{"asset": asset, "tx": "0x" + bytes(receipt["transactionHash"]).hex()}]
+    return anchor
 
 
 def destroy_unneeded(index: DatasetIndex, keystore: Keystore, live_grants: LiveGrants | None,

@@ -8,20 +8,28 @@ byte-identical to the single-process one), MIN / MAX codes compare as bytes. Res
 identical to the single-process path.
 
 ``DaskOptions(scheduler="tcp://HOST:PORT")`` uses a running cluster; without a scheduler a
-``LocalCluster`` with ``workers`` worker processes is started on this machine (once per process).
-A worker that dies mid-query loses its tasks; the scheduler reruns them on another worker (up to
-``distributed.scheduler.allowed-failures`` times), and ``retries`` reruns a task that raised.
+``LocalCluster`` with ``workers`` worker processes is started on this machine (once per process;
+:mod:`.cluster` holds the connection, the rule deciding which tables are partitioned, and the
+errors). A worker that dies mid-query loses its tasks; the scheduler reruns them on another worker
+(up to ``distributed.scheduler.allowed-failures`` times), and ``retries`` reruns a task that
+raised. A scheduler that goes away mid-query has every partition resubmitted once over a new
+connection, then :class:`~offchain.query.cluster.ClusterLost`.
 The tasks receive the query's tokens and the peeled RND keys: a Dask cluster is the compute
 provider's own machinery, trusted exactly as the oracle process is."""
 from __future__ import annotations
 
+import logging
 import os
-import threading
-from dataclasses import dataclass
+from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from distributed.comm.core import CommClosedError
+
 from offchain.errors import QueryError
+from offchain.query.cluster import (  # noqa: F401 (re-exported: where partitions run)
+    ClusterLost, ClusterUnavailable, DaskOptions, SchedulerUnreachable, client_for, close_clients, forget,
+    portable_fetch)
 from offchain.onion.bfv import evaluator
 from offchain.onion.paillier import PaillierPublicKey
 from offchain.onion.peel import PeeledKeys
@@ -30,16 +38,7 @@ from offchain.query.plan import EncryptedQuery
 if TYPE_CHECKING:
     from offchain.query.engine import Engine, EncryptedResult
 
-
-@dataclass(frozen=True)
-class DaskOptions:
-    """Where partitions run: ``scheduler`` (``tcp://HOST:PORT``) or a local cluster of
-    ``workers`` processes; ``partitions`` (default: 2 per worker, at most one per chunk)."""
-
-    scheduler: str | None = None
-    workers: int = 2
-    partitions: int | None = None
-    retries: int = 2
+log = logging.getLogger("tds.query")
 
 
 class ObjectDirectory:
@@ -56,39 +55,6 @@ class ObjectDirectory:
             return Path(self.root, cid).read_bytes()
         except FileNotFoundError:
             raise QueryError(f"object {cid} is not in {self.root}") from None
-
-
-_clients: dict[str, Any] = {}
-_lock = threading.Lock()
-
-
-def client_for(options: DaskOptions) -> Any:
-    """A Dask client for the options (a local cluster is started once and kept)."""
-    from dask.distributed import Client, LocalCluster
-    key = options.scheduler or f"local:{options.workers}"
-    with _lock:
-        client = _clients.get(key)
-        if client is not None and client.status == "running":
-            return client
-        if options.scheduler:
-            client = Client(options.scheduler, set_as_default=False)
-        else:
-            cluster = LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
-            client = Client(cluster, set_as_default=False)
-        _clients[key] = client
-        return client
-
-
-def close_clients() -> None:
-    """Close every client (and local cluster) this process started."""
-    with _lock:
-        for client in _clients.values():
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
-        _clients.clear()
 
 
 def partitions(manifest: dict, parts: int) -> list[tuple[dict, int]]:
@@ -108,25 +74,56 @@ def _run_partition(manifest: dict, fetch: Any, peeled: dict, query: dict, offset
                    track_rows: bool) -> tuple[dict, list]:
     from offchain.query.engine import Engine
     q = EncryptedQuery.from_dict(query)
-    engine = Engine({manifest["dataset_id"]: manifest}, fetch, PeeledKeys.from_dict(peeled), track_rows=track_rows)
+    engine = Engine({manifest["dataset_id"]: manifest}, fetch, PeeledKeys.from_dict(peeled), track_rows=track_rows,
+                    distributed=False)
     result = engine.run(q)
     members = [None if g.members is None else [offset + i for i in g.members["left"]] for g in result.groups]
     return result.to_dict(full_bfv=True), members
 
 
+# what a client raises when its scheduler goes away under it (futures cancelled with
+# "scheduler-connection-lost", a closed comm); an error raised by a task itself is not among them
+_LOST = (CancelledError, CommClosedError)
+
+
 def run_partitioned(engine: "Engine", q: EncryptedQuery, options: DaskOptions) -> "EncryptedResult":
-    """Run ``q`` over partitions of its dataset on the cluster and merge the partial results."""
+    """Run ``q`` over partitions of its dataset on the cluster and merge the partial results. If the
+    scheduler goes away mid-query, every partition is resubmitted once over a fresh connection;
+    if that fails too, :class:`ClusterLost` (never a result merged from some partitions)."""
     if q.join:
         raise QueryError("a JOIN is not partitioned; run it on one process")
     manifest = engine.manifests[q.datasets["left"]]
+    try:
+        return merge(manifest, q, _gather(engine, q, options, manifest))
+    except _LOST as exc:
+        first = f"{type(exc).__name__}: {exc}"
+    log.warning("Dask scheduler %s lost mid-query (%s); resubmitting every partition",
+                options.scheduler or "(local)", first)
+    forget(options)
+    try:
+        return merge(manifest, q, _gather(engine, q, options, manifest))
+    except SchedulerUnreachable as exc:
+        raise ClusterLost(exc.scheduler, f"{first}; then {exc.reason}") from None
+    except _LOST as exc:
+        raise ClusterLost(options.scheduler or "(local)", f"{first}; then {type(exc).__name__}: {exc}") from None
+
+
+def _gather(engine: "Engine", q: EncryptedQuery, options: DaskOptions, manifest: dict) -> list[tuple[dict, list]]:
     client = client_for(options)
-    workers = max(1, len(client.scheduler_info().get("workers", {})) or options.workers)
-    parts = partitions(manifest, options.partitions or 2 * workers)
-    fetch = client.scatter(engine.fetch, broadcast=True, hash=False)
+    workers = len(client.scheduler_info().get("workers", {}))
+    if not workers:
+        try:
+            client.wait_for_workers(1, timeout=options.connect_timeout)
+        except TimeoutError:
+            raise ClusterUnavailable(options.scheduler or "(local)", "has no workers",
+                                     f"start one or more 'dask worker {options.scheduler}'") from None
+        workers = len(client.scheduler_info().get("workers", {}))
+    parts = partitions(manifest, options.partitions or 2 * max(1, workers))
+    fetch = client.scatter(portable_fetch(engine.fetch), broadcast=True, hash=False)
     peeled = (engine.peeled or PeeledKeys()).to_dict()
     futures = [client.submit(_run_partition, sub, fetch, peeled, q.to_dict(), offset, engine.track_rows,
                              retries=options.retries, pure=False) for sub, offset in parts]
-    return merge(manifest, q, client.gather(futures))
+    return client.gather(futures)
 
 
 def merge(manifest: dict, q: EncryptedQuery, partials: list[tuple[dict, list]]) -> "EncryptedResult":

@@ -122,7 +122,9 @@ class Engine:
     """Runs :class:`EncryptedQuery` objects over datasets it can fetch. ``processes``: forked
     workers for products; ``cache``: where opened chunks are kept across queries (default: the
     process-wide :data:`~offchain.query.columns.SHARED_CACHE`); ``distributed``: a
-    :class:`~offchain.query.distributed.DaskOptions` to run partitions on a Dask cluster."""
+    :class:`~offchain.query.distributed.DaskOptions` to run partitions on a Dask cluster, ``None``
+    to follow the process's rule (:func:`offchain.query.cluster.configure`: big tables on the
+    service's cluster), ``False`` for this process only."""
 
     def __init__(self, manifests: dict[str, dict], fetch: Fetch, peeled: PeeledKeys,
                  processes: int = 1, track_rows: bool = False, cache: ChunkCache | None = None,
@@ -141,9 +143,10 @@ class Engine:
 
     def run(self, q: EncryptedQuery) -> EncryptedResult:
         views = {side: self.view(d) for side, d in q.datasets.items()}
-        if self.distributed is not None and not q.join:
+        options = self._cluster(q)
+        if options is not None:
             from offchain.query.distributed import run_partitioned
-            return run_partitioned(self, q, self.distributed)
+            return run_partitioned(self, q, options)
         if index_plan_applies(q, views["left"]):
             group = run_index(q, views["left"], self.track_rows)
             return EncryptedResult(q.query_hash, q.datasets, [group], "order_index")
@@ -151,6 +154,15 @@ class Engine:
             return self._run_join(q, views)
         return EncryptedResult(q.query_hash, q.datasets, scan(q, views["left"], self.processes, self.track_rows),
                                "scan")
+
+    def _cluster(self, q: EncryptedQuery) -> Any:
+        """The Dask options ``q`` runs on, or None to run it here."""
+        if q.join or self.distributed is False:
+            return None
+        if self.distributed is not None:
+            return self.distributed
+        from offchain.query.cluster import options_for
+        return options_for(self.manifests[q.datasets["left"]])
 
     # the join plan: row pairs over the list forms ------------------------------------------------
     def _select(self, view: DatasetView, side: str, tokens: tuple) -> list[int]:

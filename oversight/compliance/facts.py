@@ -16,12 +16,16 @@ What counts as a fact and where it comes from (docs/compliance.md):
 * consumers — the credential hash behind each consumer's CONSUMER role (``roleCredential``) and,
   when the scan was given that credential, the jurisdiction it names;
 * endpoints — NodeRegistry endpoints and the service URLs registration documents name.
+
+The chain's part is read through a :class:`~oversight.compliance.history.History`: the node
+(:func:`gather`) or the shared event index (:func:`oversight.compliance.facts_index.gather_indexed`);
+both give equal facts.
 """
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,28 +33,21 @@ from eth_utils import keccak, to_checksum_address
 
 from audit.oplog import Batch, OpLogError, OpRecord
 from chain.cid import cid_from_bytes
-from chain.system import role_id
 from did.identity import Identity
+from oversight.compliance.history import ChainHistory, History
 from oversight.compliance.registration import (
+    AMENDMENT_KIND,
     DocumentMismatch,
     MalformedRegistration,
     RegistrationDoc,
-    find_amendment,
+    latest_amendment,
     load_registration,
     open_document,
-    template_policy,
+    published_policy,
 )
 
 CLASSIFICATIONS = ("public", "internal", "sensitive", "confidential")
-ASSET_STATES = ("none", "active", "frozen", "offline", "pending", "rejected")
-GRANT_STATES = ("none", "active", "revoked", "closed")
-JOB_STATES = ("none", "requested", "accepted", "completed", "failed", "reclaimed", "cancelled", "released")
-NODE_KINDS = ("none", "compute node", "party node")
 Fetch = Callable[[str], bytes]
-
-
-def _ev(e: Any) -> str:
-    return f"{e['transactionHash'].to_0x_hex()}:{e['logIndex']}"
 
 
 @dataclass(frozen=True)
@@ -164,19 +161,19 @@ def _documents(reg: RegistrationDoc, fetch: Fetch, reader: Identity | None, read
     return out
 
 
-def gather_assets(c: dict[str, Any], fetch: Fetch, from_block: int, reader: Identity | None = None,
+def gather_assets(h: History, fetch: Fetch, reader: Identity | None = None,
                   reader_role: str = "regulator") -> tuple[dict[int, AssetFact], dict[int, str]]:
     """Every certificate with its registration document, and the policy of each template used."""
-    reg = c["AssetRegistry"]
     assets: dict[int, AssetFact] = {}
     policies: dict[int, str] = {}
-    for e in reg.events.AssetRegistered().get_logs(from_block=from_block):
-        a = e["args"]
+    for e in h.logs("AssetRegistry", "AssetRegistered"):
+        a = e.args
         aid, tpl = int(a["assetId"]), int(a["templateId"])
         if tpl not in policies:
-            policies[tpl] = template_policy(c["CertificateTemplates"], tpl, fetch, from_block)
-        state = ASSET_STATES[int(reg.functions.stateOf(aid).call())]
-        holder = reg.functions.ownerOf(aid).call() if state != "none" else a["provider"]
+            published = h.logs("CertificateTemplates", "TemplatePublished", templateId=tpl)
+            policies[tpl] = published_policy(published[-1].args if published else None, fetch)
+        state, holder = h.asset(aid)
+        holder = holder or a["provider"]
         try:
             meta_cid = cid_from_bytes(bytes(a["metadataCid"])).encode()
         except ValueError:
@@ -188,27 +185,28 @@ def gather_assets(c: dict[str, Any], fetch: Fetch, from_block: int, reader: Iden
             error = str(exc)
         except Exception as exc:   # noqa: BLE001 - the store has no such block, or the CID is not one
             error = f"the registration document {meta_cid} is not in the content store ({type(exc).__name__})"
-        found = find_amendment(c["Evidence"], aid, holder, "0x" + bytes(a["manifestHash"]).hex(), fetch, from_block)
+        anchored = h.logs("Evidence", "HashAnchored", producer=holder, kind=AMENDMENT_KIND)
+        found = latest_amendment([(x.args, x.evidence) for x in anchored], aid, "0x" + bytes(a["manifestHash"]).hex(),
+                                 fetch)
         if found is not None:
             (doc, amended), error = found, None
         if doc is not None:
             documents = _documents(doc, fetch, reader, reader_role)
         assets[aid] = AssetFact(aid, holder, a["provider"], tpl, CLASSIFICATIONS[int(a["classification"])], state,
-                                meta_cid, _ev(e), doc, error, documents, amended)
+                                meta_cid, e.evidence, doc, error, documents, amended)
     return assets, policies
 
 
-def gather_grants(c: dict[str, Any], fetch: Fetch, from_block: int) -> dict[int, GrantFact]:
+def gather_grants(h: History, fetch: Fetch) -> dict[int, GrantFact]:
     """Every grant with its status now and its terms document (purpose, field scope) if any."""
     from offchain.errors import GrantRefused
     from offchain.keyservice.terms import load_terms
 
-    auth = c["Authorizations"]
     out: dict[int, GrantFact] = {}
-    for e in auth.events.GrantIssued().get_logs(from_block=from_block):
-        a, t = e["args"], e["args"]["terms"]
+    for e in h.logs("Authorizations", "GrantIssued"):
+        a, t = e.args, e.args["terms"]
         gid = int(a["grantId"])
-        status = GRANT_STATES[int(auth.functions.grantOf(gid).call()[4])]
+        status = h.grant_status(gid)
         purpose_hash = bytes(t["purposeHash"])
         purpose, scope, error = None, None, None
         try:
@@ -218,22 +216,19 @@ def gather_grants(c: dict[str, Any], fetch: Fetch, from_block: int) -> dict[int,
         except GrantRefused as exc:
             error = str(exc)
         out[gid] = GrantFact(gid, int(a["assetId"]), a["consumer"], a["provider"], int(t["operations"]), status,
-                             "0x" + purpose_hash.hex(), _ev(e), purpose, scope, error)
+                             "0x" + purpose_hash.hex(), e.evidence, purpose, scope, error)
     return out
 
 
-def gather_jobs(c: dict[str, Any], from_block: int) -> dict[int, JobFact]:
+def gather_jobs(h: History) -> dict[int, JobFact]:
     """Every job request with its status now and who released its answer."""
-    jobs = c["Jobs"]
-    released = {int(e["args"]["jobId"]): e["args"]["provider"]
-                for e in jobs.events.AnswerReleased().get_logs(from_block=from_block)}
+    released = {int(e.args["jobId"]): e.args["provider"] for e in h.logs("Jobs", "AnswerReleased")}
     out: dict[int, JobFact] = {}
-    for e in jobs.events.JobRequested().get_logs(from_block=from_block):
-        a = e["args"]
+    for e in h.logs("Jobs", "JobRequested"):
+        a = e.args
         jid = int(a["jobId"])
-        status = JOB_STATES[int(jobs.functions.jobOf(jid).call()[0][3])]
-        out[jid] = JobFact(jid, int(a["grantId"]), int(a["assetId"]), a["consumer"], int(a["operation"]), status,
-                           _ev(e), released.get(jid))
+        out[jid] = JobFact(jid, int(a["grantId"]), int(a["assetId"]), a["consumer"], int(a["operation"]),
+                           h.job_status(jid), e.evidence, released.get(jid))
     return out
 
 
@@ -247,12 +242,10 @@ def _release(r: OpRecord, anchored: bool, source: str) -> ReleaseFact:
                        int(grant) if str(grant or "").isdigit() else None, layers, anchored, source)
 
 
-def gather_releases(c: dict[str, Any], folders: Iterable[Path], from_block: int
-                    ) -> tuple[tuple[ReleaseFact, ...], frozenset[str]]:
+def gather_releases(h: History, folders: Iterable[Path]) -> tuple[tuple[ReleaseFact, ...], frozenset[str]]:
     """The ``key-release`` records of the given operation-log folders, each marked anchored or not,
     and the producers whose logs were read."""
-    anchored = {(e["args"]["producer"], bytes(e["args"]["root"]))
-                for e in c["Evidence"].events.BatchAnchored().get_logs(from_block=from_block)}
+    anchored = {(e.args["producer"], bytes(e.args["root"])) for e in h.logs("Evidence", "BatchAnchored")}
     out: list[ReleaseFact] = []
     producers: set[str] = set()
     for folder in folders:
@@ -295,33 +288,31 @@ def load_credentials(paths: Iterable[Path]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def gather_consumers(c: dict[str, Any], addresses: Iterable[str], credentials: dict[str, dict[str, Any]]
+def gather_consumers(h: History, addresses: Iterable[str], credentials: dict[str, dict[str, Any]]
                      ) -> dict[str, ConsumerFact]:
     """Each consumer's CONSUMER credential hash on chain and the jurisdiction that credential names."""
     out = {}
     for addr in sorted(set(addresses)):
-        h, _until = c["IdentityRegistry"].functions.roleCredential(addr, role_id("CONSUMER")).call()
-        text = "0x" + bytes(h).hex() if bytes(h) != b"\0" * 32 else None
+        text = h.consumer_credential(addr)
         vc = credentials.get(text or "")
         jurisdiction = vc["credentialSubject"].get("jurisdiction") if vc else None
         out[addr] = ConsumerFact(addr, text, vc is not None, str(jurisdiction) if jurisdiction else None)
     return out
 
 
-def gather_endpoints(c: dict[str, Any], assets: dict[int, AssetFact], from_block: int) -> tuple[EndpointFact, ...]:
+def gather_endpoints(h: History, assets: dict[int, AssetFact]) -> tuple[EndpointFact, ...]:
     """Active NodeRegistry nodes' endpoints, and the service URLs of live assets' registrations."""
-    nodes = c["NodeRegistry"]
     out = []
     seen: dict[str, str] = {}
-    for e in nodes.events.NodeAdded().get_logs(from_block=from_block):
-        seen[e["args"]["node"]] = _ev(e)
-    for e in nodes.events.NodeEndpointChanged().get_logs(from_block=from_block):
-        seen[e["args"]["node"]] = _ev(e)
+    for e in h.logs("NodeRegistry", "NodeAdded"):
+        seen[e.args["node"]] = e.evidence
+    for e in h.logs("NodeRegistry", "NodeEndpointChanged"):
+        seen[e.args["node"]] = e.evidence
     for node, ev in seen.items():
-        n = nodes.functions.nodeOf(node).call()
-        if int(n[1]) != 1:       # only active nodes are reached
+        n = h.node(node)
+        if n is None or not n.active:       # only active nodes are reached
             continue
-        out.append(EndpointFact(node, NODE_KINDS[int(n[0])], str(n[6]), str(n[7]), ev))
+        out.append(EndpointFact(node, n.kind, n.name, n.endpoint, ev))
     for a in assets.values():
         if a.registration is not None and a.state in ("active", "frozen", "pending"):
             for url in a.registration.endpoints:
@@ -333,17 +324,35 @@ def gather_endpoints(c: dict[str, Any], assets: dict[int, AssetFact], from_block
 def gather(w3: Any, c: dict[str, Any], from_block: int, fetch: Fetch, *, oplogs: Iterable[Path] = (),
            credentials: dict[str, dict[str, Any]] | None = None, reader: Identity | None = None,
            reader_role: str = "regulator") -> Facts:
-    """All facts of one scan, read at the chain's head."""
-    head = w3.eth.get_block("latest")
-    assets, policies = gather_assets(c, fetch, from_block, reader, reader_role)
-    grants = gather_grants(c, fetch, from_block)
-    releases, producers = gather_releases(c, oplogs, from_block)
-    consumers = gather_consumers(c, {g.consumer for g in grants.values()}, credentials or {})
-    return Facts(int(head["number"]), int(head["timestamp"]), assets, policies, grants, gather_jobs(c, from_block),
-                 releases, producers, consumers, gather_endpoints(c, assets, from_block))
+    """All facts of one scan, read from the node at the chain's head."""
+    return gather_from(ChainHistory(w3, c, from_block), fetch, oplogs=oplogs, credentials=credentials, reader=reader,
+                       reader_role=reader_role)
+
+
+def gather_from(h: History, fetch: Fetch, *, oplogs: Iterable[Path] = (),
+                credentials: dict[str, dict[str, Any]] | None = None, reader: Identity | None = None,
+                reader_role: str = "regulator") -> Facts:
+    """All facts of one scan, the chain's part as ``h`` reads it (at ``h.head()``)."""
+    block, when = h.head()
+    assets, policies = gather_assets(h, fetch, reader, reader_role)
+    grants = gather_grants(h, fetch)
+    releases, producers = gather_releases(h, oplogs)
+    consumers = gather_consumers(h, {g.consumer for g in grants.values()}, credentials or {})
+    return Facts(block, when, assets, policies, grants, gather_jobs(h), releases, producers, consumers,
+                 gather_endpoints(h, assets))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(map(str, value))
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    return str(value)
 
 
 def facts_digest(facts: Facts) -> str:
-    """A short fingerprint of what was scanned (block and counts), for the report."""
-    text = f"{facts.block}|{len(facts.assets)}|{len(facts.grants)}|{len(facts.jobs)}|{len(facts.releases)}"
+    """A short fingerprint of everything scanned — every fact as canonical JSON, keccak-256 — so
+    equal facts (read from the node or from the event index) give equal digests, and any
+    difference in any field gives another."""
+    text = json.dumps(asdict(facts), sort_keys=True, separators=(",", ":"), default=_jsonable)
     return "0x" + keccak(text=text).hex()[:16]

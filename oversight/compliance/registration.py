@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,9 +190,14 @@ def template_policy(templates: Any, template_id: int, fetch: Fetch, from_block: 
     ``termsHash`` (keccak-256); anything unreadable gives the default."""
     logs = templates.events.TemplatePublished().get_logs(from_block=from_block,
                                                        argument_filters={"templateId": template_id})
-    if not logs:
+    return published_policy(logs[-1]["args"] if logs else None, fetch)
+
+
+def published_policy(args: Any, fetch: Fetch) -> str:
+    """The policy of the template whose latest ``TemplatePublished`` arguments are ``args`` (None:
+    never published — the default)."""
+    if args is None:
         return DEFAULT_POLICY
-    args = logs[-1]["args"]
     try:
         raw = fetch(cid_from_bytes(bytes(args["termsCid"])).encode())
     except Exception:   # noqa: BLE001 - no such block, or termsCid is not a CID: the default applies
@@ -313,8 +318,16 @@ def find_amendment(evidence: Any, asset_id: int, holder: str, manifest_hash: str
     (``<tx>:<log index>``); amendments by anyone else, or about another manifest, do not count."""
     logs = evidence.events.HashAnchored().get_logs(from_block=from_block,
                                                   argument_filters={"producer": holder, "kind": AMENDMENT_KIND})
-    for e in reversed([e for e in logs if int(e["args"]["subjectId"]) == asset_id]):
-        cid = Cid(1, RAW_CODEC, bytes(e["args"]["hash"]))
+    return latest_amendment([(e["args"], f"{e['transactionHash'].to_0x_hex()}:{e['logIndex']}") for e in logs],
+                            asset_id, manifest_hash, fetch)
+
+
+def latest_amendment(anchored: Sequence[tuple[Any, str]], asset_id: int, manifest_hash: str, fetch: Fetch
+                     ) -> tuple[RegistrationDoc, str] | None:
+    """The latest readable amendment of ``asset_id`` for ``manifest_hash`` among the holder's
+    ``REGISTRATION_AMENDMENT`` anchors ``anchored`` ((arguments, ``<tx>:<log index>``), chain order)."""
+    for args, where in reversed([(a, w) for a, w in anchored if int(a["subjectId"]) == asset_id]):
+        cid = Cid(1, RAW_CODEC, bytes(args["hash"]))
         try:
             raw = fetch(cid.encode())
         except Exception:   # noqa: BLE001, S112 - not in the store: an earlier amendment may be
@@ -326,5 +339,5 @@ def find_amendment(evidence: Any, asset_id: int, holder: str, manifest_hash: str
         except MalformedRegistration:
             continue
         if doc.manifest_hash.lower() == manifest_hash.lower():
-            return doc, f"{e['transactionHash'].to_0x_hex()}:{e['logIndex']}"
+            return doc, where
     return None

@@ -91,11 +91,21 @@ class Scanner:
     credentials: dict[str, dict[str, Any]] = field(default_factory=dict)
     reader: Identity | None = None    # the regulator's identity: opens the sealed documents
     pushes: tuple[WebhookPush, ...] = ()
+    index: Any = None                 # an audit.index.EventIndex: read the chain's part from it
+    refresh_index: bool = True        # bring the index up to the chain's head before each scan
 
     def facts(self) -> Facts:
-        """The facts at the chain's head."""
-        return gather(self.w3, self.contracts, self.from_block, self.fetch, oplogs=self.oplogs,
-                      credentials=self.credentials, reader=self.reader)
+        """The facts at the chain's head: from the event index (first caught up) if the scanner has
+        one, else from the node."""
+        if self.index is None:
+            return gather(self.w3, self.contracts, self.from_block, self.fetch, oplogs=self.oplogs,
+                          credentials=self.credentials, reader=self.reader)
+        from oversight.compliance.facts_index import gather_indexed
+
+        if self.refresh_index:
+            self.index.catch_up()
+        return gather_indexed(self.index, self.fetch, from_block=self.from_block, oplogs=self.oplogs,
+                              credentials=self.credentials, reader=self.reader)
 
 
 @dataclass
@@ -108,18 +118,20 @@ class ScanResult:
     gone: list[str] = field(default_factory=list)
     delivered: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    source: str = "chain"             # where the chain's facts were read: "chain" (the node) or "index"
 
     def to_json(self) -> dict[str, Any]:
         """What one scan did, as JSON (``tds compliance scan --json``)."""
         return {"block": self.block, "time": self.time, "violations": len(self.violations), "opened": self.opened,
-                "reopened": self.reopened, "gone": self.gone, "delivered": self.delivered, "failed": self.failed}
+                "reopened": self.reopened, "gone": self.gone, "delivered": self.delivered, "failed": self.failed,
+                "source": self.source}
 
 
 def scan(s: Scanner, categories: tuple[str, ...] = CATEGORIES) -> ScanResult:
     """Run the checks of ``categories`` once and bring the store up to date."""
     facts = s.facts()
     violations = run_checks(facts, categories)
-    out = ScanResult(facts.block, facts.time, violations)
+    out = ScanResult(facts.block, facts.time, violations, source="chain" if s.index is None else "index")
     now = time.time()
     for v in violations:
         f = s.store.seen(v, facts.block, now)

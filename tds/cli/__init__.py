@@ -20,10 +20,12 @@ from tds.cli.assets import asset, catalog
 from tds.cli.earnings import earnings
 from tds.cli.grants import grant
 from tds.cli import offers  # noqa: F401  (registers grant sign, submit, cancel-offer)
+from tds.cli import onboarding  # noqa: F401  (registers id apply, applications, review, admit)
 from tds.cli.jobs import job
 from tds.cli.ratings import rate
 from tds.cli.services import oracle, provider
 from tds.cli.oversight import monitor, regulator
+from tds.cli import disputes  # noqa: F401  (registers job dispute|release-held, regulator disputes|decide)
 from tds.cli.compliance import compliance
 from tds.cli.governance import gov
 from tds.cli.sources import source

@@ -5,6 +5,10 @@ AssetRegistry, or the deployment's operator — which anchors each finding's ``o
 ``verified`` transitions; the responsible party acknowledges and reports a fix with its own wallet
 (anchored under its own account). Findings and transition logs live in
 ``$TDS_HOME/compliance/<chain>-<AssetRegistry>/``.
+
+``scan`` and ``verify`` read the chain's part of the facts from the shared event index when one is
+configured (``TDS_INDEX_URL``) or present (``$TDS_HOME/index/events.sqlite``), brought up to the
+chain's head first; ``--from-chain`` reads the node alone (both give the same facts).
 """
 from __future__ import annotations
 
@@ -40,6 +44,8 @@ def _evidence_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="The regulator's 'tds id' identity: open its sealed consent/ownership copies and "
                           "re-hash them (password: $TDS_KEYSTORE_PASSWORD or --password-env)."),
         click.option("--password-env", metavar="VAR", default=None, help="Environment variable with --reader's password."),
+        click.option("--from-chain", is_flag=True,
+                     help="Read events and state from the node (eth_getLogs, views) instead of the event index."),
     ]):
         fn = opt(fn)
     return fn
@@ -62,8 +68,27 @@ def _authority(d: Any, wallet: WalletChoice) -> Any:
     return me
 
 
+def _index(d: Any, quiet: bool = False) -> Any:
+    """The event index scans read (None: none configured or present, so the node), with a note."""
+    from audit.index import EventIndex, IndexMismatch
+    from oversight.index_source import IndexUnavailable, configured_index
+
+    url = configured_index(d.settings)
+    if url is None:
+        return None
+    try:
+        index = EventIndex(d.w3, d.deployment, url)
+    except IndexMismatch as exc:
+        raise IndexUnavailable(url, str(exc)) from None
+    if not quiet:
+        err_console.print(f"facts from the event index {index.engine.url.render_as_string(hide_password=True)}, "
+                          "brought up to the chain's head (--from-chain reads the node)", markup=False)
+    return index
+
+
 def _scanner(d: Any, account: Any, oplog: tuple[Path, ...] = (), credentials: tuple[Path, ...] = (),
-             reader: str | None = None, password_env: str | None = None, pushes: tuple[Any, ...] = ()) -> Any:
+             reader: str | None = None, password_env: str | None = None, pushes: tuple[Any, ...] = (),
+             from_chain: bool = True, quiet: bool = False) -> Any:
     from chain.config import keystore_password
     from oversight.compliance.facts import load_credentials
     from oversight.compliance.findings import FindingStore, TransitionAnchor
@@ -81,7 +106,8 @@ def _scanner(d: Any, account: Any, oplog: tuple[Path, ...] = (), credentials: tu
     block = int(d.deployment["block"])
     return Scanner(d.w3, d.c, block, store.cat, account, _did_of(d, account.address),
                    FindingStore(folder / "findings.sqlite"), TransitionAnchor(d.w3, d.c["Evidence"], folder / "log", block),
-                   tuple(oplog), load_credentials(credentials), ident, pushes)
+                   tuple(oplog), load_credentials(credentials), ident, pushes,
+                   None if from_chain else _index(d, quiet))
 
 
 def recipients(d: Any) -> dict[str, tuple[str, bytes]]:
@@ -119,8 +145,8 @@ def compliance() -> None:
 @wallet_options
 @onchain
 def scan_cmd(oplog: tuple[Path, ...], credentials: tuple[Path, ...], reader: str | None, password_env: str | None,
-             categories: tuple[str, ...], webhook: tuple[str, ...], schedule: str | None, as_json: bool,
-             wallet: WalletChoice) -> None:
+             from_chain: bool, categories: tuple[str, ...], webhook: tuple[str, ...], schedule: str | None,
+             as_json: bool, wallet: WalletChoice) -> None:
     """Scan the data space once (or on --schedule) and open, reopen and push findings."""
     from oversight.compliance.checks import CATEGORIES
     from oversight.compliance.scan import parse_push, scan
@@ -131,7 +157,7 @@ def scan_cmd(oplog: tuple[Path, ...], credentials: tuple[Path, ...], reader: str
         schedule = parse_schedule(schedule)
     d = Deployed.open()
     s = _scanner(d, _authority(d, wallet), oplog, credentials, reader, password_env,
-                 tuple(parse_push(w) for w in webhook))
+                 tuple(parse_push(w) for w in webhook), from_chain, quiet=as_json)
     cats = tuple(categories) or CATEGORIES
 
     def once() -> None:
@@ -217,13 +243,13 @@ def fix_cmd(finding: str, note: str, wallet: WalletChoice) -> None:
 @wallet_options
 @onchain
 def verify_cmd(finding: str, oplog: tuple[Path, ...], credentials: tuple[Path, ...], reader: str | None,
-               password_env: str | None, note: str, wallet: WalletChoice) -> None:
+               password_env: str | None, from_chain: bool, note: str, wallet: WalletChoice) -> None:
     """The scanning authority closes a fixed FINDING once a fresh scan no longer shows it."""
     from oversight.compliance.scan import verify
     from tds.cli.deployed import Deployed
 
     d = Deployed.open()
-    s = _scanner(d, _authority(d, wallet), oplog, credentials, reader, password_env)
+    s = _scanner(d, _authority(d, wallet), oplog, credentials, reader, password_env, from_chain=from_chain)
     t = verify(s, finding, note)
     click.echo(f"finding {t.finding} verified by {t.actor} (batch root {t.root}, anchored)")
 

@@ -181,22 +181,32 @@ def exposure_cmd(manifest_cid: str, operations: tuple[str, ...], consumer: str, 
               help="default: $TDS_HOME/keys/provider.json")
 @click.option("--background", is_flag=True, help="Detach; progress lines go to keys/rotation.log beside the keystore.")
 @click.option("--processes", default=1, show_default=True, type=int)
+@click.option("--identity", "w_identity", metavar="NAME",
+              help="Anchor each new version on chain as this 'tds id' identity (the provider): Evidence, kind "
+                   "DATASET_VERSION, for the asset registered with an earlier version; also anchors pending ones.")
+@click.option("--dev-account", "w_dev", type=int, metavar="N", help="Anchor as funded dev account N instead.")
 @_errors
 def rotate_cmd(manifest_cids: tuple[str, ...], rotate_every: str | None, destroy_old: bool, keystore: Path | None,
-               background: bool, processes: int) -> None:
+               background: bool, processes: int, w_identity: str | None, w_dev: int | None) -> None:
     """Re-encrypt datasets under fresh keys: MANIFEST_CIDS now, and with --rotate-every every tracked
-    dataset that is due. Old keys are retired (still serve grants on the old version) and, with
-    --destroy-old, destroyed once no live grant needs them. Register each new version with
-    'tds asset register'. The keystore passphrase comes from $TDS_KEYSTORE_PASSWORD or a prompt."""
+    dataset that is due. Each keeps the cryptography profile its manifest records. Old keys are
+    retired (still serve grants on the old version) and, with --destroy-old, destroyed once no live
+    grant needs them. With --identity (or --dev-account) each new version is anchored on chain like
+    an appended one; a key service following the keystore serves it without a restart.
+    The keystore passphrase comes from $TDS_KEYSTORE_PASSWORD or a prompt."""
     import subprocess
     import sys
     import time
 
     from chain.config import KEYSTORE_PASSWORD_ENV
     from offchain.onion.keystore import Keystore
-    from offchain.onion.rotation_policy import DatasetIndex, destroy_unneeded, due, parse_period, rotate_version
-    if not (manifest_cids or rotate_every or destroy_old):
-        raise click.UsageError("name MANIFEST_CIDS, or give --rotate-every and/or --destroy-old")
+    from offchain.onion.rotation_policy import (DatasetIndex, anchor_pending, destroy_unneeded, due, parse_period,
+                                                rotate_version)
+    if not (manifest_cids or rotate_every or destroy_old or w_identity or w_dev is not None):
+        raise click.UsageError("name MANIFEST_CIDS, or give --rotate-every, --destroy-old and/or a wallet to anchor "
+                               "pending versions with")
+    if w_identity and w_dev is not None:
+        raise click.UsageError("anchor as --identity or --dev-account, not both")
     every = parse_period(rotate_every) if rotate_every else None
     path = keystore or load_settings().home / "keys" / "provider.json"
     passphrase = keystore_password() or click.prompt("keystore password", hide_input=True, err=True)
@@ -205,6 +215,7 @@ def rotate_cmd(manifest_cids: tuple[str, ...], rotate_every: str | None, destroy
         argv = [sys.executable, "-c", "from tds.cli import main; main()", "data", "rotate", *manifest_cids,
                 "--keystore", str(path), "--processes", str(processes)]
         argv += (["--rotate-every", rotate_every] if rotate_every else []) + (["--destroy-old"] if destroy_old else [])
+        argv += (["--identity", w_identity] if w_identity else []) + (["--dev-account", str(w_dev)] if w_dev is not None else [])
         with open(log, "ab") as fh:
             proc = subprocess.Popen(argv, env={**os.environ, KEYSTORE_PASSWORD_ENV: passphrase}, stdout=fh,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -224,9 +235,33 @@ def rotate_cmd(manifest_cids: tuple[str, ...], rotate_every: str | None, destroy
             for dataset_id, age in due(index, ks, every):
                 say(f"{dataset_id}: keys {age / 86400:.1f} days old, policy {rotate_every}: due")
                 todo.append(current[dataset_id]["cid"])
-        rotated = [rotate_version(index, ks, store_, cid, say, processes)["cid"] for cid in dict.fromkeys(todo)]
+        anchor = _version_anchor(w_identity, w_dev, say)
+        anchored = anchor_pending(index, anchor, say) if anchor is not None else []
+        entries = [rotate_version(index, ks, store_, cid, say, processes, anchor) for cid in dict.fromkeys(todo)]
         destroyed = destroy_unneeded(index, ks, _live_grants(say), say) if destroy_old else {}
-    emit_json({"rotated": rotated, "destroyed": destroyed, "index": str(index.path)})
+    emit_json({"rotated": [e["cid"] for e in entries], "anchored": anchored + [e["cid"] for e in entries
+                                                                               if e.get("anchors")],
+               "anchors": {e["cid"]: e.get("anchors", e.get("anchor_error", "pending")) for e in entries},
+               "destroyed": destroyed, "index": str(index.path)})
+
+
+def _version_anchor(identity: str | None, dev: int | None, say: Any = lambda line: None) -> Any:
+    """The on-chain anchor of rotated versions, signed by the wallet given (None without one, or
+    when the chain cannot be reached: the versions then stay pending for the next run)."""
+    if identity is None and dev is None:
+        return None
+    from chain.errors import TdsError
+    from offchain.onion.rotation_policy import chain_version_anchor
+    from tds.cli.deployed import Deployed
+    from tds.cli.wallet import WalletChoice
+    try:
+        d = Deployed.open()
+    except (TdsError, OSError, ValueError) as exc:
+        say(f"cannot reach the chain ({type(exc).__name__}: {exc}); new versions stay pending")
+        return None
+    me = d.signer(WalletChoice(identity, None, dev))   # a wrong password is refused, not deferred
+    return chain_version_anchor(d.c["AssetRegistry"], d.c["Evidence"], lambda fn: d.send(me, fn), me.address,
+                                int(d.deployment.get("block") or 0))
 
 
 def _live_grants(say: Any) -> Any:

@@ -106,6 +106,9 @@ def gateway(host: str, port: int, logs_dir: Path | None, no_auth: bool, guard_re
     app = create_app(settings, logs_dir=logs_dir, guard=guard, guard_reads=guard_reads, relayer=relayer,
                      rate_limit=RateLimit(per_second=rate, burst=burst), index=index,
                      read_processes=read_processes if index is not None else 0)
+    from tds.gateway.access_log import gateway_access_log, install_access_log
+
+    access = install_access_log(app, gateway_access_log(settings))
     if app.state.read_processes is not None:  # start the readers now, not on the first requests
         import threading
 
@@ -114,6 +117,7 @@ def gateway(host: str, port: int, logs_dir: Path | None, no_auth: bool, guard_re
         f"DID challenge-response for writes{' and reads' if guard_reads else ''}, domain {guard.verifier.domain}")
     console.print(f"gateway on http://{host}:{port}  ({mode}; relayer {relayer.address if relayer else 'none'})")
     console.print("  explorer /explorer, auditor page /auditor, API docs /docs, OpenAPI /openapi.json")
+    console.print(f"  access log {access.path} (`tds monitor run --discover` tails it)")
     if index is not None:
         console.print(f"  catalog from the event index {index.engine.url.render_as_string(hide_password=True)} "
                       f"({confirmations} confirmations; {read_processes or 'no'} reader processes; "

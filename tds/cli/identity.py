@@ -18,8 +18,8 @@ from eth_utils import is_address
 from did.credentials import (ROLES, OfflineTrust, credential_hash, issue_role_credential,
                              parse_role_credential, verify_role_credential)
 from did.errors import DidNotBound, IdentityError, IdentityExists, MalformedCredential, UnknownDid
-from did.identity import Identity, list_identities, read_public
-from did.keys import ed25519_from_did
+from did.identity import Identity, create_identity, list_identities, read_public
+from did.proofs import did_profile
 from tds.cli.output import emit_json
 from chain.config import Settings, load_settings
 
@@ -80,7 +80,7 @@ def _subject(settings: Settings, subject: str) -> tuple[str, dict[str, Any] | No
     """A DID, or the name of a local identity: then its binding proof (if bound) or else its
     address from this machine's own key folder names the account."""
     if subject.startswith("did:"):
-        ed25519_from_did(subject)
+        did_profile(subject)   # an Ed25519 or SM2 did:key (UnknownDid otherwise)
         return subject, None, None
     try:
         pub = read_public(_root(settings), subject)
@@ -103,7 +103,8 @@ def identity() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def id_new(name: str, password_env: str | None, dev_account: int | None, private_key_env: str | None,
            as_json: bool) -> None:
-    """Create an identity: did:key (Ed25519), X25519 key, Ethereum account; store them encrypted."""
+    """Create an identity: did:key (Ed25519) and X25519 key — SM2 for both under TDS_CRYPTO_PROFILE=sm —
+    and an Ethereum account; store them encrypted."""
     from eth_account import Account
 
     settings = load_settings()
@@ -122,12 +123,13 @@ def id_new(name: str, password_env: str | None, dev_account: int | None, private
             account = Account.from_key(raw.strip())
         except (ValueError, TypeError) as exc:
             raise IdentityError(f"{private_key_env} does not hold a valid Ethereum private key: {exc}") from None
-    ident = Identity.create(name, account)
+    ident = create_identity(name, account)
     if (_root(settings) / name).exists():
         raise IdentityExists(f"identity {name!r} already exists in {_root(settings) / name}; choose another name")
     folder = ident.save(_root(settings), _password(password_env, name, confirm=True))
     if as_json:
-        emit_json({"name": name, "did": ident.did, "address": ident.address, "folder": str(folder)})
+        emit_json({"name": name, "did": ident.did, "address": ident.address, "profile": ident.profile,
+                   "folder": str(folder)})
     else:
         click.echo(f"identity {name}: {ident.did}\naccount {ident.address}\nkeys in {folder}")
 
@@ -152,7 +154,7 @@ def id_show(name: str | None, as_json: bool) -> None:
     bound = pub.get("binding")
     click.echo(f"name      {pub['name']}\nDID       {pub['did']}\naccount   {pub['address']}\n"
                   f"document  {pub['documentCid']} (digest {pub['documentDigest']})\n"
-                  f"x25519    {pub['keyAgreementKey']}\n"
+                  f"{'sm2 ka' if pub.get('profile') == 'sm' else 'x25519':<10}{pub['keyAgreementKey']}\n"
                   f"binding   {'chain ' + str(bound['statement']['chainId']) if bound else 'not bound yet'}")
 
 

@@ -3,9 +3,13 @@ its review, and the quality ranking with its Credits rewards (``oversight/rankin
 
 The monitor runs under a ``tds id`` identity whose account holds MONITOR on Authorizations (dev
 account 2 on the embedded chain); it keeps its journal and alert log in
-``$TDS_HOME/oversight/<chain>-<Authorizations>/``. The regulator's commands read that alert log,
-record reviews in the regulator's own log (anchored through Evidence under its account) and lift
-freezes on chain (``Authorizations.unfreeze``: only REGULATOR lifts a monitor's freeze).
+``$TDS_HOME/oversight/<chain>-<Authorizations>/``. It reads chain events from the shared event
+index when one is configured (``TDS_INDEX_URL``) or present (``$TDS_HOME/index/events.sqlite``,
+written by ``tds index run`` and ``tds gateway``); ``--from-chain`` reads the node instead.
+
+The regulator's commands read that alert log, record reviews in the regulator's own log (anchored
+through Evidence under its account) and lift freezes on chain (``Authorizations.unfreeze``: only
+REGULATOR lifts a monitor's freeze).
 """
 from __future__ import annotations
 
@@ -51,16 +55,22 @@ def monitor() -> None:
               help="A key service's operation-log folder to watch for refusals (repeatable).")
 @click.option("--access-log", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="A gateway/key-service access log (JSON lines with client IPs) to watch (repeatable).")
+@click.option("--source-alerts", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A live sources' alerts.jsonl whose lines are raised as alerts (repeatable).")
+@click.option("--discover", is_flag=True,
+              help="Also watch every access log and the sources' alerts.jsonl found under TDS_HOME.")
 @click.option("--confirmations", type=click.IntRange(0, 64), default=1, show_default=True)
 @click.option("--poll", type=click.FloatRange(0.05, 60), default=0.5, show_default=True, help="Seconds between polls.")
 @click.option("--from-block", type=click.IntRange(0, None), default=None,
               help="First block on a fresh journal (default: the deployment block).")
 @click.option("--once", is_flag=True, help="Evaluate up to the confirmed head, act, and exit.")
+@click.option("--from-chain", is_flag=True,
+              help="Read chain events from the node (eth_getLogs) instead of the event index.")
 @click.option("-v", "--verbose", is_flag=True)
 def monitor_run(name: str, password_env: str | None, rules_file: Path | None, webhook: tuple[str, ...],
                 smtp: str | None, mail_to: tuple[str, ...], mail_from: str, oplog: tuple[Path, ...],
                 access_log: tuple[Path, ...], confirmations: int, poll: float, from_block: int | None, once: bool,
-                verbose: bool) -> None:
+                from_chain: bool, verbose: bool, source_alerts: tuple[Path, ...] = (), discover: bool = False) -> None:
     """Run the monitor under identity NAME (its account must hold MONITOR)."""
     from did.identity import Identity
     from oversight.actions import MailNotifier, WebhookNotifier, parse_smtp
@@ -84,12 +94,27 @@ def monitor_run(name: str, password_env: str | None, rules_file: Path | None, we
     settings = load_settings()
     password = keystore_password() if not password_env else None
     ident = Identity.load(_root(settings), name, password if password is not None else _password(password_env, name))
+    index = None if from_chain else _monitor_index(d, settings)
+    if discover:
+        from oversight.access_logs import discover_access_logs
+        from oversight.source_alerts import discover_source_alerts
+
+        access_log = tuple(dict.fromkeys([*access_log, *discover_access_logs(settings)]))
+        source_alerts = tuple(dict.fromkeys([*source_alerts, *discover_source_alerts(settings)]))
+        err_console.print(f"watching {len(access_log)} access log(s), {len(source_alerts)} source alert file(s)",
+                          markup=False)
     mon = Monitor(d.w3, d.deployment, ident.account, ident.did, rules, _folder(d), notifiers,
                   MonitorOptions(confirmations=confirmations, poll_s=poll, oplogs=oplog, access_logs=access_log,
-                                 start_block=from_block))
+                                 source_alerts=source_alerts, start_block=from_block), index=index)
     mon.install_signal_handlers()
     err_console.print(f"monitor {ident.did} ({ident.address}) on chain {d.chain_id}: {len(rules.rules)} rules, "
                       f"{len(notifiers)} notifier(s); journal in {mon.folder}", markup=False)
+    if index is not None:
+        err_console.print(f"chain events from the event index {mon.follower.url} (indexed up to block "
+                          f"{index.indexed_block()}; --from-chain reads the node)", markup=False)
+    else:
+        err_console.print("chain events from the node" + ("" if from_chain else " (no event index configured; "
+                          "`tds index run` starts one)"), markup=False)
 
     def say(a: Any) -> None:
         err_console.print(f"alert {a.id} {a.rule} [{a.severity}] {a.subject}: {a.detail}", markup=False)
@@ -101,6 +126,15 @@ def monitor_run(name: str, password_env: str | None, rules_file: Path | None, we
         mon.close()
     err_console.print(f"stopped: {counts['alerts']} alerts ({counts['unfinished']} with actions pending), "
                       f"{counts['freezes_sent']} freezes sent", markup=False)
+
+
+def _monitor_index(d: Any, settings: Any) -> Any:
+    """The event index the monitor reads (see :func:`oversight.index_source.configured_index`), or
+    None; raises :class:`oversight.index_source.IndexUnavailable` for a configured one it cannot read."""
+    from oversight.index_source import configured_index, open_index
+
+    url = configured_index(settings)
+    return None if url is None else open_index(d.w3, d.deployment, url)
 
 
 # --- the regulator --------------------------------------------------------------------------

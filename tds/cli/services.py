@@ -20,6 +20,7 @@ import click
 from tds.cli.output import err_console
 from chain.config import keystore_password, load_settings
 from chain.errors import TdsError
+from offchain.query.cluster import PARTITION_ROWS
 
 
 class BadOption(TdsError):
@@ -57,6 +58,41 @@ def parse_key_services(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+_SCHEDULER_HELP = ("Run the partitions of big tables on this Dask scheduler (tcp://HOST:PORT; start one with "
+                   "'dask scheduler' and 'dask worker tcp://HOST:PORT'); default: a local cluster on this machine.")
+_PARTITION_HELP = "Tables of at least this many rows run as partitions on the Dask cluster; smaller ones in-process."
+
+
+def parse_scheduler(value: str | None) -> str | None:
+    """``tcp://HOST:PORT`` (or ``tls://``), checked for shape; None stays None."""
+    from urllib.parse import urlsplit
+
+    if value is None:
+        return None
+    url = urlsplit(value)
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    if url.scheme not in ("tcp", "tls") or not url.hostname or port is None or url.path not in ("", "/"):
+        raise BadOption(f"--scheduler {value!r}: expected tcp://HOST:PORT (the address 'dask scheduler' prints)")
+    return f"{url.scheme}://{url.hostname}:{port}"
+
+
+def use_cluster(scheduler: str | None, partition_rows: int, workers: int = 2) -> str:
+    """Set this process's partitioning rule; with a scheduler, connect now (a clear error if it
+    does not answer). Returns one line describing where big tables run."""
+    from offchain.query.cluster import DaskOptions, Partitioning, check_scheduler, configure
+
+    options = DaskOptions(scheduler=parse_scheduler(scheduler), workers=workers)
+    configure(Partitioning(options, partition_rows))
+    if options.scheduler is None:
+        return f"tables of {partition_rows:,}+ rows run on a local Dask cluster of {workers} workers"
+    n = check_scheduler(options)
+    warn = "" if n else f" (no worker yet: start 'dask worker {options.scheduler}')"
+    return f"tables of {partition_rows:,}+ rows run on the Dask scheduler {options.scheduler}, {n} workers{warn}"
+
+
 # --- the oracle -----------------------------------------------------------------------------
 @click.group("oracle")
 def oracle() -> None:
@@ -75,11 +111,17 @@ def oracle() -> None:
               help="Worker processes per query (for large datasets).")
 @click.option("--anchor-every", type=click.FloatRange(1, None), default=60.0, show_default=True,
               help="Seconds between anchoring the oracle's operation log on chain.")
+@click.option("--claim", type=click.IntRange(2, 64), default=16, show_default=True,
+              help="Jobs claimed per acceptJobs transaction: several oracles on one queue share a backlog.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", default=None, help=_SCHEDULER_HELP)
+@click.option("--partition-rows", type=click.IntRange(1, None), default=PARTITION_ROWS, show_default=True,
+              help=_PARTITION_HELP)
 @click.option("--exit-when-idle", type=click.FloatRange(0.1, None), default=None, metavar="SECONDS",
               help="Exit after this long with no unfinished job (for scripts); default: run until stopped.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every step, not only warnings.")
 def oracle_run(name: str, password_env: str | None, key_services: tuple[str, ...], confirmations: int, threads: int,
-               processes: int, anchor_every: float, exit_when_idle: float | None, verbose: bool) -> None:
+               processes: int, anchor_every: float, claim: int, scheduler: str | None, partition_rows: int,
+               exit_when_idle: float | None, verbose: bool) -> None:
     """Run the oracle under identity NAME (bound on chain, holding COMPUTE_PROVIDER)."""
     from offchain.store.client import open_store
     from chain.connection import connect
@@ -88,6 +130,7 @@ def oracle_run(name: str, password_env: str | None, key_services: tuple[str, ...
     _logging(verbose)
     settings = load_settings()
     services = parse_key_services(key_services)
+    where = use_cluster(scheduler, partition_rows, max(2, processes))  # refused before the password prompt
     ident = _identity(name, password_env)
     w3 = connect(settings)
 
@@ -96,11 +139,12 @@ def oracle_run(name: str, password_env: str | None, key_services: tuple[str, ...
         err_console.print(f"job {data['job']} {kind}{extra}", markup=False)
 
     daemon = OracleDaemon(settings, w3, ident, open_store(settings.home, settings.ipfs_api),
-                          DaemonOptions(services, confirmations, threads, processes, anchor_every), on_event=say)
+                          DaemonOptions(services, confirmations, threads, processes, anchor_every, claim=claim),
+                          on_event=say)
     daemon.install_signal_handlers()
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>` prints every thread's stack
     err_console.print(f"oracle {ident.did} ({ident.address}) on chain {w3.eth.chain_id}; journal in "
-                      f"{daemon.folder}", markup=False)
+                      f"{daemon.folder}; {where}", markup=False)
     idle_since = [time.monotonic()]
 
     def until() -> bool:
@@ -167,28 +211,35 @@ def provider() -> None:
 @click.option("--no-auditor", is_flag=True, help="Turn the query auditor (differencing checks) off.")
 @click.option("--require-terms", is_flag=True,
               help="Refuse grants whose terms document (field scope, privacy option) is not in the store.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+              help="The key service recomputes results of big tables on this Dask scheduler (the provider's own "
+                   "cluster); default: a local cluster on this machine.")
+@click.option("--partition-rows", type=click.IntRange(1, None), default=PARTITION_ROWS, show_default=True,
+              help=_PARTITION_HELP)
 @click.option("-v", "--verbose", is_flag=True)
 def provider_serve(name: str, password_env: str | None, keystore: Path | None, host: str, port: int,
                    store_port: int | None, anchor_every: float, trusted: tuple[str, ...], min_price_leaky: int,
-                   no_auditor: bool, require_terms: bool, verbose: bool) -> None:
+                   no_auditor: bool, require_terms: bool, scheduler: str | None, partition_rows: int,
+                   verbose: bool) -> None:
     """Serve the key service of provider NAME for its registered datasets: it releases only what
     each job's grant, its terms and these release rules allow (docs/security.md)."""
     import uvicorn
 
-    from offchain.onion.keystore import Keystore
+    from offchain.onion.keystore_watch import WatchedKeyring
     from offchain.store.client import embedded_root, open_store
     from chain.connection import connect
     from offchain.keyservice.service import build_key_service
 
     _logging(verbose)
     settings = load_settings()
+    where = use_cluster(scheduler, partition_rows)
     ident = _identity(name, password_env)
     path = keystore or settings.home / "keys" / "provider.json"
     if not path.exists():
         raise BadOption(f"no data keystore at {path}: encrypt a dataset first ('tds data encrypt FILE') "
                         f"or pass --keystore")
     passphrase = keystore_password() or click.prompt("keystore password", hide_input=True, err=True)
-    keyring = Keystore.open(path, passphrase).keyring(include_retired=True)  # retired keys serve old versions
+    keyring = WatchedKeyring(path, passphrase)  # retired keys serve old versions; a rotation on disk is followed
     w3 = connect(settings)
     store = open_store(settings.home, settings.ipfs_api)
     from eth_utils import is_address, to_checksum_address
@@ -220,7 +271,7 @@ def provider_serve(name: str, password_env: str | None, keystore: Path | None, h
         server_ctx = KuboRpcServer(BlockStore(embedded_root(settings.home)), port=store_port).start()
         err_console.print(f"content store on {server_ctx.multiaddr}", markup=False)
     err_console.print(f"key service of {ident.did} ({ident.address}) on http://{host}:{port} for assets "
-                      f"{sorted(built.service.datasets_by_asset)}", markup=False)
+                      f"{sorted(built.service.datasets_by_asset)}; {where}", markup=False)
     try:
         uvicorn.run(built.app, host=host, port=port, log_level="info" if verbose else "warning")
     finally:

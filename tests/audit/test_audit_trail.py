@@ -168,7 +168,7 @@ def squat(tmp_path_factory) -> Squat:
         owner_asset = register(Member("owner", owner.account, owner.did), "owner")
         yield Squat(ChainReader(w3, doc), owner, honest, squatter, squat_asset, honest_asset, owner_asset)
     finally:
-        node.down()
+        node.down(save=False)
 
 
 def test_squatter_actions_never_shown_under_the_did(squat: Squat):

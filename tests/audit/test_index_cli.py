@@ -17,7 +17,7 @@ def space(tmp_settings):
     node = EmbeddedNode(tmp_settings)
     node.up(fresh=True)
     yield fresh_space(tmp_settings)
-    node.down()
+    node.down(save=False)
 
 
 def test_index_run_once_and_status(space, tmp_settings, tmp_path, monkeypatch):

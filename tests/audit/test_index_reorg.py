@@ -16,7 +16,7 @@ def space(tmp_settings):
     node = EmbeddedNode(tmp_settings)
     node.up(fresh=True)
     yield fresh_space(tmp_settings)
-    node.down()
+    node.down(save=False)
 
 
 def _ids(idx: EventIndex) -> list[int]:

@@ -28,6 +28,17 @@ def test_up_status_down(tmp_settings):
     assert node.down() is None
 
 
+def test_down_without_saving_discards_the_chain_at_once(tmp_settings):
+    """``down(save=False)``: a throwaway chain is killed without a state dump (no file written)."""
+    node = EmbeddedNode(tmp_settings)
+    info = node.up(fresh=True)
+    assert not node.state_file.exists()
+    stopped = node.down(save=False)
+    assert stopped is not None and stopped.pid == info.pid
+    assert node.status() is None and not node.pid_file.exists() and not _rpc_ready(info.url)
+    assert not node.state_file.exists()
+
+
 def test_port_in_use_picks_another(tmp_settings):
     with socket.socket() as s:
         s.bind(("127.0.0.1", tmp_settings.chain_port))

@@ -21,7 +21,7 @@ def chain_settings(tmp_path: Path):
     node = EmbeddedNode(settings)
     node.up(fresh=True)
     yield settings
-    node.down()
+    node.down(save=False)
 
 
 def test_deploys_and_wires_everything(chain_settings: Settings):

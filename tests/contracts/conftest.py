@@ -125,7 +125,7 @@ def system(module_isolation, cast: Cast) -> System:
     templates = CertificateTemplates.deploy(op, {"from": op})
     assets = AssetRegistry.deploy(op, identity, templates, {"from": op})
     auth = Authorizations.deploy(op, identity, assets, {"from": op})
-    jobs = Jobs.deploy(identity, auth, assets, op, ACCEPT_TIMEOUT, {"from": op})
+    jobs = Jobs.deploy(identity, auth, assets, templates, op, ACCEPT_TIMEOUT, {"from": op})
     credits = Credits.deploy(op, cast.regulator, {"from": op})
     ratings = QualityRatings.deploy(auth, jobs, {"from": op})
     evidence = Evidence.deploy({"from": op})

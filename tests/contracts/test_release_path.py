@@ -270,7 +270,8 @@ def test_credits_supply_is_capped(system):
 
 def test_treasury_must_not_be_zero(system):
     with reverts("InvalidTreasury"):
-        Jobs.deploy(system.identity, system.auth, system.assets, ZERO, ACCEPT_TIMEOUT, {"from": system.cast.operator})
+        Jobs.deploy(system.identity, system.auth, system.assets, system.templates, ZERO, ACCEPT_TIMEOUT,
+                    {"from": system.cast.operator})
 
 
 def test_fee_on_transfer_token_refused(system):

@@ -38,7 +38,7 @@ def world(tmp_path_factory):
     try:
         yield build_world(settings, tmp, rows=60)
     finally:
-        node.down()
+        node.down(save=False)
 
 
 @pytest.fixture(scope="module")

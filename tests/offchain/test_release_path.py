@@ -36,7 +36,7 @@ def world(tmp_path_factory):
     node = EmbeddedNode(settings)
     node.up(fresh=True)
     yield build_world(settings, tmp)
-    node.down()
+    node.down(save=False)
 
 
 def fresh_grant(w, purpose: str) -> int:

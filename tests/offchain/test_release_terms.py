@@ -33,7 +33,7 @@ def world(tmp_path_factory):
     node = EmbeddedNode(settings)
     node.up(fresh=True)
     yield build_world(settings, tmp, sensitive=("amount",))
-    node.down()
+    node.down(save=False)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ def token_env(fixture_project, tmp_settings):
     sender = Sender(w3, dev_account(0))
     token = deploy_artifact(sender, art, 10**24)
     yield w3, sender, token
-    node.down()
+    node.down(save=False)
 
 
 def _transfer_topic(token) -> bytes:

@@ -94,11 +94,11 @@ class Env:
         return [WebhookNotifier(self.receiver.url), MailNotifier("127.0.0.1", self.smtp_port, [MAIL_TO])]
 
     def make_monitor(self, rules: str, *, folder: Path | None = None, start_block: int, crash: Any = None,
-                     oplogs: tuple[Path, ...] = (), access_logs: tuple[Path, ...] = ()) -> Monitor:
+                     oplogs: tuple[Path, ...] = (), access_logs: tuple[Path, ...] = (), index: Any = None) -> Monitor:
         return Monitor(self.w3, self.world.space.deployment, self.monitor.account, self.monitor.did,
                        parse_rules(rules), folder or self.folder, self.notifiers(),
                        MonitorOptions(confirmations=1, poll_s=0.05, start_block=start_block, oplogs=oplogs,
-                                      access_logs=access_logs), crash=crash)
+                                      access_logs=access_logs), crash=crash, index=index)
 
     def fresh_grant(self, tag: str) -> int:
         w = self.world

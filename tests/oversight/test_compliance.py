@@ -163,6 +163,53 @@ def test_scan_finds_every_planted_violation(world: CWorld, inbox: Inbox):
     assert again["opened"] == [] and again["delivered"] == [] and len(inbox.bodies) == len(pushed)
 
 
+def test_facts_from_the_event_index_equal_those_from_the_chain(world: CWorld, tmp_path: Path):
+    """With every planted violation in place, the facts gathered from the event index equal those
+    gathered from the node; ``tds compliance scan`` reads the configured index (same findings), and
+    an index of another deployment is refused with the way out."""
+    from sqlalchemy import insert
+
+    from audit.index import EventIndex
+    from audit.index_tables import meta, open_engine
+    from oversight.compliance.facts import facts_digest
+    from oversight.compliance.facts_index import gather_indexed
+    from oversight.index_source import IndexUnavailable
+    from tds.cli import cli as root
+
+    w = world
+    assert "abroad" in w.grants, "runs after the scan test, which plants the use and flow violations"
+    url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+    index = EventIndex(w.w3, w.space.deployment, url)
+    index.catch_up()
+    kw: dict[str, Any] = {"oplogs": (w.log_dir,), "credentials": load_credentials([w.cred_dir]),
+                          "reader": w.ids["regulator"]}
+    from_chain = gather(w.w3, w.space.c, w.block, w.store.cat, **kw)
+    from_index = gather_indexed(index, w.store.cat, from_block=w.block, **kw)
+    assert from_index.block == index.indexed_block() == from_chain.block
+    assert from_index == from_chain and facts_digest(from_index) == facts_digest(from_chain)
+    assert len(from_index.jobs) >= 3 and from_index.endpoints and from_index.consumers
+    assert sorted(v.key for v in run_checks(from_index)) == sorted(v.key for v in run_checks(from_chain))
+    assert len(run_checks(from_index)) == 7
+
+    env = {"TDS_HOME": str(w.settings.home), "TDS_RPC_URL": f"http://127.0.0.1:{w.settings.chain_port}",
+           "TDS_CHAIN_ID": None, "TDS_DEPLOYMENT": str(w.settings.deployment_file), "TDS_IPFS_API": None,
+           "TDS_PROJECT_ROOT": str(w.settings.project_root), "TDS_KEYSTORE_PASSWORD": PASSWORD}
+    args = ["compliance", "scan", "--oplog", str(w.log_dir), "--credentials", str(w.cred_dir), "--json",
+            "--dev-account", "1"]
+    r = CliRunner().invoke(root, args, env={**env, "TDS_INDEX_URL": url})
+    assert r.exit_code == 0, (r.output, r.exception)
+    out = json.loads(r.output)
+    assert out["source"] == "index" and out["violations"] == 7 and out["opened"] == []   # the chain's scan opened them
+
+    other = f"sqlite:///{tmp_path / 'other.sqlite'}"
+    with open_engine(other).begin() as conn:
+        conn.execute(insert(meta).values(key="deployment", value="v2:1:0x0000000000000000000000000000000000000001"))
+    r = CliRunner().invoke(root, args, env={**env, "TDS_INDEX_URL": other})
+    assert isinstance(r.exception, IndexUnavailable) and "--from-chain" in str(r.exception), r.output
+    r = CliRunner().invoke(root, [*args, "--from-chain"], env={**env, "TDS_INDEX_URL": other})
+    assert r.exit_code == 0 and json.loads(r.output)["source"] == "chain", (r.output, r.exception)
+
+
 def test_finding_tracked_to_closure_each_transition_anchored(world: CWorld, tmp_path: Path):
     w = world
     rows = json.loads(cli(w, "compliance", "findings", "--json").output)
@@ -229,6 +276,14 @@ def test_source_finding_fixed_by_an_amendment(world: CWorld, tmp_path: Path):
     a = facts(w, reader=w.ids["regulator"]).assets[visits]
     assert a.amended and a.registration.status == "compliant"
     assert a.documents == {"consent": "opened", "ownership": "opened"}  # the first amendment's copy was kept
+    from audit.index import EventIndex
+    from oversight.compliance.facts_index import gather_indexed
+
+    index = EventIndex(w.w3, w.space.deployment, f"sqlite:///{tmp_path / 'index.sqlite'}")
+    index.catch_up()                                                    # the amendments read from the index too
+    assert gather_indexed(index, w.store.cat, from_block=w.block, oplogs=(w.log_dir,),
+                          credentials=load_credentials([w.cred_dir]), reader=w.ids["regulator"]) == \
+        facts(w, reader=w.ids["regulator"])
 
 
 def test_anchoring_is_checkable_a_forged_record_is_not(world: CWorld):

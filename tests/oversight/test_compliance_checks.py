@@ -266,3 +266,18 @@ def test_credential_names_a_jurisdiction_and_still_verifies(tmp_path: Path):
     from did.credentials import credential_hash
 
     assert list(load_credentials([tmp_path])) == ["0x" + credential_hash(vc).hex()]
+
+
+def test_facts_digest_covers_every_fact():
+    """Equal facts (however read) give equal digests; a change in any field, however deep, another."""
+    from dataclasses import replace
+
+    from oversight.compliance.facts import facts_digest
+
+    f = world()
+    assert facts_digest(f) == facts_digest(world()) and facts_digest(f).startswith("0x")
+    job = replace(f.jobs[1], status="completed")
+    deeper = replace(f.assets[1], registration=reg(purposes=("marketing",)))
+    scope = replace(f.grants[1], scope=frozenset({"sum:amount"}))
+    for changed in (world(jobs={1: job}), world(assets={1: deeper}), world(grants={1: scope}), world(time=1)):
+        assert facts_digest(changed) != facts_digest(f)

@@ -5,6 +5,7 @@ killed at every step, a restarted monitor neither misses the alert nor freezes t
 from __future__ import annotations
 
 import json
+import signal
 import time
 from datetime import datetime, timezone
 import pytest
@@ -226,3 +227,111 @@ def test_monitor_needs_the_monitor_role(env, tmp_path):
 
     with pytest.raises(NotMonitor, match=dev_account(5).address):
         Monitor(env.w3, env.world.space.deployment, dev_account(5), "did:example:x", load_rules(), tmp_path)
+
+
+# --- the same monitor reading the shared event index ---------------------------------------------
+def test_burst_through_the_event_index_alerts_and_freezes_once(env, tmp_path):
+    """The burst read from the index trips the alert the node's events trip, and one freeze; an
+    index rolled back below the monitor's cursor is waited for, never re-read into a second freeze."""
+    from audit.index import EventIndex
+    from oversight.index_source import IndexFollower, IndexUnavailable, open_index
+    from oversight.rules import Evaluator, parse_rules
+    from oversight.sources import ChainFollower, Context, observations_from_events
+
+    deployment = env.world.space.deployment
+    url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+    with pytest.raises(IndexUnavailable, match=r"no index database.*tds index run.*--from-chain"):
+        open_index(env.w3, deployment, url)
+    start = env.w3.eth.block_number + 1
+    # an index that follows from this test's first block (the module's earlier history is not needed)
+    indexer = EventIndex(env.w3, {**deployment, "block": start}, url, confirmations=0)
+    with pytest.raises(IndexUnavailable, match="indexed nothing"):
+        open_index(env.w3, deployment, url)
+
+    grant = env.fresh_grant("index")
+    indexer.catch_up()
+    index = open_index(env.w3, deployment, url)
+    mon = env.make_monitor(BURST, folder=tmp_path / "mon", start_block=start, index=index)
+    for _ in range(6):
+        env.request(grant)
+    env.mine()
+    assert mon.step().alerts == [] and env.frozen_by(grant) == 0           # the index has not seen them yet
+    indexer.catch_up()
+    (alert,) = mon.step().alerts
+    assert alert.subject == f"grant:{grant}" and alert.grants == (grant,) and len(alert.evidence) == 6
+    assert env.frozen_by(grant) == 2 and len(env.freezes_on_chain(grant)) == 1
+    assert alert.id in env.mailbox.alert_ids() and alert.id in env.receiver.alert_ids()
+
+    # the node's events of the same blocks give the same alert (ids are deterministic)
+    end = mon.cursor[0]
+    chain = ChainFollower(env.w3, mon.c, confirmations=1).next_window(None, start)
+    assert chain is not None and chain.end >= end
+    events = [e for e in chain.events if e.block <= end]
+    from_chain = Evaluator(parse_rules(BURST)).feed(observations_from_events(events, chain.times, Context()))
+    assert [a.id for a in from_chain] == [alert.id]
+
+    # a different hash for the cursor block is a reorg below the cursor, flagged as the node's follower does
+    indexer.catch_up()
+    follower = IndexFollower(index, env.w3, confirmations=1)
+    moved = follower.next_window((end, "0x" + "00" * 32), start)
+    assert moved is not None and moved.reorged and moved.start == end + 1
+    assert not follower.next_window(mon.cursor, start).reorged
+
+    # rolled back below the cursor (a reorg deeper than its depth): the monitor waits, reads nothing twice
+    with indexer.engine.begin() as conn:
+        indexer.rollback(conn, start - 1)
+    for _ in range(3):
+        env.mine()
+    empty = env.w3.eth.block_number - 2             # no event and no window end: the index keeps no hash of it
+    assert mon.step().window is None and mon.cursor[0] == end
+    indexer.catch_up()
+    env.mine()
+    result = mon.step()
+    assert result.alerts == [] and result.window is not None and result.window[0] == end + 1
+    assert len(env.freezes_on_chain(grant)) == 1 and [f[1] for f in mon.journal.freezes()] == [grant]
+    # a cursor block the (rebuilt) index has no hash for is checked against the node's hash instead
+    real = "0x" + bytes(env.w3.eth.get_block(empty)["hash"]).hex()
+    assert not follower.next_window((empty, real), start).reorged
+    assert follower.next_window((empty, "0x" + "11" * 32), start).reorged
+    mon.close()
+
+
+def test_monitor_cli_reads_the_configured_index_or_refuses(env, tmp_path):
+    """``tds monitor run`` with TDS_INDEX_URL reads that index; a missing one is refused with the way
+    out (``tds index run`` or ``--from-chain``), and ``--from-chain`` reads the node."""
+    from click.testing import CliRunner
+
+    from sqlalchemy import insert
+
+    from audit.index import EventIndex
+    from audit.index_tables import meta, open_engine
+    from oversight.index_source import IndexUnavailable
+    from tds.cli import cli
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    home = tmp_path / "home"
+    env.monitor.save(home / "identities", "pw", scrypt_n=2**10)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(BURST)
+    head = env.w3.eth.block_number
+    args = ["monitor", "run", "monitor", "--once", "--rules", str(rules), "--from-block", str(head), "--poll", "0.05"]
+    base = {**env.vars, "TDS_HOME": str(home), "TDS_KEYSTORE_PASSWORD": "pw"}
+
+    missing = {**base, "TDS_INDEX_URL": f"sqlite:///{tmp_path / 'absent.sqlite'}"}
+    r = CliRunner().invoke(cli, args, env=missing)
+    assert isinstance(r.exception, IndexUnavailable), r.output
+    assert "tds index run" in str(r.exception) and "--from-chain" in str(r.exception)
+    r = CliRunner().invoke(cli, [*args, "--from-chain"], env=missing)
+    assert r.exit_code == 0 and "chain events from the node" in r.output, (r.output, r.exception)
+    other = f"sqlite:///{tmp_path / 'other.sqlite'}"                # an index of another deployment
+    with open_engine(other).begin() as conn:
+        conn.execute(insert(meta).values(key="deployment", value="v2:1:0x0000000000000000000000000000000000000001"))
+    r = CliRunner().invoke(cli, args, env={**base, "TDS_INDEX_URL": other})
+    assert isinstance(r.exception, IndexUnavailable) and "another deployment" in str(r.exception), r.output
+
+    url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+    EventIndex(env.w3, {**env.world.space.deployment, "block": head}, url, confirmations=0).catch_up()
+    r = CliRunner().invoke(cli, args, env={**base, "TDS_INDEX_URL": url})
+    assert r.exit_code == 0 and "chain events from the event index" in r.output, (r.output, r.exception)
+    for sig, handler in handlers.items():        # `monitor run` installed its own in this process
+        signal.signal(sig, handler)

@@ -25,4 +25,4 @@ def private_chain(tmp: Path) -> Iterator[tuple[Settings, Space]]:
         w3 = connect(settings)
         yield settings, Space(w3, deploy_system(settings, w3=w3))
     finally:
-        node.down()
+        node.down(save=False)

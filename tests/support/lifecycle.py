@@ -210,6 +210,6 @@ def shared_lifecycle(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
                            deployment_file=tmp / "deployment.json")
         node = EmbeddedNode(settings)
         node.up(fresh=True)
-        request.config.add_cleanup(node.down)
+        request.config.add_cleanup(lambda: node.down(save=False))
         _SHARED["lc"] = play(settings, tmp)
     return _SHARED["lc"]

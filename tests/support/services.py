@@ -85,7 +85,7 @@ class ServedWorld:
                 kill9(proc)
         self.key_service.stop()
         self.store_server.stop()
-        self.node.down()
+        self.node.down(save=False)
 
 
 def serve_world(settings: Any, tmp: Path, rows: int = 200, max_uses: int = 1000) -> ServedWorld:

@@ -65,6 +65,6 @@ def collab_env(tmp: Path, rows: int = 30, common: int = 10) -> Iterator[Env]:
                      "TDS_PROJECT_ROOT": str(settings.project_root), "TDS_KEYSTORE_PASSWORD": PASSWORD}
         yield Env(world, settings.home, variables)
     finally:
-        node.down()
+        node.down(save=False)
 
 

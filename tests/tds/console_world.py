@@ -47,6 +47,16 @@ class ConsoleWorld:
     app: Any
     wallet: TestWallet
     key_file: Path  # the consumer's did-keys.json (opened in the page with PASSWORD)
+    template: int = 1
+    home: Path | None = None
+    plain_app: Any = None  # the gateway without an event index (the same as app unless indexed)
+
+    @property
+    def ledger(self) -> Any:
+        """The console's ledger file (nonces, pending parameter blocks), as the gateway keeps it."""
+        from tds.gateway.console.ledger import ConsoleLedger
+
+        return ConsoleLedger(self.home / "console" / "ledger.sqlite")
 
     def now(self) -> int:
         return self.space.now()
@@ -75,10 +85,67 @@ class ConsoleWorld:
         self.space.send(oracle.account, jobs.functions.completeJob(job_id, cid, keccak(sealed), sig))
         return sealed
 
+    def reported_asset(self, report: dict[str, Any], stored: dict[str, Any] | None = None) -> int:
+        """An asset whose manifest names its quality report in the store, as ``tds data encrypt``
+        leaves them; the chain records the hash of ``report``, the store holds ``stored`` (default:
+        the same report; another one makes a mismatch)."""
+        from offchain.canonical import canonical_hash, canonical_json
+
+        report_cid = self.store.add_bytes(canonical_json(stored if stored is not None else report))
+        manifest = json.dumps({"dataset": "salaries", "quality_report_cid": report_cid}).encode()
+        content = parse_cid(self.store.add_bytes(manifest)).to_bytes()
+        provider = Member("provider", self.ids["provider"].account, self.ids["provider"].did)
+        return self.space.register_asset(provider, content, content, keccak(manifest), "internal",
+                                         bytes.fromhex(canonical_hash(report)[2:]), self.template)
+
+    def collaboration(self, payload: dict[str, Any], price: int = 10**15) -> tuple[int, bytes]:
+        """A one-step MPC collaboration of the consumer over a grant on the world's asset, run by the
+        oracle's account as compute node and completed with ``payload`` sealed to the consumer (the
+        coordinator's part, for real: a ``tds-collab-result/1`` envelope as PSI outputs are)."""
+        from chain import collab as cc
+        from chain.eip712 import GrantTerms
+
+        node, consumer = self.ids["oracle"], self.ids["consumer"]
+        if node.address not in self.space.c["NodeRegistry"].functions.nodes().call():
+            cc.add_node(self.space, dev_account(0), node.address, cc.NodeKind.COMPUTE, "node-1", "tds-node://node-1")
+        auth = self.space.c["Authorizations"]
+        terms = GrantTerms(self.asset, consumer.address, keccak(text="joint"), 8, 0, 0, self.now() + 86400, 1,
+                           "0x" + "00" * 20, price, "0x" + "00" * 20)
+        r = self.space.send(self.ids["provider"].account, auth.functions.grant(terms.as_tuple()))
+        grant = auth.events.GrantIssued().process_receipt(r)[0]["args"]["grantId"]
+        step = cc.StepRequest(8, 0, True, keccak(text="step document"), (grant,), (node.address,))
+        collab = cc.request_collaboration(self.space, consumer.account, keccak(text="description"), [step], 3600,
+                                          price)
+        session = f"c{self.w3.eth.chain_id}-{collab}-s0"
+        body = json.dumps({"format": "tds-collab-result/1", "session": session, **payload}, sort_keys=True)
+        sealed = seal(node, consumer.did, self.space.key_agreement_key(consumer.address), body.encode(),
+                      f"tds-collab-result/1|{session}").to_bytes()
+        cid = parse_cid(self.store.add_bytes(sealed, cid_version=1)).to_bytes()
+        cc.complete_step(self.space, node.account, collab, 0, keccak(sealed), cid)
+        return collab, sealed
+
 
 @contextmanager
-def console_world(tmp: Path) -> Iterator[ConsoleWorld]:
-    """Start a node, deploy, bind the participants, register one asset; stop the node afterwards."""
+def following(index: Any) -> Iterator[None]:
+    """Follow the chain into ``index`` in a thread (as ``tds gateway`` does) until the block ends."""
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=index.run, kwargs={"stop": stop.is_set, "idle": 0.25, "on_error": lambda e: None},
+                              daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+@contextmanager
+def console_world(tmp: Path, indexed: bool = False) -> Iterator[ConsoleWorld]:
+    """Start a node, deploy, bind the participants, register one asset; stop the node afterwards.
+    ``indexed``: the gateway serves its reads from an event index it follows (``app``), and
+    ``plain_app`` is the same gateway without one (the page then reads logs through the wallet)."""
     settings = replace(load_settings(), home=tmp / "home", chain_port=free_port(), rpc_url=None, chain_id=None,
                        deployment_file=tmp / "deployment.json")
     node = EmbeddedNode(settings)
@@ -100,11 +167,25 @@ def console_world(tmp: Path) -> Iterator[ConsoleWorld]:
                                      "sensitive", keccak(text="q"), template)
         store = EmbeddedStore(tmp / "store")
         live = replace(settings, rpc_url=w3.provider.endpoint_uri)
-        app = create_app(live, store=store, guard=ChallengeGuard(ChallengeVerifier("console.test")), guard_reads=False,
-                         rate_limit=RateLimit(per_second=1000, burst=1000))
+        index = None
+        if indexed:
+            from audit.index import EventIndex
+
+            index = EventIndex(w3, doc, f"sqlite:///{tmp / 'index.sqlite'}")
         wallet = TestWallet(w3, ids["consumer"].account)
-        mount_test_wallet(app, wallet)
+        apps = []
+        for idx in ([index, None] if indexed else [None]):
+            app = create_app(live, store=store, guard=ChallengeGuard(ChallengeVerifier("console.test")),
+                             guard_reads=False, rate_limit=RateLimit(per_second=1000, burst=1000), index=idx)
+            mount_test_wallet(app, wallet)
+            apps.append(app)
         folder = ids["consumer"].save(tmp / "identities", PASSWORD, scrypt_n=2**10)
-        yield ConsoleWorld(w3, space, ids, asset, store, app, wallet, folder / "did-keys.json")
+        world = ConsoleWorld(w3, space, ids, asset, store, apps[0], wallet, folder / "did-keys.json", template,
+                             settings.home, apps[-1])
+        if index is None:
+            yield world
+        else:
+            with following(index):
+                yield world
     finally:
-        node.down()
+        node.down(save=False)

@@ -85,7 +85,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
                          relayer=relayer, rate_limit=RateLimit(per_second=1000, burst=1000))
         yield World(w3, space, ids, asset, store, live, TestClient(app), relayer)
     finally:
-        node.down()
+        node.down(save=False)
 
 
 def auth(client: TestClient, who: Identity) -> dict[str, str]:

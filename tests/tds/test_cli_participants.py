@@ -87,7 +87,7 @@ def env(tmp_path_factory):
                      "TDS_PROJECT_ROOT": str(settings.project_root), "TDS_KEYSTORE_PASSWORD": PASSWORD}
         yield Env(world, settings.home, variables, keystore, info.url, {})
     finally:
-        node.down()
+        node.down(save=False)
 
 
 def _plain_sum_count(rows: list[list[Any]], lo: int, hi: int) -> list[int]:

@@ -20,6 +20,7 @@ from chain.eip712 import GrantTerms
 from chain.params import canonical_params, params_cid, params_hash, seal_params
 from offchain.errors import BlockNotFound
 from tds.gateway.console import STATIC
+from tds.gateway.console.ledger import ConsoleLedger
 from tds.gateway.console.proof import HEADER, ProofRefused, check_proof, proof_message
 from tests.tds.console_world import ConsoleWorld, console_world
 
@@ -41,8 +42,14 @@ def client(cw: ConsoleWorld) -> TestClient:
     return TestClient(cw.app)
 
 
-def proof(who: Any, action: str, subject: str, chain_id: int, expires: int | None = None) -> str:
-    message = proof_message(action, subject, chain_id, expires or int(time.time()) + 120)
+def proof(who: Any, action: str, subject: str, chain_id: int, expires: int | None = None,
+          nonce: str | TestClient | ConsoleLedger = "") -> str:
+    """A wallet proof signed by ``who``; ``nonce`` is the nonce itself or where to get a fresh one."""
+    if isinstance(nonce, TestClient):
+        nonce = nonce.post("/console/nonce").json()["nonce"]
+    elif isinstance(nonce, ConsoleLedger):
+        nonce = nonce.issue_nonce("test")[0]
+    message = proof_message(action, subject, chain_id, nonce, expires or int(time.time()) + 120)
     sig = Account.sign_message(encode_defunct(text=message), who.key).signature
     return base64.urlsafe_b64encode(json.dumps({"message": message, "signature": "0x" + bytes(sig).hex()}).encode()
                                     ).decode().rstrip("=")
@@ -82,20 +89,51 @@ def test_config_names_this_deployment(client: TestClient, cw: ConsoleWorld):
     assert cfg["operations"]["4"] == "HOM_AGG"
 
 
-def test_proof_checks(cw: ConsoleWorld):
+def test_proof_checks(cw: ConsoleWorld, tmp_path):
     chain = cw.w3.eth.chain_id
     me = cw.ids["consumer"].account
-    ok = check_proof(proof(me, "read-result", "job 7", chain), "read-result", "job 7", chain)
+    book = ConsoleLedger(tmp_path / "ledger.sqlite")
+    ok = check_proof(proof(me, "read-result", "job 7", chain, nonce=book), "read-result", "job 7", chain, book)
     assert ok.signer == me.address
     cases = [(None, "wallet-proof-missing"), ("%%%", "wallet-proof-malformed"),
-             (proof(me, "read-result", "job 8", chain), "wallet-proof-mismatch"),
-             (proof(me, "read-result", "job 7", chain + 1), "wallet-proof-wrong-chain"),
-             (proof(me, "read-result", "job 7", chain, int(time.time()) - 5), "wallet-proof-expired"),
-             (proof(me, "read-result", "job 7", chain, int(time.time()) + 3600), "wallet-proof-too-long")]
+             (proof(me, "read-result", "job 8", chain, nonce=book), "wallet-proof-mismatch"),
+             (proof(me, "read-result", "job 7", chain + 1, nonce=book), "wallet-proof-wrong-chain"),
+             (proof(me, "read-result", "job 7", chain, int(time.time()) - 5, nonce=book), "wallet-proof-expired"),
+             (proof(me, "read-result", "job 7", chain, int(time.time()) + 3600, nonce=book), "wallet-proof-too-long"),
+             (proof(me, "read-result", "job 7", chain, nonce="0f" * 16), "wallet-proof-replayed")]  # never issued
     for value, code in cases:
         with pytest.raises(ProofRefused) as err:
-            check_proof(value, "read-result", "job 7", chain)
+            check_proof(value, "read-result", "job 7", chain, book)
         assert err.value.code == code and err.value.status == 401
+
+
+def test_a_wallet_proof_works_once_even_across_a_restart(cw: ConsoleWorld, tmp_path):
+    """Each proof names a nonce the gateway issued; the first use consumes it: a replay (the same
+    header again, or after the gateway restarted on the same ledger file) is refused by name."""
+    chain = cw.w3.eth.chain_id
+    me = cw.ids["consumer"].account
+    book = ConsoleLedger(tmp_path / "ledger.sqlite")
+    used = proof(me, "read-result", "job 7", chain, nonce=book)
+    waiting = proof(me, "read-result", "job 7", chain, nonce=book)
+    assert check_proof(used, "read-result", "job 7", chain, book).signer == me.address
+    with pytest.raises(ProofRefused) as err:
+        check_proof(used, "read-result", "job 7", chain, book)
+    assert err.value.code == "wallet-proof-replayed"
+    book.close()
+    reopened = ConsoleLedger(tmp_path / "ledger.sqlite")  # a gateway restart: the file is read again
+    with pytest.raises(ProofRefused) as err:
+        check_proof(used, "read-result", "job 7", chain, reopened)
+    assert err.value.code == "wallet-proof-replayed"
+    assert check_proof(waiting, "read-result", "job 7", chain, reopened).signer == me.address  # issued, unused
+    # a nonce is kept only for its lifetime: an expired one is gone, so its proof is refused too
+    old = reopened.issue_nonce(now=time.time() - 3600)[0]
+    assert not reopened.consume_nonce(old)
+    # and one client address holds a bounded number of unused ones (429 too-many-nonces at the route)
+    from tds.gateway.console.ledger import MAX_NONCES_PER_CLIENT
+
+    for _ in range(MAX_NONCES_PER_CLIENT):
+        assert isinstance(reopened.issue_nonce("10.0.0.9"), tuple)
+    assert reopened.issue_nonce("10.0.0.9") == "client" and isinstance(reopened.issue_nonce("10.0.0.10"), tuple)
 
 
 def _grant(cw: ConsoleWorld, max_uses: int = 2) -> int:
@@ -115,18 +153,18 @@ def test_params_are_stored_only_for_a_job_that_simulates(client: TestClient, cw:
     chain = cw.w3.eth.chain_id
     consumer, stranger = cw.ids["consumer"].account, cw.ids["stranger"].account
     # the stranger is not the grant's consumer: the simulation names the contract error
-    r = client.post("/console/params", json=body, headers={HEADER: proof(stranger, "store-params", "0x" + digest.hex(), chain)})
+    r = client.post("/console/params", json=body, headers={HEADER: proof(stranger, "store-params", "0x" + digest.hex(), chain, nonce=client)})
     assert r.status_code == 409 and r.json()["error"] == "not-grant-consumer", r.text
     # a proof for other parameters
-    r = client.post("/console/params", json=body, headers={HEADER: proof(consumer, "store-params", "0x" + "00" * 32, chain)})
+    r = client.post("/console/params", json=body, headers={HEADER: proof(consumer, "store-params", "0x" + "00" * 32, chain, nonce=client)})
     assert r.status_code == 401 and r.json()["error"] == "wallet-proof-mismatch"
     # plaintext parameters are refused before anything else
     r = client.post("/console/params", json={**body, "params": {"dataset": "d"}},
-                    headers={HEADER: proof(consumer, "store-params", "0x" + digest.hex(), chain)})
+                    headers={HEADER: proof(consumer, "store-params", "0x" + digest.hex(), chain, nonce=client)})
     assert r.status_code == 400 and r.json()["error"] == "params-not-sealed"
     with pytest.raises(BlockNotFound):  # nothing was stored
         cw.store.cat(params_cid(digest))
-    r = client.post("/console/params", json=body, headers={HEADER: proof(consumer, "store-params", "0x" + digest.hex(), chain)})
+    r = client.post("/console/params", json=body, headers={HEADER: proof(consumer, "store-params", "0x" + digest.hex(), chain, nonce=client)})
     assert r.status_code == 201, r.text
     assert r.json()["paramsCid"] == params_cid(digest) and cw.store.cat(params_cid(digest)) == canonical_params(params)
 
@@ -143,15 +181,91 @@ def test_sealed_answer_for_its_consumer_only(client: TestClient, cw: ConsoleWorl
     job = jobs.events.JobRequested().process_receipt(receipt)[0]["args"]["jobId"]
     chain = cw.w3.eth.chain_id
     consumer, stranger = cw.ids["consumer"].account, cw.ids["stranger"].account
-    r = client.get(f"/console/jobs/{job}/result", headers={HEADER: proof(consumer, "read-result", f"job {job}", chain)})
+    r = client.get(f"/console/jobs/{job}/result", headers={HEADER: proof(consumer, "read-result", f"job {job}", chain, nonce=client)})
     assert r.status_code == 404 and r.json()["error"] == "no-result"
     sealed = cw.complete(job, {"job": job, "answer": 42})
-    r = client.get(f"/console/jobs/{job}/result", headers={HEADER: proof(stranger, "read-result", f"job {job}", chain)})
+    r = client.get(f"/console/jobs/{job}/result", headers={HEADER: proof(stranger, "read-result", f"job {job}", chain, nonce=client)})
     assert r.status_code == 403 and r.json()["error"] == "not-consumer"
     assert client.get(f"/console/jobs/{job}/result").status_code == 401
-    r = client.get(f"/console/jobs/{job}/result", headers={HEADER: proof(consumer, "read-result", f"job {job}", chain)})
+    once = {HEADER: proof(consumer, "read-result", f"job {job}", chain, nonce=client)}
+    r = client.get(f"/console/jobs/{job}/result", headers=once)
     assert r.status_code == 200 and r.content == sealed
     assert r.headers["x-tds-result-hash"] == "0x" + keccak(sealed).hex()
+    r = client.get(f"/console/jobs/{job}/result", headers=once)  # the same proof again: refused by name
+    assert r.status_code == 401 and r.json()["error"] == "wallet-proof-replayed"
+
+
+def _store_params(client: TestClient, cw: ConsoleWorld, grant: int, deadline: int) -> tuple[Any, bytes]:
+    params = json.loads(seal_params({"dataset": "d", "aggregates": [["count", None]]},
+                                    [cw.space.key_agreement_key(cw.ids["provider"].address)]))
+    digest = params_hash(canonical_params(params))
+    body = {"params": params, "grantId": grant, "operation": HOM_AGG, "deadline": deadline, "value": PRICE}
+    header = proof(cw.ids["consumer"].account, "store-params", "0x" + digest.hex(), cw.w3.eth.chain_id, nonce=client)
+    return client.post("/console/params", json=body, headers={HEADER: header}), digest
+
+
+def test_unused_params_are_swept_and_bounded_per_account(client: TestClient, cw: ConsoleWorld):
+    """Blocks no JobRequested names are unpinned once their deadline passed; one a job names is kept;
+    an account may have at most MAX_PENDING_PER_ACCOUNT waiting (429 too-many-pending-params)."""
+    from tds.gateway.console.ledger import MAX_PENDING_PER_ACCOUNT
+
+    book = cw.ledger
+    for p in book.pending():  # what earlier tests left waiting
+        book.forget_params(p.cid)
+    grant = _grant(cw, max_uses=3)
+    r, used = _store_params(client, cw, grant, cw.now() + 3600)
+    assert r.status_code == 201
+    jobs = cw.space.c["Jobs"]
+    cw.space.send(cw.ids["consumer"].account, jobs.functions.requestJob(grant, HOM_AGG, used, cw.now() + 3600),
+                  value=PRICE)
+    short = []
+    for _ in range(MAX_PENDING_PER_ACCOUNT - 1):  # with the used one: the maximum stored
+        r, digest = _store_params(client, cw, grant, cw.now() + 120)
+        assert r.status_code == 201, r.text
+        short.append(params_cid(digest))
+    r, _ = _store_params(client, cw, grant, cw.now() + 3600)
+    assert r.status_code == 201  # the used block was forgotten by the sweep: room for one more
+    r, refused = _store_params(client, cw, grant, cw.now() + 3600)
+    assert r.status_code == 429 and r.json()["error"] == "too-many-pending-params", r.text
+    with pytest.raises(BlockNotFound):
+        cw.store.cat(params_cid(refused))
+    cw.w3.provider.make_request("evm_increaseTime", [600])  # the short deadlines pass
+    cw.w3.provider.make_request("evm_mine", [])
+    r, _ = _store_params(client, cw, grant, cw.now() + 3600)
+    assert r.status_code == 201, r.text
+    pins = cw.store.blocks.pin_ls()
+    assert params_cid(used) in pins and not any(c in pins for c in short)
+    assert len(book.pending(cw.ids["consumer"].address)) == 2
+
+
+def test_quality_report_checked_against_the_chain(client: TestClient, cw: ConsoleWorld):
+    report = {"format": "tds-quality/1", "dataset": "salaries", "overall": "0.97", "rows": 120}
+    good = cw.reported_asset(report)
+    r = client.get(f"/console/assets/{good}/quality")
+    assert r.status_code == 200 and r.json() == report, r.text
+    assert r.headers["x-tds-quality-hash"] == "0x" + bytes(cw.space.c["AssetRegistry"].functions.assetOf(good).call()[10]).hex()
+    forged = cw.reported_asset(report, stored={**report, "overall": "0.99"})
+    r = client.get(f"/console/assets/{forged}/quality")
+    assert r.status_code == 502 and r.json()["error"] == "quality-report-mismatch", r.text
+    r = client.get(f"/console/assets/{cw.asset}/quality")  # its manifest is not in the store
+    assert r.status_code == 503 and r.json()["error"] == "quality-report-unavailable", r.text
+    assert client.get("/console/assets/999/quality").json()["error"] == "unknown-asset"
+
+
+def test_collaboration_output_for_its_initiator_only(client: TestClient, cw: ConsoleWorld):
+    collab, sealed = cw.collaboration({"mode": "cardinality", "size": 5})
+    chain = cw.w3.eth.chain_id
+    subject = f"collaboration {collab} step 0"
+    url = f"/console/collaborations/{collab}/steps/0/result"
+    r = client.get(url, headers={HEADER: proof(cw.ids["stranger"].account, "read-output", subject, chain, nonce=client)})
+    assert r.status_code == 403 and r.json()["error"] == "not-initiator"
+    r = client.get(url, headers={HEADER: proof(cw.ids["consumer"].account, "read-result", subject, chain, nonce=client)})
+    assert r.status_code == 401 and r.json()["error"] == "wallet-proof-mismatch"
+    r = client.get(url, headers={HEADER: proof(cw.ids["consumer"].account, "read-output", subject, chain, nonce=client)})
+    assert r.status_code == 200 and r.content == sealed and r.headers["x-tds-result-hash"] == "0x" + keccak(sealed).hex()
+    r = client.get(f"/console/collaborations/{collab}/steps/1/result", headers={HEADER: proof(
+        cw.ids["consumer"].account, "read-output", f"collaboration {collab} step 1", chain, nonce=client)})
+    assert r.status_code == 404 and r.json()["error"] == "no-result"
 
 
 def test_vendor_bundle_is_the_locked_ethers_build(tmp_path):

@@ -41,6 +41,8 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
 
 pytest.importorskip("selenium", reason="selenium is a dev dependency: pip install -e '.[dev]'")
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 
 from tests.tds.console_browser import (
     SECOND_WALLET,
@@ -54,17 +56,20 @@ from tests.tds.console_browser import (
     wait,
 )
 
-STATE: dict[str, Any] = {}  # ids the ordered steps hand on (the module's tests run in file order)
+STATE: dict[str, Any] = {}
+CONTROL_ROLES = {"button", "textbox", "combobox", "checkbox", "spinbutton", "link", "searchbox", "radio", "listbox",
+                 "slider", "tab", "menuitem", "switch"}  # ids the ordered steps hand on (the module's tests run in file order)
 
 
 @pytest.fixture(scope="module")
 def cw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleWorld]:
-    with console_world(tmp_path_factory.mktemp("console-browser")) as w:
+    with console_world(tmp_path_factory.mktemp("console-browser"), indexed=True) as w:
         yield w
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def browser(tmp_path_factory: pytest.TempPathFactory, url: str, plain_url: str) -> Iterator[Any]:
+    # after the servers (so it quits before them: they stop without waiting on its open connections)
     yield from chromium_session(tmp_path_factory)
 
 
@@ -75,9 +80,28 @@ def url(cw: ConsoleWorld) -> Iterator[str]:
     served.stop()
 
 
+@pytest.fixture(scope="module")
+def plain_url(cw: ConsoleWorld) -> Iterator[str]:
+    """The same gateway without an event index: the page reads logs through the wallet."""
+    served = ServedApp(cw.plain_app)
+    yield served.url
+    served.stop()
+
+
 def test_consumer_applies_and_provider_approves(browser: Any, url: str, cw: ConsoleWorld):
     b = browser
+    report = {"format": "tds-quality/1", "dataset": "salaries", "overall": "0.97", "rows": 120,
+              "dimensions": {"completeness": "0.99", "validity": "0.95"}}
+    good = cw.reported_asset(report)  # a forged report (502 quality-report-mismatch): test_console.py
     open_console(b, url, cw, "consumer")
+    assert css(b, "body").get_attribute("data-reads") == "index"  # lists come from the gateway's event index
+    # the quality report: fetched from the content store, checked against the chain, shown
+    css(b, f"button.open-asset[data-asset='{good}']").click()
+    wait(b, lambda d: css(d, "#quality").get_attribute("data-state") == "verified")
+    shown = {dt.text: dd.text for dt, dd in zip(b.find_elements(By.CSS_SELECTOR, "#quality-facts dt"),
+                                                b.find_elements(By.CSS_SELECTOR, "#quality-facts dd"))}
+    assert shown["overall"] == "0.97" and shown["rows"] == "120"
+    shot(b, "quality-report.png", "#quality")
     facts = css(b, "#identity-facts")
     assert facts.get_attribute("data-did") == cw.ids["consumer"].did
     assert facts.get_attribute("data-roles") == "CONSUMER"
@@ -89,10 +113,13 @@ def test_consumer_applies_and_provider_approves(browser: Any, url: str, cw: Cons
     assert css(b, "#assets").get_attribute("data-shown") == "0"
     css(b, "#q-class option[value=sensitive]").click()
     css(b, "#search button[type=submit]").click()
-    assert css(b, "#assets").get_attribute("data-shown") == "1"
+    assert css(b, "#assets").get_attribute("data-shown") == "1"  # the reported asset is internal
     css(b, f"button.open-asset[data-asset='{cw.asset}']").click()
     wait(b, lambda d: d.find_elements(By.ID, "apply-form"))
     assert "0x" + keccak(text="q").hex() in css(b, "#asset-facts").text  # the quality report's hash
+    # its manifest is not in the store: the page says the report cannot be read, by name
+    assert css(b, "#quality").get_attribute("data-state") == "unavailable"
+    assert css(b, "#quality .warning").text.startswith("QualityReportUnavailable:")
     css(b, "#apply-purpose").send_keys("cardiology study 2026")
     css(b, "#apply-form button[type=submit]").click()
     shown = confirm(b, "apply-confirm.png")
@@ -209,6 +236,25 @@ def test_job_paid_from_the_page_and_answer_opened_in_it(browser: Any, url: str, 
     shot(b, "activity.png")
 
 
+def test_collaboration_steps_shown_and_output_opened_in_the_page(browser: Any, url: str, cw: ConsoleWorld):
+    """The consumer sees the collaborations it started with every step's state, and opens an output
+    step's sealed result in the page with its key file, as a job's answer."""
+    b = browser
+    collab, sealed = cw.collaboration({"mode": "cardinality", "size": 5})
+    open_console(b, url, cw, "consumer")
+    row = css(b, f"#collabs-table tr[data-collab='{collab}']")
+    assert row.get_attribute("data-status") == "completed"
+    assert row.find_element(By.CSS_SELECTOR, "li[data-step='0']").get_attribute("data-status") == "completed"
+    row.find_element(By.CSS_SELECTOR, "button.open-output").click()
+    css(b, "#collab-output input.key-file").send_keys(str(cw.key_file))
+    css(b, "#collab-output input.key-password").send_keys(PASSWORD)
+    css(b, "#collab-output form button[type=submit]").click()
+    message(b, "AnswerOpened", timeout=60)
+    opened = json.loads(css(b, "#collab-output pre.answer").text)
+    assert opened["size"] == 5 and opened["mode"] == "cardinality" and opened["format"] == "tds-collab-result/1"
+    shot(b, "collaboration-output.png", "#collab-output")
+
+
 def test_refusals_show_the_named_error(browser: Any, url: str, cw: ConsoleWorld):
     b = browser
     # exhausted grant: its one use is spent; refused before the wallet is asked
@@ -263,14 +309,45 @@ def test_refusals_show_the_named_error(browser: Any, url: str, cw: ConsoleWorld)
 def test_keyboard_reaches_the_tabs_and_the_layout_fits(browser: Any, url: str, cw: ConsoleWorld):
     b = browser
     open_console(b, url, cw, "provider")
-    from selenium.webdriver.common.keys import Keys
-
     css(b, "#tab-consumer").send_keys(Keys.ARROW_RIGHT)
     assert b.switch_to.active_element.get_attribute("id") == "tab-provider"
     assert css(b, "#panel-provider").is_displayed() and not css(b, "#panel-consumer").is_displayed()
     unlabeled = b.execute_script("""return [...document.querySelectorAll('input, select, textarea')].filter(
         (i) => !(i.labels && i.labels.length) && !i.getAttribute('aria-label')).map((i) => i.outerHTML)""")
     assert unlabeled == []
+    # every control of both role panels has an accessible name in the tree Chromium hands screen
+    # readers, and Tab reaches every one of them
+    for panel in ("tab-consumer", "tab-provider"):
+        css(b, f"#{panel}").click()
+        if panel == "tab-consumer":  # open an asset's details and a grant's job form: their controls too
+            css(b, "button.open-asset").click()
+            wait(b, lambda d: d.find_elements(By.ID, "apply-form"))
+        tree = b.execute_cdp_cmd("Accessibility.getFullAXTree", {})["nodes"]
+        controls = [n for n in tree if not n.get("ignored") and n.get("role", {}).get("value") in CONTROL_ROLES]
+        assert len(controls) > 10
+        nameless = [n["role"]["value"] for n in controls if not str(n.get("name", {}).get("value") or "").strip()]
+        assert nameless == [], nameless
+        # real Tab presses in one batch; a focusin listener records where each one lands
+        count = b.execute_script("""document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);
+            window.__controls = [...document.querySelectorAll('button, input, select, textarea, a[href]')].filter(
+              (e) => e.checkVisibility() && !e.disabled && e.tabIndex !== -1);
+            window.__reached = new Set(); document.addEventListener('focusin', (e) => window.__reached.add(e.target));
+            return window.__controls.length""")
+        ActionChains(b).send_keys(Keys.TAB * (count + 8)).perform()
+        missed = b.execute_script("return window.__controls.filter((e) => !window.__reached.has(e)).map((e) => e.outerHTML.slice(0, 120))")
+        assert missed == [], f"Tab does not reach: {missed}"
+    # the confirmation dialog: focus on its first button, Escape cancels, focus back on the opener
+    css(b, "#offer-consumer").send_keys(cw.ids["consumer"].address)
+    css(b, "#offer-purpose").send_keys("a11y check")
+    opener = css(b, "#offer-form button[type=submit]")
+    opener.click()
+    wait(b, lambda d: d.find_element(By.ID, "confirm").get_attribute("open") is not None)
+    assert b.switch_to.active_element.get_attribute("id") == "confirm-ok"
+    b.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait(b, lambda d: d.find_element(By.ID, "confirm").get_attribute("open") is None)
+    assert b.switch_to.active_element == opener
+    assert css(b, "#tx-status").get_attribute("textContent") == "Sign this offer? cancelled"  # announced politely
+    assert css(b, "#tx-status").get_attribute("aria-live") == "polite"
     refused = [e["message"] for e in b.get_log("browser") if "Content Security Policy" in e["message"]]
     assert refused == []  # the page needs nothing its 'self'-only policy forbids
     width = b.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
@@ -319,10 +396,11 @@ def test_provider_freezes_a_grant_and_withdraws_earnings(browser: Any, url: str,
     assert text.startswith("InvalidAccountNonce: the offer was cancelled or already used") and cw.wallet.log.count("eth_sendTransaction") == sent
 
 
-def test_job_paid_in_credits_and_earnings_withdrawn(browser: Any, url: str, cw: ConsoleWorld):
+def test_job_paid_in_credits_and_earnings_withdrawn(browser: Any, plain_url: str, cw: ConsoleWorld):
     """A grant priced in Credits (ERC-20): the page gives the allowance first (shown in the same
-    confirmation), then requests; the provider withdraws its credits from the page."""
-    b = browser
+    confirmation), then requests; the provider withdraws its credits from the page. This gateway
+    runs without an event index: the page reads the logs through the wallet instead."""
+    b, url = browser, plain_url
     credits, jobs, auth = cw.space.c["Credits"], cw.space.c["Jobs"], cw.space.c["Authorizations"]
     regulator = dev_account(1)
     cw.space.send(regulator, credits.functions.mint(cw.ids["consumer"].address, 50 * 10**18, keccak(text="test")))
@@ -331,6 +409,7 @@ def test_job_paid_in_credits_and_earnings_withdrawn(browser: Any, url: str, cw: 
     receipt = cw.space.send(cw.ids["provider"].account, auth.functions.grant(terms.as_tuple()))
     grant = auth.events.GrantIssued().process_receipt(receipt)[0]["args"]["grantId"]
     open_console(b, url, cw, "consumer")
+    assert css(b, "body").get_attribute("data-reads") == "wallet"
     css(b, f"button.use-grant[data-grant='{grant}']").click()
     css(b, "#q-dataset").send_keys("salaries")
     css(b, "#aggs .agg-col").send_keys("salary")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -151,9 +152,24 @@ def test_an_ambiguous_number_offers_every_match_and_unknown_ids_answer_404(clien
         assert "Not found:" in r.text and h.esc(what) in r.text, (url, r.text[:500])
 
 
-def test_asset_page_links_every_entity_and_verifies_in_place(client: TestClient, world: ExplorerWorld):
+def fresh(world: ExplorerWorld, idx: EventIndex) -> TestClient:
+    """A new gateway over the same index (nothing verified or cached yet)."""
     lc = world.lc
-    page = client.get(f"/explorer/asset/{lc.asset}").text
+    settings = replace(lc.settings, rpc_url=lc.w3.provider.endpoint_uri)
+    return TestClient(create_app(settings, logs_dir=lc.logs_dir, fetch=lc.fetch, index=idx,
+                                 rate_limit=RateLimit(per_second=1000, burst=1000)), follow_redirects=False)
+
+
+def test_asset_page_links_every_entity_and_verifies_in_place(world: ExplorerWorld, idx: EventIndex):
+    lc = world.lc
+    client = fresh(world, idx)
+    first = client.get(f"/explorer/asset/{lc.asset}").text  # from the index at once: verdicts come after
+    assert f'data-src="/explorer/verification?asset={lc.asset}&amp;format=fragment"' in first
+    assert "data-step" not in first and 'href="/explorer/verification?asset=' in first  # a link without script
+    fragment = client.get("/explorer/verification", params={"asset": lc.asset, "format": "fragment"})
+    assert fragment.status_code == 200 and "PASS:" in fragment.text and 'data-ref="job:' in fragment.text
+    page = client.get(f"/explorer/asset/{lc.asset}").text  # computed at this indexed block: shown in place
+    assert "verdicts-slot" not in page and '<span class="badge pass">signature pass</span>' in page
     for href in (f"/explorer/grant/{lc.grant}", f"/explorer/grant/{lc.signed_grant}", f"/explorer/job/{lc.job_ok}",
                  f"/explorer/job/{lc.job_failed}", f"/explorer/address/{lc.addr['provider']}", "/explorer/batch/",
                  "/explorer/tx/0x", "/explorer/block/", "/explorer/did/did:"):
@@ -285,3 +301,147 @@ def test_a_node_without_trace_apis_gets_a_note_and_the_error_still_decodes(world
     assert t is not None and t["status"] == "failed" and not t["calls"] and not t["internal"]
     assert len(t["notes"]) == 2 and all("Method not found" in n for n in t["notes"])
     assert t["error"]["decoded"].startswith("GrantNotActive(grantId=")
+
+
+def test_verification_answers_json_for_an_asset_a_job_and_a_batch(client: TestClient, world: ExplorerWorld):
+    lc = world.lc
+    doc = client.get("/explorer/verification", params={"asset": lc.asset}).json()
+    assert doc["ok"] is True and doc["scope"] == {"kind": "asset", "id": lc.asset} and doc["indexedBlock"]
+    steps = {v["step"] for v in doc["verdicts"]}
+    assert {"signature", "payment", "batch-root", "batch-inclusion"} <= steps
+    from audit.verify import verify_all  # the same verdicts as from the chain alone (the index is caught up)
+
+    direct = verify_all(lc.w3, lc.deployment, asset=lc.asset, logs_dir=lc.logs_dir, fetch=lc.fetch)
+    assert [(v["step"], v["subject"], v["status"], v["detail"]) for v in doc["verdicts"]] == [
+        (v["step"], v["subject"], v["status"], v["detail"]) for v in direct]
+    job = client.get("/explorer/verification", params={"job": lc.job_ok}).json()
+    assert job["verdicts"] and all(v["refs"].get("job") == lc.job_ok for v in job["verdicts"])
+    batch = lc.c["Evidence"].events.BatchAnchored().get_logs(from_block=0)[0]["args"]["batchId"]
+    b = client.get("/explorer/verification", params={"batch": batch}).json()
+    assert [v["status"] for v in b["verdicts"] if v["step"] == "batch-inclusion"] == ["pass"]
+    page = client.get(f"/explorer/batch/{batch}").text  # computed: the batch page shows it in place
+    assert "data-step=\"batch-root\"" in page and "verdicts-slot" not in page
+    two = client.get("/explorer/verification", params={"asset": lc.asset, "job": lc.job_ok})
+    assert two.status_code == 400 and two.json()["error"] == "one-scope"
+    assert client.get("/explorer/verification", params={"asset": 999}).status_code == 404
+    assert client.get("/explorer/verification", params={"batch": 999, "format": "html"}).status_code == 404
+
+
+def test_long_tables_page_and_keep_the_other_tables_where_they_were(client: TestClient, world: ExplorerWorld,
+                                                                    monkeypatch: pytest.MonkeyPatch):
+    from tds.gateway.explorer import pages, paging
+
+    lc = world.lc
+    whole = client.get("/explorer/export", params={"asset": lc.asset, "format": "json"}).json()["rows"]
+    monkeypatch.setattr(paging, "PAGE_ROWS", 4)
+    page = client.get(f"/explorer/asset/{lc.asset}", params={"trail": 2, "jobs": 1}).text
+    ids = re.findall(r'data-id="([^"]+)"', page.split('id="trail"')[1])
+    assert ids == [r["id"] for r in whole[4:8]]
+    assert f'href="/explorer/asset/{lc.asset}?jobs=1&amp;trail=3#trail" rel="next"' in page  # jobs kept
+    assert f'href="/explorer/asset/{lc.asset}?jobs=1#trail" rel="first"' in page
+    assert f"rows 5–8 of {len(whole)}" in page
+    beyond = client.get(f"/explorer/asset/{lc.asset}", params={"trail": 999}).text  # the last page
+    assert re.findall(r'data-id="([^"]+)"', beyond.split('id="trail"')[1])[-1] == whole[-1]["id"]
+    monkeypatch.setattr(pages, "ACTIVITY_ROWS", 4)
+    log = client.get("/explorer/activity").text
+    assert "(newest first)" in log and 'href="/explorer/activity?page=2#log" rel="next"' in log
+
+
+def test_a_long_export_comes_in_parts_pinned_at_one_block_with_a_manifest(client: TestClient, world: ExplorerWorld):
+    lc = world.lc
+    whole = client.get("/explorer/export", params={"asset": lc.asset, "format": "json"})
+    at = int(whole.headers["x-tds-export-at"])
+    rows, n, parts = [], 1, []
+    while True:
+        r = client.get("/explorer/export", params={"asset": lc.asset, "format": "json", "rows": 5, "part": n,
+                                                    "at": at})
+        doc = r.json()
+        assert doc["hash"] == "0x" + keccak(ex.canonical(doc)).hex() == r.headers["x-tds-export-hash"]
+        assert r.headers["x-tds-export-blocks"] == f"{doc['blocks']['from']}-{doc['blocks']['to']}"
+        assert doc["blocks"]["covered_to"] == at and len(doc["rows"]) <= 5 and doc["part"]["number"] == n
+        rows += doc["rows"]
+        parts.append(doc)
+        if doc["part"]["last"]:
+            assert "rel=\"next\"" not in r.headers.get("link", "")
+            break
+        assert f"part={n + 1}" in r.headers["link"] and "rel=\"next\"" in r.headers["link"]
+        n += 1
+    assert n > 1 and rows == whole.json()["rows"]
+    manifest = client.get("/explorer/export", params={"asset": lc.asset, "format": "manifest", "rows": 5,
+                                                      "at": at}).json()
+    assert [p["hash"] for p in manifest["parts"]] == [p["hash"] for p in parts]
+    assert manifest["hash"] == "0x" + keccak(ex.canonical(manifest)).hex() and manifest["rows"] == len(rows)
+    csv_part = client.get("/explorer/export", params={"asset": lc.asset, "format": "csv", "rows": 5, "part": 2,
+                                                      "at": at})
+    assert list(csv.DictReader(io.StringIO(csv_part.text))) == [
+        {k: "" if v is None else str(v) for k, v in row.items()} for row in parts[1]["rows"]]
+    report = client.get("/explorer/export", params={"asset": lc.asset, "format": "html", "rows": 5, "part": 2,
+                                                    "at": at}).text
+    assert "next part →" in report and "← previous part" in report and parts[1]["hash"] in report
+    beyond = client.get("/explorer/export", params={"asset": lc.asset, "format": "json", "rows": 5, "part": n + 1,
+                                                    "at": at})
+    assert beyond.status_code == 400 and beyond.json()["error"] == "no-such-part"
+    early = rows[len(rows) // 2]["block"]  # pinned at an earlier block: the trail as it stood then
+    then = client.get("/explorer/export", params={"asset": lc.asset, "format": "json", "at": early}).json()
+    assert then["rows"] == [r for r in rows if r["block"] <= early] and then["blocks"]["covered_to"] == early
+    future = client.get("/explorer/export", params={"asset": lc.asset, "format": "json", "at": at + 10**6})
+    assert future.status_code == 400 and future.json()["error"] == "beyond-index"
+    mine = client.get("/explorer/export", params={"participant": lc.addr["consumer"], "format": "json", "rows": 3})
+    assert len(mine.json()["rows"]) == 3 and 'rel="next"' in mine.headers["link"]
+    unknown = client.get("/explorer/export", params={"asset": 999, "format": "json"})
+    assert unknown.status_code == 404 and unknown.json()["error"] == "not-found"
+    bad = client.get("/explorer/export", params={"participant": "nobody", "format": "json"})
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid-participant"
+
+
+def test_the_json_routes_are_described_in_openapi_and_search_answers_json(client: TestClient, world: ExplorerWorld):
+    api = client.get("/openapi.json").json()
+    for path in ("/explorer/search", "/explorer/export", "/explorer/verification"):
+        op = api["paths"][path]["get"]  # held to the gateway's rules (tests/tds/test_gateway_writes.py)
+        assert op["summary"] and op["tags"] == ["explorer"] and op["description"], path
+        assert all(r.get("description") for r in op["responses"].values()), path
+        errors = [code for code in op["responses"] if code.startswith(("4", "5"))]
+        assert "404" in errors and all(op["responses"][c]["content"]["application/json"]["schema"]["$ref"]
+                                       .endswith("/ErrorBody") for c in errors), path
+    assert "text/csv" in api["paths"]["/explorer/export"]["get"]["responses"]["200"]["content"]
+    assert "ExportDocument" in api["components"]["schemas"] and "VerificationAnswer" in api["components"]["schemas"]
+    assert not [p for p in api["paths"] if p.startswith("/explorer/asset") or p == "/explorer"]  # pages stay out
+    found = client.get("/explorer/search", params={"q": "1", "format": "json"}).json()
+    assert {"kind": "asset", "id": "1", "url": "/explorer/asset/1"} in found["matches"]
+    none = client.get("/explorer/search", params={"q": "hello", "format": "json"})
+    assert none.status_code == 404 and none.json()["error"] == "not-found"
+
+
+def test_a_governance_proposal_and_its_calls_are_decoded(client: TestClient, world: ExplorerWorld, tmp_path):
+    """Governance contracts outside the deployment file are decoded by selector and topic (their
+    compiled ABIs, or the metadata published beside a deployment); a proposal's calls one by one."""
+    from chain.compiler import compile_project
+    from chain.deploy import deploy_artifact
+    from tds.gateway.explorer.abis import PublishedAbis
+
+    lc, founder = world.lc, dev_account(0)
+    arts = compile_project(lc.settings)  # already compiled for the lifecycle: read back
+    s = Sender(lc.w3, founder)
+    membership = deploy_artifact(s, arts["Membership"], founder.address)
+    timelock = deploy_artifact(s, arts["TdsTimelock"], 3600, [], ["0x" + "00" * 20], founder.address)
+    governor = deploy_artifact(s, arts["TdsGovernor"], membership.address, timelock.address, 1, 50, 50)
+    s.send(membership.functions.admit(founder.address))
+    lc.w3.provider.make_request("evm_mine", [])
+    evidence = lc.c["Evidence"]
+    calls = [membership.encode_abi("admit", args=[lc.addr["consumer"]]),
+             evidence.encode_abi("anchorHash", args=[keccak(text="minutes"), keccak(text="MINUTES")])]
+    r = s.send(governor.functions.propose([membership.address, evidence.address], [0, 0], calls, "Admit the consumer"))
+    page = client.get(f"/explorer/tx/{r['transactionHash'].to_0x_hex()}").text
+    assert "TdsGovernor.propose" in page and "decoded by selector" in page and "ProposalCreated" in page
+    proposal = page.split('id="proposal"')[1]
+    assert "<strong>admit</strong>" in proposal and f'href="/explorer/address/{lc.addr["consumer"]}"' in proposal
+    assert "<strong>anchorHash</strong>" in proposal and ">Evidence<" in proposal and not unlinked(page)
+    folder = tmp_path / "deployment.json.sources"  # what chain.sources publishes: solc metadata with the ABI
+    folder.mkdir()
+    (folder / "TdsGovernor.metadata.json").write_text(arts["TdsGovernor"]["metadata"]
+                                                      if isinstance(arts["TdsGovernor"]["metadata"], str)
+                                                      else json.dumps(arts["TdsGovernor"]["metadata"]))
+    published = PublishedAbis.load(folder, None)
+    tx = lc.w3.eth.get_transaction(r["transactionHash"])
+    assert published.names == ["TdsGovernor"] and published.decode_call(bytes(tx["input"]))["function"] == "propose"
+    assert PublishedAbis.load(None, None).decode_call(bytes(tx["input"])) is None

@@ -106,8 +106,15 @@ def settle(d: Any, kind: str | None = None) -> None:
     assert width[0] <= width[1], f"{d.current_url} scrolls horizontally: {width}"
 
 
+FULL_PAGE_MAX_PX = 12_000
+
+
 def shot(d: Any, folder: Path, name: str) -> None:
-    d.save_screenshot(str(folder / f"{name}.png"))
+    """A full-page screenshot (the whole document at 1280 wide, not only the top 800 px)."""
+    size = d.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], FULL_PAGE_MAX_PX), "scale": 1}
+    png = d.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+    (folder / f"{name}.png").write_bytes(base64.b64decode(png["data"]))
 
 
 def search(d: Any, base: str, query: str) -> None:
@@ -146,6 +153,15 @@ def test_search_each_kind_of_id_lands_on_its_page(browser: Any, url: str, world:
     browser.get(url + "/explorer/contract/Jobs")
     settle(browser, "contract")
     shot(browser, shots, "contract")
+    # the other page kinds fit 1280 wide too (settle checks it)
+    for path, kind in (("/explorer/activity", "activity"), ("/explorer/export", "export"),
+                       ("/explorer/search?q=1", "search"), (f"/explorer/verification?asset={lc.asset}&format=html",
+                                                             "verification"),
+                       ("/explorer/contract/Jobs/source?path=contracts/jobs/Jobs.sol", "source")):
+        browser.get(url + path)
+        settle(browser, kind)
+        if kind == "search":
+            shot(browser, shots, kind)
     browser.get(url + "/explorer/asset/999")
     settle(browser, "notfound")
     assert "asset 999" in browser.find_element(By.ID, "notfound").text
@@ -161,8 +177,9 @@ def test_follow_links_asset_grant_job_transaction_batch_and_back(browser: Any, u
                                                                    shots: Path):
     lc = world.lc
     browser.get(f"{url}/explorer/asset/{lc.asset}")
-    settle(browser, "asset")
+    settle(browser, "asset")  # the page came from the index; its script filled the verdicts in
     assert browser.find_element(By.ID, "status").text.startswith("PASS")
+    assert browser.find_elements(By.CSS_SELECTOR, "#trail tr[data-event=JobCompleted] .marks .badge.pass")
     click(browser, f"#grants a[href='/explorer/grant/{lc.grant}']")
     settle(browser, "grant")
     click(browser, f"main a[href='/explorer/asset/{lc.asset}']")

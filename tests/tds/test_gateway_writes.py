@@ -347,7 +347,7 @@ def test_openapi_is_complete(world: World):
     expected = {"/catalog", "/assets/{asset_id}", "/assets/{asset_id}/trail", "/audit/verify", "/audit/events",
                 "/jobs/{job_id}", "/jobs/{job_id}/result", "/applications", "/grants", "/jobs", "/auditor",
                 "/auth/challenge", "/grants/{grant_id}", "/collaborations/{collab_id}", "/collaborations",
-                "/collaborations/validate"}
+                "/collaborations/validate", "/explorer/search", "/explorer/export", "/explorer/verification"}
     assert expected == set(spec["paths"])
     for path, ops in spec["paths"].items():
         for method, op in ops.items():

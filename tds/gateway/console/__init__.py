@@ -6,16 +6,24 @@
   another origin: a Content-Security-Policy of ``'self'`` says so to the browser);
 * ``GET /console/config`` — what the page needs to talk to the chain through the wallet: chain id,
   deployment block, the system contracts' addresses and ABIs, the role and operation names;
+* ``POST /console/nonce`` — a fresh nonce for one wallet proof (consumed by the proof that uses it);
 * ``POST /console/params`` — a job's sealed parameter block, stored in the content store once the
   wallet-proven consumer's ``requestJob`` simulates (the page sends the transaction itself next);
+  blocks no job names are swept (:mod:`tds.gateway.console.sweep`), a few per account at most;
 * ``GET /console/jobs/{id}/result`` — the sealed answer of a job, for its consumer, proven by a
-  wallet signature (``X-TDS-Wallet-Proof``, :mod:`tds.gateway.console.proof`).
+  wallet signature (``X-TDS-Wallet-Proof``, :mod:`tds.gateway.console.proof`);
+* ``GET /console/collaborations/{id}/steps/{step}/result`` — an output step's sealed result, for
+  the collaboration's initiator (wallet-proven);
+* ``GET /console/assets/{id}/quality`` — an asset's quality report, checked against the chain's
+  hash (:mod:`tds.gateway.console.documents`).
 
 Every transaction is built, simulated and sent by the page through the participant's wallet; the
 gateway signs and pays nothing here, and the page opens sealed answers itself (WebCrypto).
 """
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -27,25 +35,29 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 from web3.exceptions import ContractCustomError, ContractLogicError
 
+from tds.gateway.console.documents import collaboration_output, quality_report
+from tds.gateway.console.ledger import MAX_NONCES_PER_CLIENT, NONCE_LIFETIME, ConsoleLedger
 from tds.gateway.console.proof import HEADER, check_proof
+from tds.gateway.console.sweep import check_room, sweep
 from tds.gateway.results import consumers_result
 from tds.gateway.errors import (
     BadRequest,
     Conflict,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     Unavailable,
 )
 from tds.gateway.limits import RateLimit
 from tds.gateway.relay import _revert_reason, error_code
 
 CONTRACTS = ("AssetRegistry", "Authorizations", "Jobs", "IdentityRegistry", "QualityRatings", "CertificateTemplates",
-             "Credits")
+             "Credits", "Collaborations")
 ROLES = ("PROVIDER", "CONSUMER", "OPERATOR", "REGULATOR", "DEVELOPER", "ALGORITHM_PROVIDER", "COMPUTE_PROVIDER",
          "MONITOR")
-STATIC = {"app.js": "text/javascript", "wallet.js": "text/javascript", "chain.js": "text/javascript",
-          "consumer.js": "text/javascript", "provider.js": "text/javascript", "crypto.js": "text/javascript",
-          "ui.js": "text/javascript", "job.js": "text/javascript", "vendor.js": "text/javascript", "console.css": "text/css"}
+STATIC = {**{name: "text/javascript" for name in ("app.js", "wallet.js", "chain.js", "consumer.js", "provider.js",
+                                                 "crypto.js", "ui.js", "job.js", "reads.js", "collab.js", "vendor.js")},
+          "console.css": "text/css"}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
@@ -76,11 +88,27 @@ def console_config(reader: Any) -> dict[str, Any]:
             "operations": {str(bit): name for bit, name in NAMES.items()}, "proofHeader": HEADER}
 
 
+def default_ledger(state: Any) -> ConsoleLedger:
+    """The ledger file under the gateway's home (``<home>/console/ledger.sqlite``), else in memory."""
+    settings = getattr(state, "settings", None)
+    return ConsoleLedger(settings.home / "console" / "ledger.sqlite" if settings is not None else None)
+
+
 def console_routes(state: Any, content: Any, fetcher: Callable[[str], bytes | None] | None,
-                   limiter: RateLimit | None = None) -> APIRouter:
+                   limiter: RateLimit | None = None, ledger: ConsoleLedger | None = None) -> APIRouter:
     """The console's routes over ``state`` (the chain), ``content`` (store) and ``fetcher`` (results);
-    ``limiter`` (default 30 at once, then 5/s) bounds the two wallet-proven endpoints per address."""
+    ``limiter`` (default 30 at once, then 5/s) bounds the document and wallet-proven endpoints per
+    address (nonces are bounded by the unused ones an address holds); ``ledger`` keeps nonces and pending parameter blocks (default: :func:`default_ledger`)."""
     limits = limiter or RateLimit()
+    opened: list[ConsoleLedger] = [ledger] if ledger is not None else []
+    opening = threading.Lock()
+
+    def book() -> ConsoleLedger:
+        """The ledger, opened on first use (a gateway whose console is never used writes no file)."""
+        with opening:
+            if not opened:
+                opened.append(default_ledger(state))
+            return opened[0]
 
     def take(request: Request) -> None:
         limits.take("console:" + (request.client.host if request.client else "unknown"))
@@ -107,6 +135,20 @@ def console_routes(state: Any, content: Any, fetcher: Callable[[str], bytes | No
         """What the page needs to build, simulate and decode transactions through the wallet."""
         return console_config(state.reader())
 
+    @router.post("/console/nonce", summary="A nonce for one wallet proof")
+    def post_nonce(request: Request) -> dict[str, Any]:
+        """A fresh nonce to sign in the next wallet proof; the proof that names it consumes it (a
+        replay is refused), and it expires after its lifetime. Bounded per client address by the
+        unused nonces it holds (not by the rate limit: a proof then costs one token, its request's)."""
+        issued = book().issue_nonce(request.client.host if request.client else "unknown")
+        if issued == "client":
+            raise RateLimited("too-many-nonces", f"this address holds {MAX_NONCES_PER_CLIENT} unused wallet-proof "
+                                                 "nonces; use them or let them expire", headers={"Retry-After": "60"})
+        if issued == "all":
+            raise Unavailable("nonces-exhausted", "too many wallet-proof nonces are outstanding; retry in a minute",
+                              headers={"Retry-After": "60"})
+        return {"nonce": issued[0], "expires": issued[1], "lifetime": NONCE_LIFETIME}
+
     @router.post("/console/params", status_code=201, summary="Store a job's sealed parameters (wallet-proven)")
     def post_params(payload: ParamsIn, request: Request) -> dict[str, Any]:
         """Store the sealed parameter block of a job the wallet-proven consumer is about to request:
@@ -131,7 +173,7 @@ def console_routes(state: Any, content: Any, fetcher: Callable[[str], bytes | No
             raise BadRequest("params-not-sealed", "job parameters must be sealed to the provider's key service "
                                                   "(format tds-params/1)")
         digest = params_hash(data)
-        proof = check_proof(request.headers.get(HEADER), "store-params", "0x" + digest.hex(), r.chain_id)
+        proof = check_proof(request.headers.get(HEADER), "store-params", "0x" + digest.hex(), r.chain_id, book())
         jobs = r.contracts["Jobs"]
         fn = jobs.functions.requestJob(payload.grantId, payload.operation, digest, payload.deadline)
         try:
@@ -142,6 +184,8 @@ def console_routes(state: Any, content: Any, fetcher: Callable[[str], bytes | No
                            ) from None
         if content is None:
             raise Unavailable("store-unavailable", "this gateway has no content store for job parameters")
+        sweep(book(), r, content, int(r.w3.eth.get_block("latest")["timestamp"]), int(time.time()))  # everyone's
+        check_room(book(), proof.signer)
         cid = params_cid(digest)
         try:
             stored = content.add_bytes(data, cid_version=1)
@@ -149,6 +193,7 @@ def console_routes(state: Any, content: Any, fetcher: Callable[[str], bytes | No
             raise Unavailable("store-unavailable", f"the content store refused the parameters: {exc}") from None
         if stored != cid:
             raise Unavailable("store-unavailable", f"the content store answered CID {stored}, expected {cid}")
+        book().record_params(cid, "0x" + digest.hex(), proof.signer, payload.deadline)
         return {"paramsHash": "0x" + digest.hex(), "paramsCid": cid, "consumer": proof.signer}
 
     @router.get("/console/jobs/{job_id}/result", response_class=Response, summary="A job's sealed answer "
@@ -158,10 +203,37 @@ def console_routes(state: Any, content: Any, fetcher: Callable[[str], bytes | No
         (who proves the account with a wallet signature); the page opens it with the key file."""
         take(request)
         r = state.reader()
-        proof = check_proof(request.headers.get(HEADER), "read-result", f"job {job_id}", r.chain_id)
+        proof = check_proof(request.headers.get(HEADER), "read-result", f"job {job_id}", r.chain_id, book())
         cid, want, data = consumers_result(r, fetcher, job_id, proof.signer, "answer")
         return Response(data, media_type="application/octet-stream",
                         headers={"X-TDS-Result-Hash": "0x" + want.hex(), "X-TDS-Result-Cid": cid,
                                  "Content-Disposition": f'attachment; filename="job-{job_id}.sealed.json"'})
+
+    @router.get("/console/collaborations/{collab_id}/steps/{step}/result", response_class=Response,
+                summary="A collaboration output's sealed result (its initiator, wallet-proven)")
+    def get_output(request: Request, collab_id: int = PathParam(ge=1),
+                   step: int = PathParam(ge=0, lt=16)) -> Response:
+        """The sealed output of an output step, as its ``StepCompleted`` named and hashed it, for the
+        collaboration's initiator (wallet proof ``read-output`` on ``collaboration <id> step <n>``)."""
+        take(request)
+        r = state.reader()
+        proof = check_proof(request.headers.get(HEADER), "read-output", f"collaboration {collab_id} step {step}",
+                            r.chain_id, book())
+        cid, want, data = collaboration_output(r, fetcher, collab_id, step, proof.signer)
+        return Response(data, media_type="application/octet-stream",
+                        headers={"X-TDS-Result-Hash": "0x" + want.hex(), "X-TDS-Result-Cid": cid,
+                                 "Content-Disposition":
+                                     f'attachment; filename="collaboration-{collab_id}-step-{step}.sealed.json"'})
+
+    @router.get("/console/assets/{asset_id}/quality", response_class=Response,
+                summary="An asset's quality report, checked against the chain")
+    def get_quality(request: Request, asset_id: int = PathParam(ge=1)) -> Response:
+        """The quality report the asset's manifest names, served only if it hashes to the
+        ``qualityReportHash`` on chain (502 ``quality-report-mismatch``; 503 when unavailable)."""
+        take(request)
+        cid, want, data = quality_report(state.reader(), fetcher, asset_id)
+        return Response(data, media_type="application/json",
+                        headers={"X-TDS-Quality-Hash": "0x" + want.hex(), "X-TDS-Quality-Cid": cid,
+                                 "Cache-Control": "no-cache"})
 
     return router

@@ -7,13 +7,15 @@ The wallet signs a short, human-readable text the user sees before signing::
     action: read-result
     subject: job 4294967297
     chain: 31337
+    nonce: 9f86d081884c7d659a2feaa0c55ad015
     expires: 1767312000
 
 It travels base64url JSON ``{"message": ..., "signature": "0x..."}`` in ``X-TDS-Wallet-Proof``.
-The gateway recovers the signer and checks the action, the subject, the chain and the expiry
-(in the future, at most :data:`MAX_LIFETIME` seconds ahead). A proof is not single-use: within its
-few minutes it can only repeat the very action it names (reading the same sealed result,
-storing the same parameter block), which gains an eavesdropper nothing.
+The gateway recovers the signer and checks the action, the subject, the chain, the expiry (in the
+future, at most :data:`MAX_LIFETIME` seconds ahead) and, last, the nonce: one the gateway issued
+(``POST /console/nonce``) and that no proof has used yet — it is consumed here, so a proof works
+once (a replay is refused as ``wallet-proof-replayed``, even after a gateway restart:
+:class:`~tds.gateway.console.ledger.ConsoleLedger` keeps them on disk until they expire).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from tds.gateway.console.ledger import ConsoleLedger
 from tds.gateway.errors import GatewayError
 
 HEADER = "X-TDS-Wallet-Proof"
@@ -48,11 +51,16 @@ class WalletProof:
     subject: str
     chain_id: int
     expires: int
+    nonce: str
 
 
-def proof_message(action: str, subject: str, chain_id: int, expires: int) -> str:
-    """The text a wallet signs for ``action`` on ``subject`` (the page builds the same)."""
-    return f"{TITLE}\naction: {action}\nsubject: {subject}\nchain: {chain_id}\nexpires: {expires}"
+FIELDS = ("action", "subject", "chain", "nonce", "expires")
+
+
+def proof_message(action: str, subject: str, chain_id: int, nonce: str, expires: int) -> str:
+    """The text a wallet signs for ``action`` on ``subject`` with the gateway's ``nonce`` (the page
+    builds the same)."""
+    return f"{TITLE}\naction: {action}\nsubject: {subject}\nchain: {chain_id}\nnonce: {nonce}\nexpires: {expires}"
 
 
 def parse_message(message: str) -> dict[str, str]:
@@ -66,8 +74,9 @@ def parse_message(message: str) -> dict[str, str]:
         if not sep or key in fields:
             raise ProofRefused("wallet-proof-malformed", f"the signed text has a malformed line {line!r}")
         fields[key] = value
-    if set(fields) != {"action", "subject", "chain", "expires"}:
-        raise ProofRefused("wallet-proof-malformed", "the signed text must name action, subject, chain and expires")
+    if set(fields) != set(FIELDS):
+        raise ProofRefused("wallet-proof-malformed", "the signed text must name action, subject, chain, nonce and "
+                                                     "expires")
     return fields
 
 
@@ -85,8 +94,10 @@ def decode_header(value: str | None) -> tuple[str, bytes]:
                            ) from None
 
 
-def check_proof(value: str | None, action: str, subject: str, chain_id: int, now: float | None = None) -> WalletProof:
-    """Verify the header ``value`` for ``action`` on ``subject`` on ``chain_id``; return the proof."""
+def check_proof(value: str | None, action: str, subject: str, chain_id: int, ledger: ConsoleLedger,
+                now: float | None = None) -> WalletProof:
+    """Verify the header ``value`` for ``action`` on ``subject`` on ``chain_id`` and consume its nonce
+    in ``ledger`` (so it is accepted once); return the proof."""
     message, signature = decode_header(value)
     fields = parse_message(message)
     if fields["action"] != action or fields["subject"] != subject:
@@ -109,4 +120,8 @@ def check_proof(value: str | None, action: str, subject: str, chain_id: int, now
     except Exception:
         raise ProofRefused("wallet-proof-bad-signature", "the wallet signature does not recover to an account"
                            ) from None
-    return WalletProof(signer, action, subject, chain_id, expires)
+    if not ledger.consume_nonce(fields["nonce"], t):
+        raise ProofRefused("wallet-proof-replayed", f"nonce {fields['nonce'][:40]!r} was not issued by this gateway, "
+                                                    "has expired or was already used: a wallet proof works once; "
+                                                    "ask for a new nonce and sign again")
+    return WalletProof(signer, action, subject, chain_id, expires, fields["nonce"])

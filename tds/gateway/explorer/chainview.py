@@ -10,6 +10,7 @@ from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from audit.events import ChainEvent, plain
 from chain.revert import describe_revert
+from tds.gateway.explorer.abis import PublishedAbis
 
 
 def _hex(value: Any) -> str:
@@ -32,13 +33,14 @@ def rpc(w3: Any, method: str, params: list[Any]) -> tuple[Any, str | None]:
     return answer.get("result"), None
 
 
-def decode_call(base: Any, to: str | None, data: bytes) -> dict[str, Any] | None:
-    """``{"contract", "function", "args"}`` for a call to one of the deployment's contracts, else None."""
+def decode_call(base: Any, to: str | None, data: bytes, abis: PublishedAbis | None = None) -> dict[str, Any] | None:
+    """``{"contract", "function", "args"}`` for a call to one of the deployment's contracts, else by
+    selector with a published ABI (``"by": "selector"``), else None."""
     if not to or len(data) < 4:
         return None
     name = base.names_by_address.get(to.lower())
     if name is None:
-        return None
+        return abis.decode_call(data) if abis is not None else None
     try:
         fn, args = base.contracts[name].decode_function_input(data)
     except Exception:  # noqa: BLE001 - a selector the ABI does not declare
@@ -67,21 +69,23 @@ def revert_data(w3: Any, tx: Any, receipt: Any, trace: dict[str, Any] | None) ->
     return None
 
 
-def _flatten(node: dict[str, Any], base: Any, depth: int = 0) -> list[dict[str, Any]]:
+def _flatten(node: dict[str, Any], base: Any, depth: int = 0,
+             abis: PublishedAbis | None = None) -> list[dict[str, Any]]:
     data = bytes.fromhex((node.get("input") or "0x")[2:])
-    call = decode_call(base, node.get("to"), data)
+    call = decode_call(base, node.get("to"), data, abis)
     out = [{"depth": depth, "type": node.get("type"), "from": node.get("from"), "to": node.get("to"),
             "value": int(node.get("value") or "0x0", 16), "function": call["function"] if call else
             ("0x" + data[:4].hex() if len(data) >= 4 else ""), "contract": call["contract"] if call else None,
             "error": node.get("error")}]
     for child in node.get("calls") or []:
-        out += _flatten(child, base, depth + 1)
+        out += _flatten(child, base, depth + 1, abis)
     return out
 
 
-def transaction(base: Any, tx_hash: str) -> dict[str, Any] | None:
-    """A transaction with its receipt, decoded call and events, revert, internal operations and
-    call tree; ``notes`` lists what the node could not answer. None if the node does not know it."""
+def transaction(base: Any, tx_hash: str, abis: PublishedAbis | None = None) -> dict[str, Any] | None:
+    """A transaction with its receipt, decoded call and events (the system's contracts by address,
+    others by a published ABI), revert, internal operations and call tree; ``notes`` lists what the
+    node could not answer. None if the node does not know it."""
     w3 = base.w3
     try:
         tx = w3.eth.get_transaction(tx_hash)
@@ -99,9 +103,13 @@ def transaction(base: Any, tx_hash: str) -> dict[str, Any] | None:
     events: list[dict[str, Any]] = []
     for log in receipt["logs"]:
         ev: ChainEvent | None = base.decoder.decode(log)
+        other = abis.decode_log(list(log["topics"]), bytes(log["data"])) if ev is None and abis else None
         events.append({"log_index": int(log["logIndex"]), "address": log["address"],
-                       "contract": ev.contract if ev else base.names_by_address.get(log["address"].lower()),
-                       "event": ev.name if ev else None, "args": plain(ev.args) if ev else None,
+                       "contract": ev.contract if ev else (other[0] if other else
+                                                           base.names_by_address.get(log["address"].lower())),
+                       "event": ev.name if ev else (other[1] if other else None),
+                       "args": plain(ev.args) if ev else (other[2] if other else None),
+                       "by": "address" if ev else ("topic" if other else None),
                        "topics": [_hex(t) for t in log["topics"]], "data": _hex(log["data"])})
     ok = int(receipt["status"]) == 1
     error = None
@@ -116,12 +124,12 @@ def transaction(base: Any, tx_hash: str) -> dict[str, Any] | None:
             "gas": int(tx["gas"]), "gas_used": int(receipt["gasUsed"]),
             "gas_price": int(receipt.get("effectiveGasPrice") or tx.get("gasPrice") or 0),
             "index": int(receipt["transactionIndex"]),
-            "call": decode_call(base, tx.get("to"), bytes(tx["input"])), "input": _hex(tx["input"]),
+            "call": decode_call(base, tx.get("to"), bytes(tx["input"]), abis), "input": _hex(tx["input"]),
             "events": events, "error": error, "internal": internal or [],
-            "calls": _flatten(trace, base) if isinstance(trace, dict) else [], "notes": notes}
+            "calls": _flatten(trace, base, 0, abis) if isinstance(trace, dict) else [], "notes": notes}
 
 
-def block(base: Any, ident: int | str) -> dict[str, Any] | None:
+def block(base: Any, ident: int | str, abis: PublishedAbis | None = None) -> dict[str, Any] | None:
     """A block by number or hash with its transactions (each with its decoded function), or None."""
     w3 = base.w3
     try:
@@ -130,7 +138,7 @@ def block(base: Any, ident: int | str) -> dict[str, Any] | None:
         return None
     txs = []
     for tx in b["transactions"]:
-        call = decode_call(base, tx.get("to"), bytes(tx["input"]))
+        call = decode_call(base, tx.get("to"), bytes(tx["input"]), abis)
         txs.append({"hash": _hex(tx["hash"]), "from": tx["from"], "to": tx.get("to"), "value": int(tx.get("value", 0)),
                     "contract": call["contract"] if call else None, "function": call["function"] if call else None})
     return {"number": int(b["number"]), "hash": _hex(b["hash"]), "parent": _hex(b["parentHash"]),

@@ -29,7 +29,9 @@ from audit.index_tables import (
     workflow_steps,
     workflows,
 )
+from tds.gateway.explorer.abis import PublishedAbis
 from tds.gateway.explorer.units import ZERO_ADDRESS, wei_text
+from tds.gateway.explorer.verification import Verifier
 
 ERC20 = [{"name": "decimals", "type": "function", "stateMutability": "view", "inputs": [],
           "outputs": [{"name": "", "type": "uint8"}]},
@@ -52,7 +54,8 @@ class ExplorerData:
         self._caught_up = 0.0
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[int, str]] = {}
-        self._verdicts: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        self.verifier = Verifier(self.reads, logs_dir, fetch)
+        self._abis: PublishedAbis | None = None
         self.contract_verdicts: dict[tuple[str, str], Any] = {}  # (name, address) → audit.contracts verdict
 
     # ------------------------------------------------------------------ sources
@@ -102,6 +105,20 @@ class ExplorerData:
     def w3(self) -> Any:
         """The node (web3)."""
         return self.base.w3
+
+    def abis(self) -> PublishedAbis:
+        """The published and governance ABIs (loaded once): decoding beyond the system contracts."""
+        if self._abis is None:
+            from chain.sources import sources_folder
+
+            settings = getattr(self.state, "settings", None)
+            folder = None
+            try:
+                folder = sources_folder(Path(settings.deployment_path(self.base.chain_id))) if settings else None
+            except Exception:  # noqa: BLE001 - no deployment file configured: nothing published
+                folder = None
+            self._abis = PublishedAbis.load(folder, Path(settings.artifacts_dir) if settings else None)
+        return self._abis
 
     def indexed_block(self) -> int | None:
         """The last block the index holds completely."""
@@ -203,6 +220,13 @@ class ExplorerData:
                                     .order_by(payments.c.block, payments.c.log_index))
         return out
 
+    def assets_of_jobs(self, job_ids: set[int]) -> set[int]:
+        """The assets ``job_ids`` ran on."""
+        if not job_ids:
+            return set()
+        with self.engine.connect() as conn:
+            return {r.asset_id for r in conn.execute(select(jobs.c.asset_id).where(jobs.c.job_id.in_(sorted(job_ids))))}
+
     def grant_price(self, grant_id: int) -> tuple[str | None, str | None]:
         """(payment token, price per use) of a grant, from its GrantIssued terms."""
         _, g = self.reads().grant(grant_id)
@@ -299,14 +323,11 @@ class ExplorerData:
     # ------------------------------------------------------------------ verification
 
     def verdicts(self, asset: int | None = None) -> list[dict[str, Any]]:
-        """``audit.verify`` verdicts (of one asset's scope when given), at the node's head (cached per block)."""
-        from audit.verify import verify_all
-
-        r = self.state.reader()
-        key = (asset, r._head)
-        if key not in self._verdicts:
-            self._verdicts[key] = verify_all(None, None, reader=r, asset=asset, logs_dir=self.logs_dir,
-                                             fetch=self.fetch)
-            while len(self._verdicts) > 64:
-                self._verdicts.pop(next(iter(self._verdicts)))
-        return self._verdicts[key]
+        """``audit.verify`` verdicts of one asset (every indexed asset and batch when None), over the
+        index at its indexed block (computed once per block: :mod:`tds.gateway.explorer.verification`)."""
+        if asset is not None:
+            return self.verifier.asset(asset) or []
+        with self.engine.connect() as conn:
+            ids = [r.asset_id for r in conn.execute(select(assets.c.asset_id))]
+            batches = [r.batch_id for r in conn.execute(select(log_batches.c.batch_id))]
+        return self.verifier.scope(ids, batches)

@@ -9,6 +9,7 @@ from typing import Any
 from audit.verify import cid_text
 from tds.gateway.explorer import html as h
 from tds.gateway.explorer.data import ExplorerData
+from tds.gateway.explorer.paging import NO_PAGING, Paging, page_slice, pager
 from tds.gateway.explorer.units import (
     TIME_KEYS,
     bytes_text,
@@ -75,13 +76,20 @@ def _cid(value: str | None) -> h.Html:
     return h.tag("code", text, class_="wrap", title=value)
 
 
-def _relevant(entry: dict[str, Any], v: dict[str, Any]) -> bool:
-    r, o = v.get("refs") or {}, entry.get("object") or {}
-    if "job" in r:
-        return o.get("job") == r["job"] and entry.get("action") in ("complete", "fail", "reclaim")
-    if "batch" in r:
-        return o.get("batch") == r["batch"] and entry.get("event") == "BatchAnchored"
-    return False
+def entry_ref(entry: dict[str, Any]) -> str | None:
+    """``job:N`` / ``batch:N`` for the trail entries verdicts are about (a job's end, a batch anchor)."""
+    o = entry.get("object") or {}
+    if o.get("job") is not None and entry.get("action") in ("complete", "fail", "reclaim"):
+        return f"job:{o['job']}"
+    if o.get("batch") is not None and entry.get("event") == "BatchAnchored":
+        return f"batch:{o['batch']}"
+    return None
+
+
+def verdict_ref(v: dict[str, Any]) -> str | None:
+    """``job:N`` / ``batch:N``: the trail entry a verdict is about."""
+    r = v.get("refs") or {}
+    return f"job:{r['job']}" if "job" in r else (f"batch:{r['batch']}" if "batch" in r else None)
 
 
 def trail_table(data: ExplorerData, entries: Iterable[Any], verdicts: list[dict[str, Any]] | None = None) -> h.Html:
@@ -95,15 +103,17 @@ def trail_table(data: ExplorerData, entries: Iterable[Any], verdicts: list[dict[
         result = h.badge(d["result"], "pass" if d["result"] in ("ok", "approved") else "fail")
         if d.get("error_code") is not None:
             result = h.Html(result + " " + h.esc(reason_text("job", d["error_code"])))
-        checks = [v for v in (verdicts or []) if _relevant(d, v)]
-        marks = h.join(h.badge(f"{v['step']} {v['status']}", v["status"]) for v in checks)
+        ref = entry_ref(d)
+        checks = [v for v in (verdicts or []) if ref is not None and verdict_ref(v) == ref]
+        marks = h.tag("span", h.join((h.badge(f"{v['step']} {v['status']}", v["status"]) for v in checks), " "),
+                      class_="marks")
         tx, _, log = d["id"].rpartition(":")
         rows.append([h.when(d["time"], d["block"]), h.tag("strong", d["action"]),
                      h.address(d["actor"], d.get("actor_did")), obj, result,
                      h.tag("span", f"{d['contract']}.{d['event']}") + " " + h.tx_link(tx) + f" log {log}",
                      h.Html(detail_values(data, d.get("detail") or {}) + marks)])
         attrs.append({"data_id": d["id"], "data_action": d["action"], "data_result": d["result"],
-                      "data_event": d["event"]})
+                      "data_event": d["event"], "data_ref": ref})
     return h.table(["time · block", "action", "actor", "object", "result", "event · transaction", "details"],
                    rows, cls="trail", empty="no entries", row_attrs=attrs)
 
@@ -122,13 +132,28 @@ def verdict_table(verdicts: list[dict[str, Any]], data: ExplorerData | None = No
         rows.append([h.badge(v["status"]), v["step"], h.Html(h.esc(v["subject"]) + " " + refs),
                      COMPARED.get(v["step"], ""), detail])
         attrs.append({"class_": "verdict " + v["status"], "data_step": v["step"], "data_status": v["status"],
-                      "data_subject": v["subject"]})
+                      "data_subject": v["subject"], "data_ref": verdict_ref(v)})
     ok = all(v["ok"] for v in verdicts)
     failed = sum(1 for v in verdicts if v["status"] == "fail")
     head = h.tag("p", f"{'PASS' if ok else 'FAIL'}: {len(verdicts) - failed}/{len(verdicts)} verifications hold",
                  class_="verdict-summary " + ("pass" if ok else "fail"), id="status")
     return h.Html(head + h.table(["", "check", "subject", "what was compared", "result"], rows, cls="verdicts",
                                  empty="nothing to verify", row_attrs=attrs))
+
+
+def verification_section(data: ExplorerData, scope: str, ident: int,
+                         verdicts: list[dict[str, Any]] | None) -> h.Html:
+    """The verdicts when already computed at the indexed block; else a slot the page's script fills
+    from ``/explorer/verification`` (a link to the same verdicts without the script)."""
+    if verdicts is not None:
+        return h.section("Verification", verdict_table(verdicts, data), "verification")
+    src = f"{h.BASE}/verification?{scope}={ident}"
+    slot = h.tag("div", h.Html(h.tag("p", h.Html(h.esc("Verifying against the node… (the page is shown from the "
+                                                          "index at once; ") + h.link(f"{src}&format=html",
+                                                                                      "open the verdicts")
+                                                 + h.esc(")")), class_="pending")),
+                 class_="verdicts-slot", data_src=f"{src}&format=fragment", aria_live="polite", aria_busy="true")
+    return h.section("Verification", slot, "verification")
 
 
 def export_links(query: str) -> h.Html:
@@ -154,7 +179,9 @@ def landing(data: ExplorerData) -> h.Html:
     catalog = h.table(["asset", "holder", "classification", "state", "rating", "grants", "uses", "registered"], rows,
                       cls="catalog", empty="no assets registered yet")
     return h.Html(totals + h.section("Catalog", catalog, "catalog")
-                  + h.section("Latest activity", trail_table(data, data.latest(15)), "latest")
+                  + h.section("Latest activity", trail_table(data, data.latest(15))
+                              + h.tag("p", h.link(f"{h.BASE}/activity", "the whole audit log, newest first →")),
+                              "latest")
                   + h.section("Export", landing_export_form()))
 
 
@@ -167,13 +194,14 @@ def landing_export_form() -> h.Html:
                   "<option>csv</option></select> <button type='submit'>Export the audit log</button></form>")
 
 
-def asset_page(data: ExplorerData, asset_id: int) -> h.Html | None:
-    """An asset: facts, grants, jobs, trail with verdicts in place, verification; None if unknown."""
+def asset_page(data: ExplorerData, asset_id: int, paging: Paging = NO_PAGING) -> h.Html | None:
+    """An asset: facts, grants, jobs, trail (each paged), verification (filled in lazily unless
+    already computed at the indexed block); None if unknown."""
     a = data.asset(asset_id)
     if a is None:
         return None
     _, trail = data.reads().asset_trail(asset_id)
-    verdicts = data.verdicts(asset_id)
+    verdicts = data.verifier.cached("asset", asset_id)
     rating = f"{a['rating_sum'] / a['rating_count']:.1f} from {a['rating_count']}" if a["rating_count"] else "—"
     facts = h.kv([("state", h.badge(a["state"])), ("classification", a["classification"]),
                   ("holder", h.address(a["holder"], data.did_of(a["holder"]))),
@@ -183,19 +211,23 @@ def asset_page(data: ExplorerData, asset_id: int) -> h.Html | None:
                   ("allowed operations", operations_text(a["allowed_ops"])), ("template", a["template_id"]),
                   ("content CID", _cid(a["content_cid"])), ("metadata CID", _cid(a["metadata_cid"])),
                   ("manifest hash", h.hash_link(a["manifest_hash"])),
-                  ("quality report hash", h.hash_link(a["quality_report_hash"])), ("rating", rating)])
+                  ("quality report hash", h.hash_link(a["quality_report_hash"])), ("rating", rating),
+                  ("trail", f"{len(trail or []):,} entries, {len(a['grants']):,} grants, {len(a['jobs']):,} jobs")])
+    shown_grants, grants_nav = page_slice(a["grants"], paging, "grants")
     grants = h.table(["grant", "consumer", "status", "frozen", "uses"], [
         [h.entity("grant", g["grant_id"]), h.address(g["consumer"], data.did_of(g["consumer"])), h.badge(g["status"]),
-         "frozen" if g["frozen"] else "no", f"{g['uses']} / {g['max_uses'] or '∞'}"] for g in a["grants"]])
+         "frozen" if g["frozen"] else "no", f"{g['uses']} / {g['max_uses'] or '∞'}"] for g in shown_grants])
+    shown_jobs, jobs_nav = page_slice(a["jobs"], paging, "jobs")
     jobs = h.table(["job", "grant", "status", "operations", "amount", "requested"], [
         [h.entity("job", j["job_id"]), h.entity("grant", j["grant_id"]), h.badge(j["status"]),
          operations_text(j["operation"]), data.amount(j["amount"], j["payment_token"]),
          h.block_link(j["requested_block"])]
-        for j in a["jobs"]])
-    return h.Html(facts + export_links(f"asset={asset_id}") + h.section("Grants", grants, "grants")
-                  + h.section("Jobs", jobs, "jobs")
-                  + h.section("Trail", trail_table(data, trail or [], verdicts), "trail")
-                  + h.section("Verification", verdict_table(verdicts, data), "verification"))
+        for j in shown_jobs])
+    shown_trail, trail_nav = page_slice(trail or [], paging, "trail")
+    return h.Html(facts + export_links(f"asset={asset_id}") + h.section("Grants", grants_nav + grants, "grants")
+                  + h.section("Jobs", jobs_nav + jobs, "jobs")
+                  + h.section("Trail", trail_nav + trail_table(data, shown_trail, verdicts) + trail_nav, "trail")
+                  + verification_section(data, "asset", asset_id, verdicts))
 
 
 def grant_page(data: ExplorerData, grant_id: int) -> h.Html | None:
@@ -238,8 +270,8 @@ def job_page(data: ExplorerData, job_id: int) -> h.Html | None:
         return None
     row = data.job_row(job_id) or {"payments": []}
     res = j.get("result") or {}
-    verdicts = [v for v in data.verdicts(j["assetId"]) if (v.get("refs") or {}).get("job") == job_id] \
-        if j.get("assetId") else []
+    cached = data.verifier.cached("asset", j["assetId"]) if j.get("assetId") else []
+    verdicts = None if cached is None else [v for v in cached if (v.get("refs") or {}).get("job") == job_id]
     facts = h.kv([("status", h.badge(j["status"])), ("grant", h.entity("grant", j["grantId"])),
                   ("asset", h.entity("asset", j["assetId"])),
                   ("consumer", h.address(j["consumer"], data.did_of(j["consumer"]))),
@@ -255,7 +287,7 @@ def job_page(data: ExplorerData, job_id: int) -> h.Html | None:
         for p in row["payments"]])
     return h.Html(facts + h.section("Payments", pays, "payments")
                   + h.section("History", trail_table(data, j["history"], verdicts), "history")
-                  + h.section("Verification", verdict_table(verdicts, data), "verification"))
+                  + verification_section(data, "job", job_id, verdicts))
 
 
 def workflow_page(data: ExplorerData, kind: str, flow_id: int) -> h.Html | None:
@@ -300,11 +332,27 @@ def batch_page(data: ExplorerData, batch_id: int) -> h.Html | None:
     b = data.batch(batch_id)
     if b is None:
         return None
-    verdicts = [v for v in data.verdicts(None) if (v.get("refs") or {}).get("batch") == batch_id]
+    verdicts = data.verifier.cached("batch", batch_id)
     facts = h.kv([("producer", h.address(b["producer"], data.did_of(b["producer"]))),
                   ("Merkle root", h.hash_link(b["root"])), ("records", b["count"]),
                   ("period", h.Html(h.when(b["period_start"]) + " → " + h.when(b["period_end"]))),
                   ("published file", h.tag("code", bytes_text(b["batch_ref"]) or b["batch_ref"], class_="wrap")
                    if b["batch_ref"].startswith("0x") else h.tag("code", b["batch_ref"], class_="wrap")),
                   ("anchored", h.Html(h.block_link(b["block"]) + " " + h.tx_link(b["tx"])))])
-    return h.Html(facts + h.section("Verification", verdict_table(verdicts, data), "verification"))
+    return h.Html(facts + verification_section(data, "batch", batch_id, verdicts))
+
+
+ACTIVITY_ROWS = 50
+
+
+def activity_page(data: ExplorerData, paging: Paging = NO_PAGING) -> h.Html:
+    """The whole audit log, newest first, paged in SQL (``?page=``)."""
+    reads = data.reads()
+    _, total, _ = reads.audit_page(limit=1)
+    number = min(paging.number("page"), max(1, -(-total // ACTIVITY_ROWS)))
+    hi = total - (number - 1) * ACTIVITY_ROWS
+    lo = max(0, hi - ACTIVITY_ROWS)
+    _, _, rows = reads.audit_page(offset=lo, limit=hi - lo)
+    nav = pager(paging, "page", number, total, ACTIVITY_ROWS, "log", newest_first=True)
+    return h.Html(h.section("Audit log", nav + trail_table(data, list(reversed(rows))) + nav, "log")
+                  + export_links("from=0"))

@@ -9,8 +9,10 @@ from typing import Any
 
 from tds.gateway.explorer import chainview
 from tds.gateway.explorer import html as h
+from tds.gateway.explorer.abis import proposal_calls
 from tds.gateway.explorer.data import ExplorerData
 from tds.gateway.explorer.pages import detail_values, trail_table
+from tds.gateway.explorer.paging import NO_PAGING, Paging, page_slice
 from tds.gateway.explorer.units import operations_text, reason_text, role_name, wei_text
 
 OTS_TYPES = {0: "transfer", 1: "self-destruct", 2: "create", 3: "create2"}  # ots_getInternalOperations
@@ -24,7 +26,7 @@ def _checksum(address: str | None) -> str | None:
 
 def tx_page(data: ExplorerData, tx_hash: str) -> h.Html | None:
     """A transaction from the node, decoded; None if the node does not know it."""
-    t = chainview.transaction(data.base, tx_hash)
+    t = chainview.transaction(data.base, tx_hash, data.abis())
     if t is None:
         return None
     status = h.badge(t["status"], "pass" if t["status"] == "success" else "fail")
@@ -43,9 +45,10 @@ def tx_page(data: ExplorerData, tx_hash: str) -> h.Html | None:
                                          + h.tag("code", err["data"] or "", class_="wrap")), "error")
     call = t["call"]
     if call:
-        args = detail_values(data, call["args"])
+        args = detail_values(data, {k: v for k, v in call["args"].items() if k not in ("calldatas",)})
+        by = h.tag("span", " (decoded by selector with its published ABI)", class_="tag") if call.get("by") else ""
         out += h.section("Call", h.Html(h.tag("p", h.Html(h.tag("strong", f"{call['contract']}.{call['function']}")
-                                                          + " " + args), id="call")))
+                                                          + by + " " + args), id="call")))
     else:
         raw = t["input"][:200] + ("…" if len(t["input"]) > 200 else "")
         out += h.section("Call", h.tag("code", raw, class_="wrap"))
@@ -56,6 +59,9 @@ def tx_page(data: ExplorerData, tx_hash: str) -> h.Html | None:
            for e in t["events"]]
     out += h.section("Events", h.table(["log", "contract", "event", "arguments"], evs, cls="events",
                                        empty="no events (a failed transaction emits none)"), "events")
+    proposed = _proposal(data, t)
+    if proposed is not None:
+        out += proposed
     internal = [[OTS_TYPES.get(op.get("type"), op.get("type")), h.address(_checksum(op.get("from"))),
                  h.address(_checksum(op.get("to"))), wei_text(int(op.get("value") or "0x0", 16)
                  if isinstance(op.get("value"), str) else op.get("value") or 0)] for op in t["internal"]]
@@ -73,9 +79,27 @@ def tx_page(data: ExplorerData, tx_hash: str) -> h.Html | None:
     return out
 
 
+def _proposal(data: ExplorerData, t: dict[str, Any]) -> h.Html | None:
+    """A governance proposal's calls, each decoded (the transaction's call or its ProposalCreated)."""
+    sources = [t["call"]["args"]] if t["call"] else []
+    sources += [e["args"] for e in t["events"] if e["args"] and e["event"] == "ProposalCreated"]
+    calls = next((c for c in (proposal_calls(a) for a in sources) if c), None)
+    if calls is None:
+        return None
+    rows = []
+    for k, (target, value, raw) in enumerate(calls):
+        d = chainview.decode_call(data.base, target, bytes.fromhex(raw[2:]), data.abis())
+        name = data.base.names_by_address.get(str(target).lower()) or (d or {}).get("contract")
+        shown = (h.Html(h.tag("strong", f"{d['function']}") + " " + detail_values(data, d["args"])) if d
+                 else h.tag("code", raw[:74] + ("…" if len(raw) > 74 else ""), class_="wrap", title=raw))
+        rows.append([k, h.address(target, name=name), wei_text(value), shown])
+    return h.section("Proposal calls", h.table(["#", "target", "value", "call (decoded)"], rows, cls="proposal"),
+                     "proposal")
+
+
 def block_page(data: ExplorerData, ident: int | str) -> h.Html | None:
     """A block from the node with its decoded transactions; None if there is no such block."""
-    b = chainview.block(data.base, ident)
+    b = chainview.block(data.base, ident, data.abis())
     if b is None:
         return None
     nav = h.Html(" ".join(x for x in (
@@ -94,9 +118,13 @@ def block_page(data: ExplorerData, ident: int | str) -> h.Html | None:
                   + h.section("Transactions", h.table(["transaction", "from", "to", "function", "value"], txs), "txs"))
 
 
-def address_page(data: ExplorerData, account: str) -> h.Html:
-    """A participant (identity, roles, assets, grants, jobs, payments, batches, activity) or a contract."""
+def address_page(data: ExplorerData, account: str, paging: Paging = NO_PAGING) -> h.Html:
+    """A participant (identity, roles, assets, grants, jobs, payments, batches, activity; long tables
+    paged) or a contract."""
     p = data.participant(account)
+    navs: dict[str, h.Html] = {}
+    for key in ("assets", "grants", "jobs", "payments", "batches"):
+        p[key], navs[key] = page_slice(p[key], paging, key)
     name = data.base.names_by_address.get(account.lower())
     head: list[tuple[str, Any]] = [("address", h.Html(h.tag("code", account, class_="wrap") + h.copy_button(account)))]
     if name:
@@ -123,14 +151,22 @@ def address_page(data: ExplorerData, account: str) -> h.Html:
     return h.Html(h.kv(head) + h.tag("p", h.link(f"{h.BASE}/export?participant={account}&format=html",
                                                "Export this participant’s trail"), class_="exports")
                   + h.section("Roles", h.table(["role", "granted", "credential", "valid until"], roles), "roles")
-                  + h.section("Assets", h.table(["asset", "as", "classification", "state"], assets), "assets")
-                  + h.section("Grants", h.table(["grant", "asset", "as", "status", "uses"], grants), "grants")
-                  + h.section("Jobs", h.table(["job", "grant", "operations", "status", "as"], jobs), "jobs")
-                  + h.section("Payments", h.table(["kind", "share", "amount", "job", "transaction"], pays), "payments")
-                  + h.section("Log batches", h.table(["batch", "records", "root", "block"], batches), "batches")
+                  + h.section("Assets", navs["assets"] + h.table(["asset", "as", "classification", "state"], assets),
+                              "assets")
+                  + h.section("Grants", navs["grants"] + h.table(["grant", "asset", "as", "status", "uses"], grants),
+                              "grants")
+                  + h.section("Jobs", navs["jobs"] + h.table(["job", "grant", "operations", "status", "as"], jobs),
+                              "jobs")
+                  + h.section("Payments", navs["payments"] + h.table(["kind", "share", "amount", "job", "transaction"],
+                                                                     pays), "payments")
+                  + h.section("Log batches", navs["batches"] + h.table(["batch", "records", "root", "block"], batches),
+                              "batches")
                   + (h.section("Compute node", h.table(["kind", "name", "endpoint", "state", "reason", "added",
                                                         "last heartbeat"], node), "node") if node else h.Html(""))
-                  + h.section("Latest activity", trail_table(data, data.latest(20, [account])), "activity"))
+                  + h.section("Latest activity", trail_table(data, data.latest(20, [account]))
+                              + h.tag("p", h.link(f"{h.BASE}/export?participant={account}&format=html",
+                                                  "every entry of this participant (the export, in parts) →")),
+                              "activity"))
 
 
 def sources_of(data: ExplorerData, name: str) -> tuple[Path, dict[str, Any]] | None:

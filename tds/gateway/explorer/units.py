@@ -24,7 +24,7 @@ TIME_KEYS = ("periodStart", "periodEnd", "notBefore", "expiry", "deadline", "val
 JOB_FAIL_REASONS = {1: "bad parameters", 2: "query invalid", 3: "operation not paid", 4: "policy refused",
                     5: "release refused", 6: "data unavailable", 16: "grant not active", 17: "grant frozen",
                     18: "asset not usable", 19: "role revoked", 20: "deadline passed", 21: "dataset not granted",
-                    0x101: "oracle result rejected"}
+                    0x101: "oracle result rejected", 0x102: "oracle's compute cluster lost"}
 
 
 def wei_text(amount: int | str | None, decimals: int = 18, symbol: str = "ETH") -> str:

@@ -7,16 +7,23 @@ import { discover, Wallet } from "./wallet.js";
 import { renderCatalog, renderOfferSubmit, renderGrants } from "./consumer.js";
 import { renderProvider } from "./provider.js";
 import { renderJobs } from "./job.js";
+import { renderCollaborations } from "./collab.js";
+import { Reads } from "./reads.js";
 import { b64u } from "./crypto.js";
 
 const ctx = { config: null, wallet: null, chain: null, assets: [] };
+ctx.reads = new Reads(ctx);
 window.tdsConsole = ctx; // for people debugging in the browser's console
 
-/** A wallet proof (personal_sign) for the gateway: `action` on `subject`, valid five minutes. */
+/** A wallet proof (personal_sign) for the gateway: `action` on `subject` with a nonce the gateway
+ *  issued (it accepts each proof once), valid five minutes at most. */
 ctx.proof = async (action, subject) => {
-  const expires = Math.floor(Date.now() / 1000) + 300;
+  const res = await fetch("/console/nonce", { method: "POST" });
+  const issued = await res.json();
+  if (!res.ok) throw Object.assign(new Error(`${issued.error}: ${issued.detail}`), { errorName: issued.error });
+  const expires = Math.min(Math.floor(Date.now() / 1000) + 300, issued.expires);
   const message = ["Trusted Data Space console", `action: ${action}`, `subject: ${subject}`,
-    `chain: ${ctx.config.chainId}`, `expires: ${expires}`].join("\n");
+    `chain: ${ctx.config.chainId}`, `nonce: ${issued.nonce}`, `expires: ${expires}`].join("\n");
   const signature = await ctx.wallet.request("personal_sign", [hexlify(toUtf8Bytes(message)), ctx.wallet.account]);
   return b64u(toUtf8Bytes(JSON.stringify({ message, signature })));
 };
@@ -44,6 +51,7 @@ async function connect(found) {
   await wallet.connect();
   ctx.wallet = wallet;
   ctx.chain = new Chain(wallet, ctx.config);
+  ctx.chain.afterMined = (block) => ctx.reads.settle(block);  // lists read from the index: wait for it
   wallet.on("accountsChanged", (a) => { if (a && a.length) { wallet.account = a[0]; guarded(refresh); } });
   wallet.on("chainChanged", () => guarded(refresh));
   document.body.dataset.connected = "true";
@@ -73,6 +81,7 @@ async function refresh() {
   renderOfferSubmit(ctx);
   await renderGrants(ctx);
   await renderJobs(ctx);
+  await renderCollaborations(ctx);
   await renderProvider(ctx);
   document.body.dataset.ready = "true";
 }

@@ -71,6 +71,7 @@ export class Chain {
     this.config = config;
     this.iface = {};
     this.address = {};
+    this.afterMined = null;  // awaited once a transaction is mined (the page waits for the index)
     for (const [name, c] of Object.entries(config.contracts)) {
       this.iface[name] = new Interface(c.abi);
       this.address[name] = c.address;
@@ -138,8 +139,9 @@ export class Chain {
         act.set("failed", `mined in block ${Number(receipt.blockNumber)} but reverted`);
         throw new ChainRefusal("Reverted", [], `transaction ${hash} reverted`);
       }
-      act.set("mined", `block ${Number(receipt.blockNumber)}, ${hash}`);
       receipt.events = this.parseLogs(receipt.logs);
+      if (this.afterMined) await this.afterMined(Number(receipt.blockNumber));
+      act.set("mined", `block ${Number(receipt.blockNumber)}, ${hash}`);
       return receipt;
     } catch (e) {
       if (act.node.dataset.state !== "failed") act.set("refused", e.message);

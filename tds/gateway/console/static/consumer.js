@@ -12,10 +12,7 @@ const ZERO = "0x0000000000000000000000000000000000000000";
 
 export async function renderCatalog(ctx) {
   const root = clear($("#catalog"));
-  const res = await fetch("/catalog");
-  if (!res.ok) { notify(`the gateway's catalog is unavailable (${res.status})`, "error", "CatalogUnavailable"); return; }
-  const assets = await res.json();
-  ctx.assets = assets;
+  const assets = await ctx.reads.catalog();
   const form = el("form", { id: "search", class: "row", role: "search" },
     field("Classification", { id: "q-class", name: "classification", options: [["", "any"], ...CLASSES.map((c) => [c, c])] }, "select"),
     field("Template", { id: "q-template", type: "number", min: 0, name: "template" }),
@@ -23,9 +20,9 @@ export async function renderCatalog(ctx) {
     field("Minimum rating", { id: "q-rating", type: "number", min: 0, max: 5, step: "0.5", name: "rating" }),
     el("button", { type: "submit" }, "Search"));
   const table = el("table", { id: "assets" }, el("caption", {}, "Registered data assets"),
-    el("thead", {}, el("tr", {}, ["Asset", "Classification", "Template", "Provider", "State", "Rating", ""].map(
+    el("thead", {}, el("tr", {}, ["Asset", "Classification", "Template", "Provider", "State", "Rating", "Actions"].map(
       (h) => el("th", { scope: "col" }, h)))), el("tbody"));
-  root.append(form, table, el("div", { id: "asset-detail", tabindex: "-1" }));
+  root.append(form, table, el("div", { id: "asset-detail", tabindex: "-1", role: "region", "aria-label": "Asset details" }));
   const show = () => {
     const cls = $("#q-class").value, tpl = $("#q-template").value, prov = $("#q-provider").value.trim().toLowerCase();
     const min = Number($("#q-rating").value || 0);
@@ -60,10 +57,11 @@ async function renderAsset(ctx, a) {
     ["Classification", a.classification], ["Template", `${a.templateId}${tpl ? " — " + tpl.name : ""}`],
     ["Terms (template document hash)", tpl ? tpl.termsHash : "unknown"],
     ["Revenue split provider / algorithm / compute / operator", split],
-    ["Allowed operations", opNames(Number(terms[2]))], ["Quality report (sha-256)", a.qualityReportHash],
+    ["Allowed operations", opNames(Number(terms[2]))], ["Quality report hash (sha-256, on chain)", a.qualityReportHash],
     ["Manifest hash", a.manifestHash], ["Registered", `${a.registered.time} (block ${a.registered.block})`],
     ["Rating", a.rating.count ? `${a.rating.mean.toFixed(2)} from ${a.rating.count} ratings` : "not rated"],
     ["Grants / jobs", `${a.grants.length} / ${a.jobs.length}`]], { id: "asset-facts" }));
+  box.append(await qualityReport(a));
   const form = el("form", { id: "apply-form", "aria-label": "Apply for a grant" },
     el("h4", {}, "Apply for a grant"),
     field("Purpose", { id: "apply-purpose", required: true, placeholder: "what the data is used for" }, "textarea"),
@@ -75,6 +73,43 @@ async function renderAsset(ctx, a) {
   form.addEventListener("submit", (e) => { e.preventDefault(); guarded(() => apply(ctx, a.assetId)); });
   box.append(form);
   box.focus();
+}
+
+/** The asset's quality report from the content store, checked against its hash on chain (by the
+ *  gateway, and again here): shown as a table, or why it cannot be. */
+async function qualityReport(a) {
+  const box = el("section", { id: "quality", "aria-labelledby": "quality-title" }, el("h4", { id: "quality-title" }, "Quality report"));
+  const res = await fetch(`/console/assets/${a.assetId}/quality`);
+  if (!res.ok) {
+    const b = await res.json().catch(() => ({}));
+    const what = b.error === "quality-report-mismatch" ? "QualityReportMismatch: the stored report is NOT the one "
+      + "the provider registered on chain; do not rely on it. " : "QualityReportUnavailable: the report cannot be read now. ";
+    box.dataset.state = b.error === "quality-report-mismatch" ? "mismatch" : "unavailable";
+    box.append(el("p", { class: "warning", role: "alert" }, what + (b.detail || "")));
+    return box;
+  }
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const hex = "0x" + [...digest].map((x) => x.toString(16).padStart(2, "0")).join("");
+  const want = (res.headers.get("X-TDS-Quality-Hash") || "").toLowerCase();
+  if (want !== a.qualityReportHash.toLowerCase() || hex !== want) {
+    box.dataset.state = "mismatch";
+    box.append(el("p", { class: "warning", role: "alert" }, `QualityReportMismatch: the report hashes to ${hex}, the `
+      + `chain records ${a.qualityReportHash}; do not rely on it.`));
+    return box;
+  }
+  const report = JSON.parse(new TextDecoder().decode(bytes));
+  box.dataset.state = "verified";
+  const rows = Object.entries(report).filter(([, v]) => typeof v !== "object" || v === null)
+    .map(([k, v]) => [k, String(v)]);
+  box.append(el("p", { class: "ok" }, `Verified: it hashes to ${hex}, as recorded on chain (CID ${res.headers.get("X-TDS-Quality-Cid")}).`),
+    facts(rows, { id: "quality-facts" }));
+  for (const [k, v] of Object.entries(report)) {
+    if (v && typeof v === "object" && !Array.isArray(v)) {
+      box.append(el("h5", {}, k), facts(Object.entries(v).map(([kk, vv]) => [kk, typeof vv === "object" ? JSON.stringify(vv) : String(vv)])));
+    }
+  }
+  return box;
 }
 
 async function apply(ctx, assetId) {
@@ -125,15 +160,17 @@ async function submitOffer(ctx) {
 
 export async function renderGrants(ctx) {
   const root = clear($("#grants"));
-  const issued = await ctx.chain.events("Authorizations", "GrantIssued", [null, null, ctx.wallet.account]);
+  const issued = await ctx.reads.grantsOf(ctx.wallet.account);
   const table = el("table", { id: "my-grants" }, el("caption", {}, "Your grants (as consumer)"),
-    el("thead", {}, el("tr", {}, ["Grant", "Asset", "Status", "Uses", "Price", "Valid until", ""].map(
+    el("thead", {}, el("tr", {}, ["Grant", "Asset", "Status", "Uses", "Price", "Valid until", "Actions"].map(
       (h) => el("th", { scope: "col" }, h)))), el("tbody"));
-  root.append(table, el("div", { id: "grant-detail", tabindex: "-1" }));
-  for (const { args } of issued) {
-    const g = await ctx.chain.view("Authorizations", "grantOf", [args.grantId]);
-    const status = GRANT_STATUS[Number(g.status)] + (Number(g.frozenBy) ? ` (frozen by ${FREEZE[Number(g.frozenBy)]})` : "");
-    $("tbody", table).append(el("tr", { "data-grant": args.grantId, "data-status": GRANT_STATUS[Number(g.status)] },
+  root.append(table, el("div", { id: "grant-detail", tabindex: "-1", role: "region", "aria-label": "Grant" }));
+  for (const args of issued) {
+    const g = args.summary ? fromIndex(args.summary) : await ctx.chain.view("Authorizations", "grantOf", [args.grantId]);
+    const state = args.summary ? args.summary.status : GRANT_STATUS[Number(g.status)];
+    const status = state + (args.summary ? (args.summary.frozen ? " (frozen)" : "")
+      : (Number(g.frozenBy) ? ` (frozen by ${FREEZE[Number(g.frozenBy)]})` : ""));
+    $("tbody", table).append(el("tr", { "data-grant": args.grantId, "data-status": state },
       el("td", {}, String(args.grantId)), el("td", {}, String(g.assetId)), el("td", {}, status),
       el("td", {}, `${g.uses} / ${Number(g.maxUses) || "∞"}`), el("td", {}, currency(ctx,
         g.paymentToken.toLowerCase() === ctx.chain.address.Credits.toLowerCase() ? "credits" : "native").show(g.pricePerUse)),
@@ -141,6 +178,13 @@ export async function renderGrants(ctx) {
       el("td", {}, el("button", { type: "button", class: "use-grant", "data-grant": args.grantId,
         onclick: () => guarded(() => grantPanel(ctx, args.grantId)) }, `Use grant ${args.grantId}`))));
   }
+}
+
+/** The grant's row values from its index summary (GrantSummary: state, uses, issued terms). */
+function fromIndex(summary) {
+  const t = summary.terms || {};
+  return { assetId: summary.assetId, uses: summary.uses, maxUses: summary.maxUses, paymentToken: t.paymentToken || ZERO,
+    pricePerUse: BigInt(t.pricePerUse || 0), expiry: t.expiry || 0 };
 }
 
 async function grantPanel(ctx, grantId) {

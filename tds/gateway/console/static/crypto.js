@@ -103,7 +103,7 @@ function ed25519OfDid(did) {
 }
 
 /** Check and open a sealed envelope (bytes) for the holder of `keys`; returns the plaintext text. */
-export async function openEnvelope(bytes, keys, { purpose, expectedSender } = {}) {
+export async function openEnvelope(bytes, keys, { purpose, purposePrefix, expectedSender, senderCheck } = {}) {
   const env = JSON.parse(toUtf8String(bytes));
   const h = env.header;
   if (h.v === 1 && h.alg === "SM2-KDF-SM3-SM4GCM+SM2") {
@@ -114,6 +114,12 @@ export async function openEnvelope(bytes, keys, { purpose, expectedSender } = {}
   if (h.to !== keys.did) throw new Error(`EnvelopeNotForYou: the answer is sealed to ${h.to}, not to ${keys.did}`);
   if (purpose && h.purpose !== purpose) throw new Error(`EnvelopeAuthError: purpose ${h.purpose}, expected ${purpose}`);
   if (expectedSender && h.from !== expectedSender) throw new Error(`EnvelopeAuthError: from ${h.from}, expected ${expectedSender}`);
+  if (purposePrefix && !String(h.purpose).startsWith(purposePrefix)) {
+    throw new Error(`EnvelopeAuthError: purpose ${h.purpose}, expected ${purposePrefix}…`);
+  }
+  if (senderCheck && !(await senderCheck(h.from))) {
+    throw new Error(`EnvelopeAuthError: the answer is sealed by ${h.from}, who is not bound on chain to the account that must send it`);
+  }
   const ct = b64uDecode(env.ciphertext), headerBytes = toUtf8Bytes(canonical(h));
   const signed = concat(toUtf8Bytes("tds-envelope/v1"), headerBytes, ct);
   const edKey = await subtle.importKey("raw", ed25519OfDid(h.from), { name: "Ed25519" }, false, ["verify"]);

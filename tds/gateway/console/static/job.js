@@ -2,7 +2,7 @@
 // and the price checked before the wallet is asked, the parameters sealed to the provider's key
 // service in the page, the job followed live, its sealed answer fetched (wallet-proven) and opened
 // with the consumer's key file — or downloaded for `tds job result`.
-import { keccak256, formatEther, getBytes } from "./vendor.js";
+import { keccak256, formatEther, getBytes, toUtf8Bytes } from "./vendor.js";
 import { $, $$, el, clear, field, facts, notify, confirmAction, activity, when } from "./ui.js";
 import { ChainRefusal, guarded, JOB_STATUS, GRANT_STATUS } from "./chain.js";
 import { sealParams, canonical, openKeyFile, openEnvelope } from "./crypto.js";
@@ -138,27 +138,28 @@ async function requestJob(ctx, grantId, form) {
   follow(ctx, jobId);
 }
 
-/** The account's jobs (JobRequested as consumer): status, and follow / open or reclaim. */
+/** The account's jobs (from the gateway's index, else JobRequested through the wallet): status,
+ *  and follow / open or reclaim. */
 export async function renderJobs(ctx) {
   const root = clear($("#my-jobs"));
   const table = el("table", { id: "jobs-table" }, el("caption", {}, "Your jobs"),
-    el("thead", {}, el("tr", {}, ["Job", "Grant", "Paid", "Deadline", "Status", ""].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, ["Job", "Grant", "Paid", "Deadline", "Status", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody"));
   root.append(table);
   const now = await ctx.chain.now();
-  for (const { args } of (await ctx.chain.events("Jobs", "JobRequested", [null, null, ctx.wallet.account])).reverse()) {
-    const [core] = await ctx.chain.view("Jobs", "jobOf", [args.jobId]);
-    const status = JOB_STATUS[Number(core.status)], id = args.jobId;
-    const native = args.paymentToken.toLowerCase() === ZERO;
-    const late = ["requested", "accepted"].includes(status) && Number(args.deadline) < now;
+  for (const j of await ctx.reads.jobsOf(ctx.wallet.account)) {
+    const id = j.jobId;
+    const status = j.status || JOB_STATUS[Number((await ctx.chain.view("Jobs", "jobOf", [id]))[0].status)];
+    const native = j.paymentToken.toLowerCase() === ZERO;
+    const late = ["requested", "accepted"].includes(status) && Number(j.deadline) < now;
     $("tbody", table).append(el("tr", { "data-job": id, "data-status": status }, el("td", {}, String(id)),
-      el("td", {}, String(args.grantId)), el("td", {}, money(args.amount, native)), el("td", {}, when(args.deadline)),
+      el("td", {}, String(j.grantId)), el("td", {}, money(j.amount, native)), el("td", {}, when(j.deadline)),
       el("td", {}, status), el("td", {},
         el("button", { type: "button", class: "follow", onclick: () => follow(ctx, id) }, `Follow job ${id}`),
         late ? el("button", { type: "button", class: "reclaim", onclick: () => guarded(async () => {
           const r = await ctx.chain.transact({ contract: "Jobs", fn: "reclaim", args: [id], title: `Reclaim job ${id}`,
             confirm: () => confirmAction("Take back the payment of this unfinished job?", [["Job", String(id)],
-              ["Amount", money(args.amount, native)]]) });
+              ["Amount", money(j.amount, native)]]) });
           if (r) { notify(`Job ${id} reclaimed`, "ok", "JobReclaimed"); await renderJobs(ctx); }
         }) }, `Reclaim job ${id}`) : "")));
   }
@@ -168,13 +169,14 @@ export async function renderJobs(ctx) {
 export function follow(ctx, jobId) {
   const shown = $(`section.job[data-job="${jobId}"]`);
   if (shown) { shown.focus(); return; }
-  const box = el("section", { class: "job", "data-job": jobId, "aria-live": "polite", tabindex: "-1" }, el("h4", {}, `Job ${jobId}`),
-    el("p", {}, "Status: ", el("strong", { class: "job-status" }, "requested")), el("div", { class: "job-result" }));
+  const box = el("section", { class: "job", "data-job": jobId, tabindex: "-1", "aria-labelledby": `job-title-${jobId}` },
+    el("h4", { id: `job-title-${jobId}` }, `Job ${jobId}`),
+    el("p", { role: "status", "aria-live": "polite" }, "Status: ", el("strong", { class: "job-status" }, "requested")),
+    el("div", { class: "job-result" }));
   $("#jobs").prepend(box);
   const tick = async () => {
-    const [core] = await ctx.chain.view("Jobs", "jobOf", [jobId]);
-    const status = JOB_STATUS[Number(core.status)];
-    $(".job-status", box).textContent = status;
+    const status = await ctx.reads.jobStatus(jobId, JOB_STATUS);
+    if ($(".job-status", box).textContent !== status) $(".job-status", box).textContent = status;
     box.dataset.status = status;
     if (status === "completed" || status === "released") return resultPanel(ctx, jobId, box);
     if (["failed", "reclaimed", "cancelled"].includes(status)) return;
@@ -184,62 +186,81 @@ export function follow(ctx, jobId) {
 }
 
 function resultPanel(ctx, jobId, box) {
-  const out = $(".job-result", box);
+  $(".job-result", box).append(sealedForm(ctx, {
+    label: `the answer of job ${jobId}`, openText: "Fetch and open the answer", cls: "open-result",
+    fetch: () => fetchSealed(ctx, jobId), download: () => download(ctx, jobId),
+    open: async (sealed, keys) => {
+      const payload = JSON.parse(await openEnvelope(sealed, keys, { purpose: "tds/job-result",
+        senderCheck: (did) => boundTo(ctx, did, grantProvider(ctx, jobId)) }));
+      if (payload.job !== undefined && Number(payload.job) !== Number(jobId)) {
+        throw new ChainRefusal("WrongJobAnswer", [], `the answer was released for job ${payload.job}`);
+      }
+      return payload;
+    },
+    done: `Answer of job ${jobId} opened in the page` }));
+}
+
+/** A form that opens a sealed answer in the page with the consumer's key file and password (the
+ *  key never leaves the page), or downloads it. */
+export function sealedForm(ctx, { label, openText, cls, fetch: fetchIt, open, download: save, done }) {
+  const out = el("div", { class: "sealed-out" });
   const keyFile = field("Key file (did-keys.json)", { type: "file", accept: ".json,application/json", class: "key-file" });
-  const pass = field("Password", { type: "password", class: "key-password", autocomplete: "current-password" });
+  const pass = field("Password of the key file", { type: "password", class: "key-password", autocomplete: "current-password" });
   const user = el("input", { type: "text", autocomplete: "username", hidden: true, value: ctx.wallet.account,
     "aria-label": "Account" });  // lets password managers file the key-file password under the account
-  const openForm = el("form", { class: "open-result", "aria-label": `Open the answer of job ${jobId}` }, user, keyFile, pass,
-    el("button", { type: "submit" }, "Fetch and open the answer"),
-    el("button", { type: "button", class: "download", onclick: () => guarded(() => download(ctx, jobId)) },
-      "Download sealed answer"));
-  openForm.addEventListener("submit", (e) => { e.preventDefault(); guarded(async () => {
-    const file = $(".key-file input, input.key-file", openForm).files[0];
+  const form = el("form", { class: cls, "aria-label": `Open ${label}` }, user, keyFile, pass,
+    el("button", { type: "submit" }, openText),
+    el("button", { type: "button", class: "download", onclick: () => guarded(save) }, "Download sealed answer"), out);
+  form.addEventListener("submit", (e) => { e.preventDefault(); guarded(async () => {
+    const file = $("input.key-file", form).files[0];
     if (!file) throw new ChainRefusal("NoKeyFile", [], "choose your did-keys.json first");
-    const keys = await openKeyFile(JSON.parse(await file.text()), $("input.key-password", openForm).value);
-    const sealed = await fetchSealed(ctx, jobId);
-    const plain = await openEnvelope(sealed, keys, { purpose: "tds/job-result",
-      expectedSender: await providerDid(ctx, jobId) });
-    const payload = JSON.parse(plain);
-    if (payload.job !== undefined && Number(payload.job) !== Number(jobId)) {
-      throw new ChainRefusal("WrongJobAnswer", [], `the answer was released for job ${payload.job}`);
-    }
-    out.append(el("pre", { class: "answer", tabindex: "0" }, JSON.stringify(payload, null, 2)));
-    notify(`Answer of job ${jobId} opened in the page`, "ok", "AnswerOpened");
+    const keys = await openKeyFile(JSON.parse(await file.text()), $("input.key-password", form).value);
+    const payload = await open(await fetchIt(), keys);
+    clear(out).append(el("pre", { class: "answer", tabindex: "0", "aria-label": label }, JSON.stringify(payload, null, 2)));
+    notify(done, "ok", "AnswerOpened");
   }); });
-  out.append(openForm);
+  return form;
 }
 
-/** The DID of whoever issued the job's grant (its GrantIssued provider), as bound on chain:
- *  the answer must be sealed and signed by it (as `tds job result` checks). */
-async function providerDid(ctx, jobId) {
+/** The account that issued the job's grant (the index's grant, else its GrantIssued event). */
+async function grantProvider(ctx, jobId) {
   const grantId = BigInt(jobId) >> 32n;
+  if (ctx.reads.indexed) return (await ctx.reads.json(`/grants/${grantId}`)).provider;
   const [issued] = await ctx.chain.events("Authorizations", "GrantIssued", [grantId]);
-  const provider = issued.args.provider;
-  const ident = await ctx.chain.view("IdentityRegistry", "identityOf", [provider]);
-  const bound = (await ctx.chain.events("IdentityRegistry", "IdentityBound", [provider]))
-    .reverse().find((e) => e.args.didHash === ident.didHash);
-  if (!bound) throw new ChainRefusal("UnknownParticipant", [], `the provider ${provider} has no DID bound on chain`);
-  return bound.args.did;
+  return issued.args.provider;
 }
 
-async function fetchSealed(ctx, jobId) {
-  const proof = await ctx.proof("read-result", `job ${jobId}`);
-  const res = await fetch(`/console/jobs/${jobId}/result`, { headers: { [ctx.config.proofHeader]: proof } });
+/** True if `did` is the DID bound on chain to `account` (identityOf keeps keccak256 of the DID). */
+export async function boundTo(ctx, did, account) {
+  const ident = await ctx.chain.view("IdentityRegistry", "identityOf", [await account]);
+  return ident.didHash === keccak256(toUtf8Bytes(did));
+}
+
+/** Fetch a wallet-proven sealed document and check it against the hash the chain recorded. */
+export async function provenFetch(ctx, url, action, subject) {
+  const proof = await ctx.proof(action, subject);
+  const res = await fetch(url, { headers: { [ctx.config.proofHeader]: proof } });
   if (!res.ok) { const b = await res.json(); throw new ChainRefusal(b.error, [], b.detail); }
   const bytes = new Uint8Array(await res.arrayBuffer());
-  const want = res.headers.get("X-TDS-Result-Hash");
-  if (keccak256(bytes) !== want) throw new ChainRefusal("ResultHashMismatch", [], "the answer does not hash to the chain's resultHash");
+  if (keccak256(bytes) !== res.headers.get("X-TDS-Result-Hash")) {
+    throw new ChainRefusal("ResultHashMismatch", [], "the answer does not hash to the chain's resultHash");
+  }
   return bytes;
 }
 
-async function download(ctx, jobId) {
-  const bytes = await fetchSealed(ctx, jobId);
-  const a = el("a", { href: URL.createObjectURL(new Blob([bytes], { type: "application/json" })),
-    download: `job-${jobId}.sealed.json` });
+export function saveBytes(bytes, name) {
+  const a = el("a", { href: URL.createObjectURL(new Blob([bytes], { type: "application/json" })), download: name });
   document.body.append(a);
   a.click();
   a.remove();
+}
+
+async function fetchSealed(ctx, jobId) {
+  return provenFetch(ctx, `/console/jobs/${jobId}/result`, "read-result", `job ${jobId}`);
+}
+
+async function download(ctx, jobId) {
+  saveBytes(await fetchSealed(ctx, jobId), `job-${jobId}.sealed.json`);
   notify(`Sealed answer of job ${jobId} saved: open it with 'tds job result ${jobId} --identity NAME --sealed job-${jobId}.sealed.json'`, "ok");
 }
 

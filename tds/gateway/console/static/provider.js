@@ -34,11 +34,11 @@ export async function renderProvider(ctx) {
 async function renderApplications(ctx, mine) {
   const root = clear($("#applications"));
   const table = el("table", { id: "apps" }, el("caption", {}, "Applications for your assets"),
-    el("thead", {}, el("tr", {}, ["Application", "Asset", "Consumer", "Operations", "Uses", "Until", "Status", ""].map(
+    el("thead", {}, el("tr", {}, ["Application", "Asset", "Consumer", "Operations", "Uses", "Until", "Status", "Actions"].map(
       (h) => el("th", { scope: "col" }, h)))), el("tbody"));
   root.append(table);
   for (const a of mine) {
-    for (const { args } of await ctx.chain.events("Authorizations", "ApplicationSubmitted", [null, a.assetId])) {
+    for (const args of await ctx.reads.applicationsFor(a.assetId)) {
       const app = await ctx.chain.view("Authorizations", "applicationOf", [args.applicationId]);
       const status = APPLICATION_STATUS[Number(app.status)];
       const id = args.applicationId;
@@ -150,11 +150,11 @@ export function grantTypedData(ctx, terms, nonce, deadline) {
 async function renderHeldGrants(ctx, mine) {
   const root = clear($("#held-grants"));
   const table = el("table", { id: "provider-grants" }, el("caption", {}, "Grants on your assets"),
-    el("thead", {}, el("tr", {}, ["Grant", "Asset", "Consumer", "Status", "Uses", ""].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, ["Grant", "Asset", "Consumer", "Status", "Uses", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody"));
   root.append(table);
   for (const a of mine) {
-    for (const { args } of await ctx.chain.events("Authorizations", "GrantIssued", [null, a.assetId])) {
+    for (const args of await ctx.reads.grantsOn(a.assetId)) {
       const g = await ctx.chain.view("Authorizations", "grantOf", [args.grantId]);
       const status = GRANT_STATUS[Number(g.status)] + (Number(g.frozenBy) ? `, frozen by ${FREEZE[Number(g.frozenBy)]}` : "");
       const id = args.grantId;

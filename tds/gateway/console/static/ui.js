@@ -38,7 +38,7 @@ export function facts(pairs, attrs = {}) {
 /** The activity list: one entry per transaction or request, its state kept up to date. */
 export function activity(title) {
   const item = el("li", { class: "act", "data-state": "preparing" }, el("span", { class: "what" }, title),
-    " ", el("span", { class: "state", role: "status" }, "preparing"), el("div", { class: "detail" }));
+    " ", el("span", { class: "state" }, "preparing"), el("div", { class: "detail" }));
   const list = $("#activity");
   list.prepend(item);
   return {
@@ -47,17 +47,26 @@ export function activity(title) {
       item.dataset.state = state;
       $(".state", item).textContent = state;
       $(".detail", item).textContent = detail;
+      announce(`${title}: ${state}`);
     },
   };
 }
 
-/** Show a message in the page's message area; kind: info | ok | error. */
+/** Say `text` to screen readers through the transaction-state live region (polite). */
+export function announce(text) {
+  const region = $("#tx-status");
+  if (region) region.textContent = text;
+}
+
+/** Show a message in the page's message area; kind: info | ok | error (an error is announced at
+ *  once, role=alert, and focused unless a dialog is open). */
 export function notify(text, kind = "info", code = "") {
   const box = $("#message");
   box.dataset.kind = kind;
   box.dataset.code = code;
+  box.setAttribute("role", kind === "error" ? "alert" : "status");
   box.textContent = text;
-  if (kind === "error") box.focus();
+  if (kind === "error" && !$("#confirm").open) box.focus();
 }
 
 /** Ask before the wallet is asked: shows what will be signed or sent; resolves true on confirm. */
@@ -67,10 +76,17 @@ export function confirmAction(title, pairs, note = "") {
   const body = clear($("#confirm-body"));
   body.append(facts(pairs, { id: "confirm-facts" }));
   if (note) body.append(el("p", { class: "note" }, note));
+  const opener = document.activeElement;  // focus goes back there when the dialog closes
   dlg.showModal();
   $("#confirm-ok").focus();
   return new Promise((resolve) => {
-    const done = (ok) => { dlg.close(); cleanup(); resolve(ok); };
+    const done = (ok) => {
+      dlg.close();
+      cleanup();
+      if (opener && opener.isConnected && typeof opener.focus === "function") opener.focus();
+      announce(ok ? `${title} confirmed: your wallet asks next` : `${title} cancelled`);
+      resolve(ok);
+    };
     const ok = () => done(true), cancel = () => done(false);
     const esc = (e) => { e.preventDefault(); done(false); };
     $("#confirm-ok").addEventListener("click", ok);
