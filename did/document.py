@@ -124,3 +124,20 @@ def parse_document(raw: bytes, did: str | None = None) -> tuple[dict[str, Any], 
     if canonical_json(doc) != raw:
         raise InvalidDocument("DID document bytes are not canonical JSON")
     return doc, x_raw
+
+
+class PublishedDocument:
+    """The bytes, digest and CID of a participant's DID ``document`` (a property the class
+    defines), as they are published to the store and recorded on chain."""
+
+    @property
+    def document_bytes(self) -> bytes:
+        return document_bytes(self.document)  # type: ignore[attr-defined]
+
+    @property
+    def document_digest(self) -> bytes:
+        return document_digest(self.document_bytes)
+
+    @property
+    def document_cid(self) -> str:
+        return document_cid(self.document_bytes)

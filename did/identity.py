@@ -24,7 +24,7 @@ from eth_account.signers.local import LocalAccount
 
 from chain.crypto_profile import DEFAULT, SM, configured_profile, get_profile
 from did.binding import make_binding_proof
-from did.document import build_document, document_bytes, document_cid, document_digest
+from did.document import PublishedDocument, build_document
 from did.errors import IdentityExists, IdentityNotFound, KeystoreCorrupt
 from did.keys import did_from_ed25519, ed25519_jwk, raw_private, raw_public, verification_method_id
 from did.keystore import decrypt_eth_key, decrypt_secrets, encrypt_eth_key, encrypt_secrets
@@ -40,7 +40,7 @@ def check_name(name: str) -> str:
 
 
 @dataclass
-class Identity:
+class Identity(PublishedDocument):
     """Everything a participant signs, decrypts and transacts with."""
 
     name: str
@@ -86,18 +86,6 @@ class Identity:
     @property
     def document(self) -> dict[str, Any]:
         return build_document(self.did, self.x25519_public)
-
-    @property
-    def document_bytes(self) -> bytes:
-        return document_bytes(self.document)
-
-    @property
-    def document_digest(self) -> bytes:
-        return document_digest(self.document_bytes)
-
-    @property
-    def document_cid(self) -> str:
-        return document_cid(self.document_bytes)
 
     def binding_proof(self, chain_id: int) -> dict[str, Any]:
         """The two-way binding proof for ``chain_id`` (made once, then reused)."""

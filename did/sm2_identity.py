@@ -20,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 
 from chain.crypto_profile import SM
 from chain.sm2 import N, Sm2Error, Sm2PrivateKey
-from did.document import DID_CONTEXT, document_bytes, document_cid, document_digest
+from did.document import DID_CONTEXT, PublishedDocument
 from did.errors import InvalidDocument, KeystoreCorrupt
 from did.keys import b58encode, verification_method_id
 from did.keystore import decrypt_eth_key, decrypt_secrets, encrypt_eth_key, encrypt_secrets
@@ -89,7 +89,7 @@ def verify_sm2_document(doc: dict[str, Any], did: str | None = None) -> bytes:
 
 
 @dataclass
-class Sm2Participant:
+class Sm2Participant(PublishedDocument):
     """Everything an ``sm`` participant signs, decrypts and transacts with."""
 
     name: str
@@ -134,18 +134,6 @@ class Sm2Participant:
     @property
     def document(self) -> dict[str, Any]:
         return build_sm2_document(self.did, self.agreement_public)
-
-    @property
-    def document_bytes(self) -> bytes:
-        return document_bytes(self.document)
-
-    @property
-    def document_digest(self) -> bytes:
-        return document_digest(self.document_bytes)
-
-    @property
-    def document_cid(self) -> str:
-        return document_cid(self.document_bytes)
 
     def binding_proof(self, chain_id: int) -> dict[str, Any]:
         """The two-way binding proof for ``chain_id`` (the DID side signed with SM2)."""
