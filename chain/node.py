@@ -170,10 +170,7 @@ class EmbeddedNode:
                 os.kill(info.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self._alive(info):
-                _reap(info.pid)
-                time.sleep(0.02)
+            self._wait_gone(info, timeout)
             self._clean()
             return info
         state = Path(info.state_file)
@@ -182,10 +179,7 @@ class EmbeddedNode:
             os.kill(info.pid, signal.SIGINT)  # anvil dumps its state on Ctrl-C (SIGTERM skips the dump)
         except ProcessLookupError:
             pass
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._alive(info):
-            _reap(info.pid)
-            time.sleep(0.05)
+        self._wait_gone(info, timeout)
         if self._alive(info):
             os.kill(info.pid, signal.SIGKILL)
             _reap(info.pid)
@@ -195,6 +189,13 @@ class EmbeddedNode:
             saved.replace(state)
         self._clean()
         return info
+
+    def _wait_gone(self, info: NodeInfo, timeout: float) -> None:
+        """Reap and wait (at most ``timeout`` s) until the node's process has exited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._alive(info):
+            _reap(info.pid)
+            time.sleep(0.02)
 
     def _clean(self) -> None:
         for f in (self.record, self.pid_file):

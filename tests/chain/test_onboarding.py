@@ -3,7 +3,6 @@ chain/onboarding.py): application → review → admission, each rule holding an
 named error, and the IdentityRegistry's application gate."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ from web3.logs import DISCARD
 from chain import Space
 from chain.accounts import dev_account
 from chain.config import Settings
-from chain.connection import connect
 from chain.onboarding import (
     OnboardingClient,
     UnknownRoleApplication,
@@ -22,10 +20,10 @@ from chain.onboarding import (
     document_hash,
     role_hash,
 )
-from chain.system import deploy_system
 from chain.tx import Reverted
 from did.identity import Identity
 from did.registry import IdentityRegistryClient
+from tests.support.chains import deployed_on
 
 DOC = b'{"organization": "Example Data Co", "jurisdiction": "CN", "purpose": "consume health statistics"}'
 REASONS = b"documents complete; organisation checked"
@@ -35,11 +33,7 @@ REASONS = b"documents complete; organisation checked"
 def deployed(embedded_node: Any, session_settings: Settings, tmp_path_factory: pytest.TempPathFactory
              ) -> tuple[Settings, Space, Path]:
     """The system deployed afresh on the session's anvil, with this module's own home and deployment file."""
-    tmp = tmp_path_factory.mktemp("onboarding")
-    settings = replace(session_settings, home=tmp / "home", deployment_file=tmp / "deployment.json",
-                       rpc_url=embedded_node.url)
-    w3 = connect(settings)
-    return settings, Space(w3, deploy_system(settings, w3=w3)), tmp
+    return deployed_on(embedded_node.url, session_settings, tmp_path_factory.mktemp("onboarding"))
 
 
 @pytest.fixture(scope="module")

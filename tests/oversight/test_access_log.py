@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,7 @@ import pytest
 from chain import Space
 from chain.accounts import dev_account
 from chain.config import Settings
-from chain.connection import connect
 from chain.node import free_port
-from chain.system import deploy_system
 from did.bound_http import BoundHttpClient
 from did.identity import Identity
 from did.registry import IdentityRegistryClient
@@ -27,6 +24,7 @@ from offchain.keyservice.access_log import AccessLog, rotated_segments
 from oversight.access_logs import AccessLogTail, discover_access_logs
 from oversight.monitor import Monitor, MonitorOptions
 from oversight.rules import parse_rules
+from tests.support.chains import deployed_on
 
 RULES = """
 version: 1
@@ -56,11 +54,7 @@ def _serve(app: Any) -> tuple[Any, str]:
 def chain_env(embedded_node: Any, session_settings: Settings, tmp_path_factory: pytest.TempPathFactory
               ) -> tuple[Settings, Space, Path]:
     """The system deployed afresh on the session's anvil, with this module's own home and deployment file."""
-    tmp = tmp_path_factory.mktemp("access-log")
-    settings = replace(session_settings, home=tmp / "home", deployment_file=tmp / "deployment.json",
-                       rpc_url=embedded_node.url)
-    w3 = connect(settings)
-    return settings, Space(w3, deploy_system(settings, w3=w3)), tmp
+    return deployed_on(embedded_node.url, session_settings, tmp_path_factory.mktemp("access-log"))
 
 
 def _monitor(space: Space, folder: Path, allowed: str, logs: tuple[Path, ...]) -> Monitor:

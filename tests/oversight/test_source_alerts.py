@@ -3,7 +3,6 @@ source monitor writes becomes one alert — in the anchored alert log and notifi
 exactly once across a restart, and ``--discover`` finds the file under TDS_HOME."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,6 @@ import pytest
 from chain import Space
 from chain.accounts import dev_account
 from chain.config import Settings
-from chain.connection import connect
-from chain.system import deploy_system
 from offchain.sources.monitor import SourceMonitor
 from offchain.sources.state import SourceState
 from oversight.actions import WebhookNotifier
@@ -21,6 +18,7 @@ from oversight.monitor import Monitor, MonitorOptions
 from oversight.rules import parse_rules
 from oversight.source_alerts import discover_source_alerts, read_source_alerts
 from tests.oversight.conftest import Receiver
+from tests.support.chains import deployed_on
 
 NO_RULES = "version: 1\nrules: []\n"
 
@@ -29,11 +27,7 @@ NO_RULES = "version: 1\nrules: []\n"
 def chain_env(embedded_node: Any, session_settings: Settings, tmp_path_factory: pytest.TempPathFactory
               ) -> tuple[Settings, Space, Path]:
     """The system deployed afresh on the session's anvil, with this module's own home and deployment file."""
-    tmp = tmp_path_factory.mktemp("source-alerts")
-    settings = replace(session_settings, home=tmp / "home", deployment_file=tmp / "deployment.json",
-                       rpc_url=embedded_node.url)
-    w3 = connect(settings)
-    return settings, Space(w3, deploy_system(settings, w3=w3)), tmp
+    return deployed_on(embedded_node.url, session_settings, tmp_path_factory.mktemp("source-alerts"))
 
 
 def test_source_alerts_flow_through_the_monitor(chain_env: tuple[Settings, Space, Path]) -> None:

@@ -26,3 +26,12 @@ def private_chain(tmp: Path) -> Iterator[tuple[Settings, Space]]:
         yield settings, Space(w3, deploy_system(settings, w3=w3))
     finally:
         node.down(save=False)
+
+
+def deployed_on(node_url: str, session_settings: Settings, tmp: Path) -> tuple[Settings, Space, Path]:
+    """The system deployed afresh on a running node (e.g. the session's anvil) with a home and
+    deployment file of its own under ``tmp``: (settings, space, tmp)."""
+    settings = replace(session_settings, home=tmp / "home", deployment_file=tmp / "deployment.json",
+                       rpc_url=node_url)
+    w3 = connect(settings)
+    return settings, Space(w3, deploy_system(settings, w3=w3)), tmp

@@ -4,7 +4,6 @@ one flow; a rejection carries its reasons; each refusal is one specific line."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,13 @@ import tds.cli.onboarding  # noqa: F401  (registers the commands on 'tds id'; td
 from chain import Space
 from chain.accounts import dev_account
 from chain.config import Settings
-from chain.connection import connect
 from chain.onboarding import OnboardingClient, document_cid, role_hash
-from chain.system import deploy_system
 from did.credentials import verify_role_credential
 from did.identity import Identity
 from did.registry import ChainTrust, IdentityRegistryClient
 from offchain.store.client import open_store
 from tds.cli import cli
+from tests.support.chains import deployed_on
 
 PASSWORD = "onboarding-test-password"
 
@@ -60,11 +58,7 @@ class Env:
 def deployed(embedded_node: Any, session_settings: Settings, tmp_path_factory: pytest.TempPathFactory
              ) -> tuple[Settings, Space, Path]:
     """The system deployed afresh on the session's anvil, with this module's own home and deployment file."""
-    tmp = tmp_path_factory.mktemp("cli-onboarding")
-    settings = replace(session_settings, home=tmp / "home", deployment_file=tmp / "deployment.json",
-                       rpc_url=embedded_node.url)
-    w3 = connect(settings)
-    return settings, Space(w3, deploy_system(settings, w3=w3)), tmp
+    return deployed_on(embedded_node.url, session_settings, tmp_path_factory.mktemp("cli-onboarding"))
 
 
 @pytest.fixture(scope="module")
