@@ -159,7 +159,8 @@ class EntityReads:
         hashes = {plain(e.args[k]) for e in evs for k in ("qualityReportHash", "manifestHash", "finalRecordHash",
                                                           "destructionProofHash") if k in e.args}
         found += self.by_keys(conn, {"job": job_ids, "workflow": flows, "collab": collabs})
-        found += self.by_keys(conn, {"hash": hashes, "subject": job_ids}, names=["HashAnchored"])
+        # anchors of a recorded hash, about a job, or an older deployment's DATASET_VERSION anchor of the asset
+        found += self.by_keys(conn, {"hash": hashes, "subject": job_ids | {asset_id}}, names=["HashAnchored"])
         evs = [ev for ev, _ in found]
         payees = {e.args["payee"] for e in evs if e.name == "Credited"}
         found += self.by_keys(conn, {"payee": payees}, names=["Withdrawn"])

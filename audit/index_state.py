@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from audit.events import ChainEvent, UNVERIFIED, plain
 from audit.index_flows import apply_flow_event
 from audit.index_oversight import apply_oversight_event
-from audit.index_tables import STATE_TABLES, assets, grants, identities, jobs, templates
+from audit.index_tables import STATE_TABLES, assets, dataset_versions, grants, identities, jobs, templates
 from audit.trail import ASSET_STATE, CLASSIFICATION, ZERO
 
 DOWNLOAD = 32  # chain.ops.DOWNLOAD: a confidential certificate never allows it (AssetRegistry.mint)
@@ -63,7 +63,19 @@ def _registered(conn: Connection, ev: ChainEvent, block_time: int) -> None:
         template_id=a["templateId"], allowed_ops=ops, content_cid=_hex(a["contentCid"]),
         metadata_cid=_hex(a["metadataCid"]), manifest_hash=_hex(a["manifestHash"]),
         quality_report_hash=_hex(a["qualityReportHash"]), registered_block=ev.block, registered_tx=ev.tx,
-        registered_log=ev.log_index, registered_time=block_time, rating_count=0, rating_sum=0))
+        registered_log=ev.log_index, registered_time=block_time, rating_count=0, rating_sum=0, latest_version=0))
+    conn.execute(insert(dataset_versions).values(
+        asset_id=a["assetId"], version=0, manifest_hash=_hex(a["manifestHash"]), previous_hash=None,
+        by=a["provider"], block=ev.block, tx=ev.tx, time=block_time))
+
+
+def _version(conn: Connection, ev: ChainEvent, block_time: int) -> None:
+    """A version recorded on the certificate (the contract checked its order and holder)."""
+    a = ev.args
+    conn.execute(insert(dataset_versions).values(
+        asset_id=a["assetId"], version=a["version"], manifest_hash=_hex(a["manifestHash"]),
+        previous_hash=_hex(a["previousHash"]), by=a["by"], block=ev.block, tx=ev.tx, time=block_time))
+    conn.execute(_asset(a["assetId"], latest_version=a["version"]))
 
 
 def _asset(asset_id: int, **values: Any) -> Any:
@@ -101,6 +113,8 @@ def apply_event(conn: Connection, ev: ChainEvent, block_time: int, chain_id: int
         conn.execute(_asset(a["subjectId"], state=ASSET_STATE[4]))
     elif key == ("AssetRegistry", "ReviewDecided"):
         conn.execute(_asset(a["subjectId"], state=ASSET_STATE[1 if a["approved"] else 5]))
+    elif key == ("AssetRegistry", "DatasetVersionRecorded"):
+        _version(conn, ev, block_time)
     elif key == ("AssetRegistry", "QualityReportUpdated"):
         conn.execute(_asset(a["assetId"], quality_report_hash=_hex(a["qualityReportHash"])))
     elif key == ("QualityRatings", "AssetRated"):

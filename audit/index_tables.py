@@ -3,14 +3,15 @@
 ``events`` keeps every decoded log (with its raw topics and data, so a reader can decode it
 again with the published ABIs), ``blocks`` the hash and time of every block that had events
 or ended a window (reorg detection), ``cursor`` the last indexed block, and the current-state
-tables are kept up to date by the events: ``assets``, ``grants``, ``jobs`` (plus ``templates``
-they need); ``workflows`` and ``workflow_steps`` (the Jobs contract's workflows and the
-collaborations, with their steps' status and result hashes) and ``collab_uses`` (the grant uses a
-collaboration step consumed); ``payments`` (every ``Credited`` / ``Withdrawn``); participants
-(``identities``: account → DID, ``participant_roles``); ``nodes``; ``alerts`` (monitor or regulator
-freezes, oracle failures); ``log_batches`` and ``anchors`` (Evidence). ``event_keys`` lists, per
-event, the ids and accounts it names (asset, grant, job, …) so that a reader fetches one entity's
-events by SQL instead of scanning them all.
+tables are kept up to date by the events: ``assets`` (with ``dataset_versions``, every version's
+manifest hash), ``grants``, ``jobs`` (plus ``templates`` they need); ``workflows`` and
+``workflow_steps`` (the Jobs contract's workflows and the collaborations, with their steps'
+status and result hashes) and ``collab_uses`` (the grant uses a collaboration step consumed);
+``payments`` (every ``Credited`` / ``Withdrawn``); participants (``identities``: account → DID,
+``participant_roles``); ``nodes``; ``alerts`` (monitor or regulator freezes, oracle failures);
+``log_batches`` and ``anchors`` (Evidence). ``event_keys`` lists, per event, the ids and accounts
+it names (asset, grant, job, …) so that a reader fetches one entity's events by SQL instead of
+scanning them all.
 
 uint256 amounts are stored as decimal text; asset, grant and template ids as BIGINT; job ids
 (``grantId << 32 | use``, past 2^63 once a grant id reaches 2^31) and other full-width ids as
@@ -28,7 +29,7 @@ from sqlalchemy import (BigInteger, Boolean, Column, Index, Integer, MetaData, N
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = "3"  # 3: the disputes table
+SCHEMA_VERSION = "4"  # 3: the disputes table; 4: dataset versions (assets.latest_version, dataset_versions)
 U256_DIGITS = 78  # decimal digits of 2**256 - 1
 metadata = MetaData()
 
@@ -86,6 +87,16 @@ assets = Table(
     Column("registered_log", Integer, nullable=False), Column("registered_time", BigInteger, nullable=False),
     Column("rating_count", Integer, nullable=False, default=0), Column("rating_sum", BigInteger, nullable=False,
                                                                        default=0),
+    Column("latest_version", Integer, nullable=False, default=0),  # 0: the registered manifest
+)
+# every version of an asset's dataset (AssetRegistry.recordVersion): version 0 is the registered
+# manifest (from AssetRegistered), each later one names the hash of the version before it
+dataset_versions = Table(
+    "dataset_versions", metadata,
+    Column("asset_id", BigInteger, primary_key=True), Column("version", Integer, primary_key=True),
+    Column("manifest_hash", String(66), nullable=False, index=True), Column("previous_hash", String(66)),
+    Column("by", String(42), nullable=False), Column("block", BigInteger, nullable=False),
+    Column("tx", String(66), nullable=False), Column("time", BigInteger, nullable=False),
 )
 grants = Table(
     "grants", metadata,
@@ -195,8 +206,8 @@ event_keys = Table(
     Column("block", BigInteger, primary_key=True), Column("log_index", Integer, primary_key=True),
 )
 Index("ix_events_time", events.c.block_time)
-STATE_TABLES = (templates, identities, assets, grants, jobs, workflows, workflow_steps, collab_uses, payments,
-                participant_roles, nodes, alerts, log_batches, anchors, disputes)
+STATE_TABLES = (templates, identities, assets, dataset_versions, grants, jobs, workflows, workflow_steps, collab_uses,
+                payments, participant_roles, nodes, alerts, log_batches, anchors, disputes)
 # what a rebuild must reproduce (the cursor and the stored block hashes depend on the windows)
 DIGESTED = (events, event_keys) + STATE_TABLES
 

@@ -9,11 +9,12 @@ leaves no entry; a job that failed, an application rejected, a workflow stopped 
 result ``failed``.
 
 What belongs to asset *A*: its certificate events (register, transfer, freeze, unfreeze,
-offline, quality updates); the grants issued on *A* and the applications for *A* with their
-approvals, rejections, revocations, freezes and closures (destruction proof); the jobs and
+offline, quality updates, dataset versions recorded); the grants issued on *A* and the
+applications for *A* with their approvals, rejections, revocations, freezes and closures (destruction proof); the jobs and
 workflows requested under those grants, their settlement (``Credited``) and the payees'
 withdrawals of that token; ratings of *A*; single hashes anchored that equal one of *A*'s
-recorded hashes (quality report, final record, destruction proofs, manifest) or anchored about
+recorded hashes (quality report, final record, destruction proofs, manifest and its versions —
+so an older deployment's ``DATASET_VERSION`` anchor of a version shows too) or anchored about
 one of its jobs (``subjectId``, e.g. a key release); and operation-log
 batches anchored, after *A* was registered, by a participant who acted on *A*.
 """
@@ -22,10 +23,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from eth_utils import keccak
+
 from audit.events import ChainEvent, ChainReader, iso_time, plain
 from chain.errors import TdsError
 
 ZERO = "0x" + "00" * 20
+_DATASET_VERSION = keccak(text="DATASET_VERSION")   # chain.versions.DATASET_VERSION_KIND, older deployments
 SHARES = ("provider", "algorithm-provider", "compute-provider", "operator", "refund")
 FREEZE_AUTHORITY = ("none", "holder", "monitor", "regulator")
 CLASSIFICATION = ("public", "internal", "sensitive", "confidential")
@@ -40,6 +44,7 @@ ACTIONS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("AssetRegistry", "AssetUnfrozen"): ("unfreeze", "by"),
     ("AssetRegistry", "AssetTakenOffline"): ("offline", "by"),
     ("AssetRegistry", "QualityReportUpdated"): ("quality", "by"),
+    ("AssetRegistry", "DatasetVersionRecorded"): ("version", "by"),
     ("AssetRegistry", "ReviewRequested"): ("review-request", "submitter"),
     ("AssetRegistry", "ReviewDecided"): ("review", "reviewer"),
     ("Authorizations", "ApplicationSubmitted"): ("apply", "consumer"),
@@ -153,6 +158,8 @@ def asset_scope(reader: ChainReader, asset_id: int) -> AssetScope:
     s.hashes[bytes(a["manifestHash"])] = f"asset:{asset_id}:manifest"
     for ev in reader.select("AssetRegistry", "QualityReportUpdated", assetId=asset_id):
         s.hashes[bytes(ev.args["qualityReportHash"])] = f"asset:{asset_id}:quality"
+    for ev in reader.select("AssetRegistry", "DatasetVersionRecorded", assetId=asset_id):
+        s.hashes[bytes(ev.args["manifestHash"])] = f"asset:{asset_id}:version:{ev.args['version']}"
     for ev in reader.select("AssetRegistry", "AssetTakenOffline", assetId=asset_id):
         s.hashes[bytes(ev.args["finalRecordHash"])] = f"asset:{asset_id}:final-record"
     s.grants = {ev.args["grantId"] for ev in reader.select("Authorizations", "GrantIssued", assetId=asset_id)}
@@ -165,6 +172,14 @@ def asset_scope(reader: ChainReader, asset_id: int) -> AssetScope:
     s.collabs = {ev.args["id"] for ev in reader.select("Collaborations", "StepGrantConsumed", grantId=set(s.grants))}
     s.hashes.pop(b"\x00" * 32, None)
     return s
+
+
+def _legacy_version(ev: ChainEvent, s: AssetScope) -> bool:
+    """An older deployment's dataset version: ``Evidence.anchorHash(hash, keccak("DATASET_VERSION"),
+    assetId)`` by the provider that registered the asset (now recorded on the certificate: chain.versions)."""
+    a = ev.args
+    return bytes(a["kind"]) == _DATASET_VERSION and a.get("subjectId") == s.asset_id and \
+        str(a["producer"]).lower() == str(s.registered.args["provider"]).lower()
 
 
 def _belongs(ev: ChainEvent, s: AssetScope) -> bool:
@@ -185,7 +200,7 @@ def _belongs(ev: ChainEvent, s: AssetScope) -> bool:
     if ev.contract == "Evidence" and ev.name == "HashAnchored":
         # a hash equal to one the asset's events record, or anchored about one of its jobs
         # (job ids are grantId << 32 | use, so they cannot be confused with asset or grant ids)
-        return bytes(a["hash"]) in s.hashes or a.get("subjectId") in s.jobs
+        return bytes(a["hash"]) in s.hashes or a.get("subjectId") in s.jobs or _legacy_version(ev, s)
     return False
 
 

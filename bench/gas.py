@@ -33,19 +33,35 @@ TARGETS = {
     "requestJob (paid, counted, 4-way split)": 85_000,
     "mint certificate": 170_000,
     "grantBySignature (EIP-712)": 150_000,
-    "IdentityRegistry.bind": 60_000,
+    "IdentityRegistry.bind (first binding)": 60_000,   # issue 14 (a re-binding, the row below, costs 51.7k)
+    # issue 14: request + the oracle's and key service's transactions amortised over a batch of 10
+    "paid use total (batched)": 162_240,
 }
+BATCH = 10
 # the common path before the release-path fixes (issue 12), measured with this scenario
 BEFORE_RELEASE_PATH = {
     "requestJob (paid, counted, 4-way split)": 72_333,
     "acceptJob": 61_098,
     "completeJob (release 4-way split)": 105_114,
 }
-# why an operation costs more than before (printed beside the figures)
+# why an operation's cost changed (printed beside the figures)
 WHY = {
     "requestJob (paid, counted, 4-way split)": "consumer's CONSUMER role re-checked at use (item 5)",
-    "completeJob (release 4-way split)": "released-hash check, first-completion flag per grant (items 11, 18)",
-    "recordRelease (key service, all terms re-checked)": "new: the release on chain (items 3, 4, 7)",
+    "completeJob (release 4-way split)": "released-hash check, first-completion flag per grant (items 11, 18); "
+                                         "issue 14: was 110,452 (+ freeing the oracle's release slot)",
+    "recordRelease (key service, all terms re-checked)": "new: the release on chain (items 3, 4, 7); "
+                                                         "issue 14: was 96,531 (a reused release slot)",
+    # issue 14 (one slot per job, release slots reused, checks once per grant in a batch); "was" = this
+    # scenario on the contracts before it
+    "acceptJob": "issue 14: was 61,194 (the job's second slot is gone: accept updates its one slot)",
+    "completeJobs (batch of 10, per job)": "issue 14: was 49,828 (grant terms read once per batch)",
+    "acceptJobs (batch of 10, per job)": "issue 14: was 33,035",
+    "recordReleases (batch of 10, per job)": "issue 14: new (one recordRelease per job: 96,531)",
+    "recordReleases (first batch: new slots, per job)": "the oracle's release slots created once",
+    "IdentityRegistry.bind (first binding)": "issue 14 target missed: six fresh slots (five of the record, one "
+                                             "for the DID's account); one slot would need the DID-uniqueness "
+                                             "rule off chain (docs/identity.md)",
+    "paid use total (batched)": "request + (accept + release + complete batches) / 10; was 254,164 (a release per tx)",
 }
 HOM_AGG, DET_EQ, MPC, PSI = 4, 1, 8, 64
 PRICE = 10**15
@@ -101,6 +117,11 @@ def _scenario(settings) -> dict[str, int]:
     run("mint certificate (provider's first)", "provider", c["AssetRegistry"].functions.mint(mint_args))
     run("mint certificate", "provider", c["AssetRegistry"].functions.mint(mint_args))
     asset_id = 2
+    versions = c["AssetRegistry"].functions
+    run("recordVersion (first after registration)", "provider",
+        versions.recordVersion(asset_id, keccak(text="manifest-v1"), keccak(text="manifest")))
+    run("recordVersion", "provider", versions.recordVersion(asset_id, keccak(text="manifest-v2"),
+                                                            keccak(text="manifest-v1")))
 
     auth = c["Authorizations"]
     chain_id = w3.eth.chain_id
@@ -146,6 +167,7 @@ def _scenario(settings) -> dict[str, int]:
               "recordRelease (key service, all terms re-checked)", "completeJob (release 4-way split)")
     gas["common path per job (request+accept+release+complete)"] = sum(gas[k] for k in common)
     gas["common path per job before (request+accept+complete)"] = sum(BEFORE_RELEASE_PATH.values())
+    _batched(gas, run, request, jobs, keys["oracle"].key, chain_id, c["Jobs"].address)
     run("withdraw (native)", "provider", jobs.withdraw("0x" + "00" * 20))
 
     credits = c["Credits"]
@@ -164,6 +186,33 @@ def _scenario(settings) -> dict[str, int]:
     run("anchorHash", "consumer", ev.anchorHash(keccak(text="destruction-proof"), keccak(text="DESTRUCTION")))
     _collaboration(c, run, addr, terms, expiry)
     return gas
+
+
+def _batched(gas: dict[str, int], run: Any, request: Any, jobs: Any, oracle_key: bytes, chain_id: int,
+             jobs_address: str) -> None:
+    """The batched path: 10 jobs of one grant accepted, released and completed in one transaction
+    each (acceptJobs, recordReleases, completeJobs); per-job figures and the paid use total. Two
+    batches: the oracle's first fills release slots it never used (each a new storage slot); the
+    second, measured as the steady state of a busy oracle, reuses them."""
+    for first in (True, False):
+        batch = [request(None) for _ in range(BATCH)]
+        per_job = {"acceptJobs": run(None, "oracle", jobs.acceptJobs(batch))["gasUsed"]}
+        hashes = [keccak(text=f"result{j}") for j in batch]
+        per_job["recordReleases"] = run(None, "provider", jobs.recordReleases(batch, hashes))["gasUsed"]
+        results = []
+        for j, rh in zip(batch, hashes):
+            cid = b"\x12\x20" + keccak(text=f"cid{j}")
+            typed = job_result_typed_data(j, rh, cid, chain_id, jobs_address)
+            results.append((j, cid, rh, sign_typed(typed, oracle_key)))
+        per_job["completeJobs"] = run(None, "oracle", jobs.completeJobs(results))["gasUsed"]
+        if first:
+            gas["recordReleases (first batch: new slots, per job)"] = round(
+                per_job["recordReleases"] / BATCH)
+            continue
+        for name in ("acceptJobs", "recordReleases", "completeJobs"):
+            gas[f"{name} (batch of {BATCH}, per job)"] = round(per_job[name] / BATCH)
+        gas["paid use total (batched)"] = (gas["requestJob (paid, counted, 4-way split)"]
+                                           + round(sum(per_job.values()) / BATCH))
 
 
 def _collaboration(c: dict[str, Any], run: Any, addr: dict[str, str], terms: Any, expiry: int) -> None:

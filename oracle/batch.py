@@ -2,15 +2,17 @@
 
 One JSON-RPC batch reads every unfinished job; one ``acceptJobs`` transaction claims a share of the
 fresh ones (jobs another oracle took first are skipped by the contract, not reverted); the jobs
-are computed in parallel (the provider's key service records each release on chain); one
-``completeJobs`` transaction posts every released answer. Each journal transition is written
-exactly as in the per-job path (seen → accepted → computed → posted), so a crash anywhere leaves
-a state the per-job path reconciles on the next pass; anything unusual (takeovers, rolled-back
-releases, a batch the chain refuses) is handed back to that path."""
+are computed in parallel (the provider's key service records their releases on chain, grouped);
+``completeJobs`` transactions post the released answers in chunks while the rest still compute.
+Each journal transition is written as in the per-job path (seen → accepted → computed → posted;
+a batch's transitions in one SQLite transaction), so a crash anywhere leaves a state the per-job
+path reconciles on the next pass; anything unusual (takeovers, rolled-back releases, a batch the
+chain refuses) is handed back to that path."""
 from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak
@@ -29,11 +31,17 @@ READ_WINDOW = 4 * MAX_BATCH  # fresh jobs whose status one pass reads (one JSON-
 TAKEOVER_CHECK_S = 10.0      # how often a job another oracle holds is checked for a takeover
 ACCEPT_GAS_BASE, ACCEPT_GAS_PER_JOB = 60_000, 40_000
 COMPLETE_GAS_BASE, COMPLETE_GAS_PER_JOB = 60_000, 140_000
+# completions posted together while the rest of a batch computes: at least this many per
+# completeJobs (its base cost amortised over 10 or more jobs), the remainder with the last job
+COMPLETE_CHUNK = 10
 
 
 def read_jobs(runner: "OracleRunner", entries: list[JobEntry]) -> dict[int, tuple[int, str, int]]:
     """(status, oracle, acceptedAt) of every entry, in one JSON-RPC batch (per call if the node refuses batches)."""
     fn = runner.jobs.functions
+    raw = _read_raw(runner, entries)
+    if raw is not None:
+        return raw
     try:
         with runner.w3.batch_requests() as batch:
             for e in entries:
@@ -42,6 +50,28 @@ def read_jobs(runner: "OracleRunner", entries: list[JobEntry]) -> dict[int, tupl
     except Exception as exc:  # noqa: BLE001 - a node without batch support: one call each
         log.debug("batched read refused (%s); reading jobs one by one", exc)
         results = [with_backoff(lambda e=e: fn.jobOf(e.job_id).call()) for e in entries]
+    return {e.job_id: (r[0][3], r[1][0], r[1][1]) for e, r in zip(entries, results)}
+
+
+def _read_raw(runner: "OracleRunner", entries: list[JobEntry]) -> dict[int, tuple[int, str, int]] | None:
+    """:func:`read_jobs` as one raw JSON-RPC batch (:mod:`offchain.keyservice.rawcalls`: web3's
+    per-call ABI work cost more CPU than the node's answers); None where it cannot answer."""
+    from offchain.keyservice.rawcalls import RawCallsUnavailable, ViewCall, call_batch
+
+    if not entries or not runner._raw_reads:
+        return None
+    try:
+        if runner._job_of_view is None:
+            runner._job_of_view = ViewCall(runner.jobs, "jobOf")
+        results = call_batch(runner.w3, [(runner._job_of_view, (e.job_id,)) for e in entries])
+    except RawCallsUnavailable as exc:
+        log.debug("raw batched read refused (%s); reading through web3", exc)
+        runner._raw_reads = False
+        return None
+    except Exception:  # noqa: BLE001 - a node outage included: web3's reads retry it as before
+        return None
+    if any(r is None for r in results):
+        return None  # a call failed: web3's reads say which and why
     return {e.job_id: (r[0][3], r[1][0], r[1][1]) for e, r in zip(entries, results)}
 
 
@@ -93,12 +123,10 @@ def batched_pass(runner: "OracleRunner", entries: list[JobEntry]) -> list[JobEnt
         return [e for e in entries if e.job_id not in deferred]
     for e in accepted:
         runner.checkpoint("accepted-on-chain", e.job_id)
-        runner.journal.transition(e.job_id, "accepted")
+    runner.journal.transition_many([e.job_id for e in accepted], "accepted")  # one sync to disk
+    for e in accepted:
         runner.on_event("accepted", {"job": e.job_id})
-    results = list(runner.pool.map(lambda e: _compute(runner, e), accepted))
-    ready = [r for r in results if r is not None]
-    if ready:
-        _complete(runner, ready)
+    _complete_as_ready(runner, [runner.pool.submit(_compute, runner, e) for e in accepted])
     skip = {e.job_id for e in accepted} | deferred | waiting
     return [e for e in entries if e.job_id not in skip]
 
@@ -160,6 +188,26 @@ def _compute(runner: "OracleRunner", entry: JobEntry) -> tuple[JobEntry, dict[st
         return None
 
 
+def _complete_as_ready(runner: "OracleRunner", futures: list[Future]) -> None:
+    """Post completions while the rest of the batch still computes: once ``COMPLETE_CHUNK`` results
+    are ready they go out in one ``completeJobs`` (the job threads carry on meanwhile), the rest
+    when the last job is computed. Every computation has ended when this returns, also on an
+    error, so the next pass never races a job still computing."""
+    pending = set(futures)
+    ready: list[tuple[JobEntry, dict[str, str]]] = []
+    try:
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            ready += [r for f in done if (r := f.result()) is not None]
+            if pending and len(ready) >= COMPLETE_CHUNK:
+                chunk, ready = ready, []
+                _complete(runner, chunk)
+        if ready:
+            _complete(runner, ready)
+    finally:
+        wait(pending)
+
+
 def _complete(runner: "OracleRunner", ready: list[tuple[JobEntry, dict[str, str]]]) -> None:
     status = read_statuses(runner, [e for e, _ in ready])
     posting = [(e, r) for e, r in ready if status[e.job_id] == (RELEASED, runner.account.address)]
@@ -175,6 +223,7 @@ def _complete(runner: "OracleRunner", ready: list[tuple[JobEntry, dict[str, str]
         return
     for e, r in posting:
         runner.checkpoint("completed-on-chain", e.job_id)
-        runner.journal.transition(e.job_id, "posted")
+    runner.journal.transition_many([e.job_id for e, _ in posting], "posted")  # one sync to disk
+    for e, r in posting:
         runner._count("posted")
         runner.on_event("completed", {"job": e.job_id, "cid": r["cid"], "hash": r["hash"]})

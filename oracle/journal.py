@@ -10,6 +10,7 @@ import json
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -135,6 +136,41 @@ class Journal:
                 (job_id, "seen", block, tx, json.dumps(payload, sort_keys=True), time.time()),
             )
             return cur.rowcount == 1
+
+    def record_seen_many(self, rows: list[tuple[int, int, str, dict[str, Any]]]) -> list[int]:
+        """:meth:`record_seen` of every ``(job_id, block, tx, payload)`` in one SQLite transaction (one
+        sync to disk instead of one per job); returns the ids that were new."""
+        new: list[int] = []
+        with self._lock, self._atomic():
+            for job_id, block, tx, payload in rows:
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO jobs(job_id, state, request_block, request_tx, payload, updated_at) "
+                    "VALUES(?,?,?,?,?,?)",
+                    (job_id, "seen", block, tx, json.dumps(payload, sort_keys=True), time.time()),
+                )
+                if cur.rowcount == 1:
+                    new.append(job_id)
+        return new
+
+    def transition_many(self, job_ids: list[int], state: str) -> None:
+        """:meth:`transition` of several jobs to ``state`` in one SQLite transaction: all or none is
+        journaled (either is a state the runner reconciles with the chain), with one sync to disk."""
+        if state not in STATES:
+            raise ValueError(f"unknown journal state {state!r}")
+        now = time.time()
+        with self._lock, self._atomic():
+            self._db.executemany("UPDATE jobs SET state=?, updated_at=? WHERE job_id=?",
+                                 [(state, now, j) for j in job_ids])
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def transition(self, job_id: int, state: str, result: dict[str, Any] | None = None) -> None:
         if state not in STATES:

@@ -110,20 +110,22 @@ class OracleRunner:
         self.held_checked: dict[int, tuple[float, int]] = {}
         self.accept_timeout: int | None = None  # Jobs.acceptTimeout, read once
         self.resting = 0  # entries of the last pass left out only to wait (they do not keep the loop busy)
+        self._raw_reads = True  # job reads as one raw JSON-RPC batch (False once the node refused one)
+        self._job_of_view: Any = None
 
     # -- following ------------------------------------------------------------------------
     def poll_events(self) -> int:
         """Journal every newly confirmed JobRequested; returns how many were new."""
         new = 0
         while (win := self.follower.next_window()) is not None:
+            rows = []
+            event = self.jobs.events.JobRequested()
             for raw in win.logs:
-                ev = self.jobs.events.JobRequested().process_log(raw)
-                a = ev["args"]
+                a = event.process_log(raw)["args"]
                 payload = {"grant_id": a["grantId"], "consumer": a["consumer"], "operation": a["operation"],
                            "params_hash": "0x" + bytes(a["paramsHash"]).hex(), "deadline": a["deadline"]}
-                if self.journal.record_seen(a["jobId"], raw["blockNumber"], "0x" + bytes(raw["transactionHash"]).hex(),
-                                            payload):
-                    new += 1
+                rows.append((a["jobId"], raw["blockNumber"], "0x" + bytes(raw["transactionHash"]).hex(), payload))
+            new += len(self.journal.record_seen_many(rows))  # the window's jobs in one journal transaction
             self.follower.commit(win)
         return new
 

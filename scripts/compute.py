@@ -26,6 +26,7 @@ from offchain.keyservice.provider import ProviderKeyService
 from chain.jobstatus import COMPLETED, SETTLED
 from oracle.runner import OracleRunner
 from did.sealing import ChainDirectory, provider_sealer
+from chain.params import params_key
 
 from ._common import Step, fail, passphrase, tx_hash
 
@@ -63,7 +64,7 @@ def main() -> dict:
                                      {a["asset"]: {a["dataset"]} for a in mine.values()},
                                      provider_sealer(provider, ChainDirectory(c["IdentityRegistry"], block)),
                                      provider_log, fetch=step.store.cat, sender=step.space.sender(provider.account),
-                                     from_block=block, params_key=provider.x25519)
+                                     from_block=block, params_key=params_key(provider))
 
     # the oracle, with its journal (exactly-once across restarts) and its own operation log
     oracle_log = OpLog(logs / "oracle", oracle.did)

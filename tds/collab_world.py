@@ -18,7 +18,7 @@ from chain import Member, Space
 from chain import collab as cc
 from chain.cid import parse_cid
 from chain.ops import MPC, PSI
-from did.identity import Identity
+from did.identity import Identity, create_identity
 from did.registry import IdentityRegistryClient
 from offchain.psi.normalize import normalize
 
@@ -103,7 +103,7 @@ def _member(space: Space, operator: LocalAccount, name: str, registry: IdentityR
             role: str, identities: dict[str, Identity]) -> Member:
     account = Account.create()
     space.sender(operator).transfer(account.address, 10**19)
-    ident = Identity.create(name, account)
+    ident = create_identity(name, account)
     identities[name] = ident
     registry.bind(ident)
     member = Member(name, account, ident.did)

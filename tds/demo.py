@@ -25,7 +25,7 @@ from typing import Any, Callable
 from eth_utils import keccak
 
 from did.credentials import credential_hash, issue_role_credential
-from did.identity import Identity
+from did.identity import create_identity
 from did.registry import IdentityRegistryClient
 from offchain.ingest.cleaning import Deduplicate, DropOutliers, clean
 from offchain.ingest.quality import assess
@@ -52,6 +52,7 @@ from oracle.runner import OracleRunner
 from did.sealing import ChainDirectory, open_result, provider_sealer
 from chain import Member, Space
 from chain.system import deploy_system
+from chain.params import params_key
 
 PRICE = 10**16
 ZERO = "0x" + "00" * 20
@@ -115,7 +116,7 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print, rows: int =
 
     # 1. identities, binding, role credentials ---------------------------------------------
     cast = {"operator": 0, "regulator": 1, "provider-a": 3, "provider-b": 7, "consumer": 4, "oracle": 5}
-    ids = {n: Identity.create(n, dev_account(i)) for n, i in cast.items()}
+    ids = {n: create_identity(n, dev_account(i)) for n, i in cast.items()}
     members = {n: Member(n, i.account, i.did) for n, i in ids.items()}
     registry = IdentityRegistryClient(w3, space.c["IdentityRegistry"])
     for ident in ids.values():
@@ -180,7 +181,7 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print, rows: int =
                             ledger=ReleaseLedger(work / "provider-a" / "ledger.sqlite"),
                             auditor=QueryAuditor(work / "provider-a" / "auditor.sqlite"),
                             privacy=PrivacyLedger(work / "provider-a" / "privacy.sqlite"),
-                            params_key=ids["provider-a"].x25519)
+                            params_key=params_key(ids["provider-a"]))
     runner = OracleRunner(w3, space.c["Jobs"], oracle.account, Journal(work / f"oracle-journal-{space.c['Jobs'].address}.sqlite"),
                           JobPipeline(store, ks, oracle.address), start_block=doc["block"])
     stop = threading.Event()

@@ -13,7 +13,7 @@ from chain.accounts import dev_account
 from chain.ops import HOM_AGG
 from chain.system import role_id
 from chain.tx import Reverted
-from did.identity import Identity
+from did.identity import create_identity
 from did.registry import IdentityRegistryClient
 
 BURST = 21          # one more than the default rule allows per grant per minute
@@ -29,7 +29,7 @@ def run_oversight_section(space: Space, store: Any, work: Path, members: dict[st
     operator, provider, consumer, regulator = (members[n] for n in ("operator", "provider-a", "consumer",
                                                                     "regulator"))
     auth = space.c["Authorizations"]
-    watcher = Identity.create("monitor", dev_account(2))
+    watcher = create_identity("monitor", dev_account(2))
     IdentityRegistryClient(space.w3, space.c["IdentityRegistry"]).bind(watcher)
     space.send(operator.account, auth.functions.grantRole(role_id("MONITOR"), watcher.address))
     grant = space.grant_by_signature(provider, consumer, asset, HOM_AGG, max_uses=BURST + 5, price=PRICE,

@@ -1,7 +1,8 @@
 """A small, complete data space on one chain for tests, benchmarks and the demo: the deployed
 system, bound participants with roles, a provider with two encrypted tables (sales, customers)
 registered as assets, a consumer holding a grant signed by the provider, and the provider's key
-service. Everything real: chain, ciphertext, signatures."""
+service. Everything real: chain, ciphertext, signatures. The identities and the datasets are of the
+cryptography profile in force (``TDS_CRYPTO_PROFILE``: Ed25519/X25519 or SM2, docs/crypto-profile.md)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,7 +13,7 @@ from typing import Any
 
 from eth_utils import keccak
 
-from did.identity import Identity
+from did.identity import Identity, create_identity
 from did.registry import IdentityRegistryClient
 
 from offchain.ingest.classification import Classification
@@ -35,6 +36,7 @@ from oracle.runner import OracleRunner
 from did.sealing import ChainDirectory, open_result, provider_sealer
 from chain import Member, Space
 from chain.system import deploy_system
+from chain.params import params_key
 
 SALES = Schema((Field("customer", "identifier"), Field("region", "string"),
                 Field("amount", "integer", minimum=0, maximum=100000)), name="sales")
@@ -80,7 +82,7 @@ def build_world(settings, tmp: Path, rows: int = 200, hom_bits: int = 1024, max_
     doc = deploy_system(settings, w3=w3)
     space = Space(w3, doc)
     operator = dev_account(0)
-    ids = {name: Identity.create(name, dev_account(i)) for name, i in [("provider", 3), ("consumer", 4), ("oracle", 5)]}
+    ids = {name: create_identity(name, dev_account(i)) for name, i in [("provider", 3), ("consumer", 4), ("oracle", 5)]}
     provider, consumer, oracle = (Member(n, ids[n].account, ids[n].did) for n in ("provider", "consumer", "oracle"))
     registry = IdentityRegistryClient(w3, space.c["IdentityRegistry"])
     for m, role in [(provider, "PROVIDER"), (consumer, "CONSUMER"), (oracle, "COMPUTE_PROVIDER")]:
@@ -112,7 +114,7 @@ def build_world(settings, tmp: Path, rows: int = 200, hom_bits: int = 1024, max_
                             provider.did, service, {a: {d} for d, a in assets.items()}, seal,
                             OpLog(tmp / "provider-log", provider.did), fetch=store.cat,
                             sender=space.sender(provider.account), from_block=space.deployment["block"],
-                            params_key=ids["provider"].x25519)
+                            params_key=params_key(ids["provider"]))
     grant_id = space.grant_by_signature(provider, consumer, assets[sales.dataset_id], DET_EQ | OPE_RANGE | HOM_AGG,
                                         max_uses=max_uses, price=PRICE, purpose="quarterly analysis")
     return World(space, store, provider, consumer, oracle, operator, sales.dataset_id, customers.dataset_id,

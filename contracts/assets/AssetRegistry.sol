@@ -18,7 +18,8 @@ import {Reviewable} from "../oversight/Reviewable.sol";
 ///         States: Active → Frozen ⇄ Active → Offline (final). Transfers move the holder's rights
 ///         (revocation, freezing, revenue of settlements after the transfer) to the new holder.
 ///         Under a template that requires review a certificate starts Pending and becomes Active
-///         when a REVIEWER approves it, or Rejected (final) (Reviewable).
+///         when a REVIEWER approves it, or Rejected (final) (Reviewable). The holder records each later
+///         version of the dataset (`recordVersion`): a hash chain from the registered manifest (version 0).
 contract AssetRegistry is IAssetRegistry, ERC721, AccessControlDefaultAdminRules, Reviewable {
     /// @notice AccessControl role of regulators (freeze/unfreeze any certificate).
     bytes32 public constant REGULATOR_ROLE = TdsRoles.REGULATOR;
@@ -30,6 +31,10 @@ contract AssetRegistry is IAssetRegistry, ERC721, AccessControlDefaultAdminRules
     ICertificateTemplates private immutable _templates;
     mapping(uint256 assetId => Asset) private _assets;
     uint256 private _count;
+    /// @dev Versions recorded after the registered manifest (version 0, `Asset.manifestHash`).
+    mapping(uint256 assetId => uint32) private _versions;
+    mapping(uint256 assetId => mapping(uint32 version => bytes32)) private _versionHashes;
+    mapping(uint256 assetId => mapping(bytes32 manifestHash => uint32)) private _versionNumbers;
 
     /// @param admin the operator's admin account.
     /// @param identity the IdentityRegistry holding participant roles.
@@ -136,6 +141,57 @@ contract AssetRegistry is IAssetRegistry, ERC721, AccessControlDefaultAdminRules
         if (a.state == AssetState.Offline) revert AssetNotActive(assetId, a.state);
         a.qualityReportHash = qualityReportHash;
         emit QualityReportUpdated(assetId, msg.sender, qualityReportHash);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function recordVersion(uint256 assetId, bytes32 manifestHash, bytes32 previousHash)
+        external
+        returns (uint32 version)
+    {
+        Asset storage a = _existing(assetId);
+        _requireHolder(assetId);
+        if (a.state != AssetState.Active && a.state != AssetState.Frozen) revert AssetNotActive(assetId, a.state);
+        if (manifestHash == bytes32(0)) revert EmptyManifestHash(assetId);
+        uint32 latest = _versions[assetId];
+        bytes32 expected = latest == 0 ? a.manifestHash : _versionHashes[assetId][latest];
+        if (previousHash != expected) revert VersionOutOfOrder(assetId, expected, previousHash);
+        if (manifestHash == a.manifestHash) revert DuplicateVersion(assetId, manifestHash, 0);
+        uint32 seen = _versionNumbers[assetId][manifestHash];
+        if (seen != 0) revert DuplicateVersion(assetId, manifestHash, seen);
+        version = latest + 1;
+        _versions[assetId] = version;
+        _versionHashes[assetId][version] = manifestHash;
+        _versionNumbers[assetId][manifestHash] = version;
+        emit DatasetVersionRecorded(assetId, version, manifestHash, previousHash, msg.sender);
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function versionCount(uint256 assetId) external view returns (uint32) {
+        _existing(assetId);
+        return _versions[assetId] + 1;
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function versionHash(uint256 assetId, uint32 version) external view returns (bytes32) {
+        Asset storage a = _existing(assetId);
+        if (version == 0) return a.manifestHash;
+        if (version > _versions[assetId]) revert UnknownVersion(assetId, version);
+        return _versionHashes[assetId][version];
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function latestVersion(uint256 assetId) external view returns (uint32 version, bytes32 manifestHash) {
+        Asset storage a = _existing(assetId);
+        version = _versions[assetId];
+        manifestHash = version == 0 ? a.manifestHash : _versionHashes[assetId][version];
+    }
+
+    /// @inheritdoc IAssetRegistry
+    function versionOf(uint256 assetId, bytes32 manifestHash) external view returns (bool known, uint32 version) {
+        Asset storage a = _existing(assetId);
+        if (manifestHash == a.manifestHash) return (true, 0);
+        version = _versionNumbers[assetId][manifestHash];
+        known = version != 0;
     }
 
     /// @inheritdoc IAssetRegistry

@@ -55,6 +55,15 @@ interface IAssetRegistry {
     event AssetTakenOffline(uint256 indexed assetId, address indexed by, bytes32 finalRecordHash);
     /// @notice Emitted when the holder publishes a new quality report for `assetId`.
     event QualityReportUpdated(uint256 indexed assetId, address indexed by, bytes32 qualityReportHash);
+    /// @notice Emitted when holder `by` records `version` of the dataset behind `assetId`: its manifest
+    ///         hash and the hash of the version before it (version 0 is the registered manifest).
+    event DatasetVersionRecorded(
+        uint256 indexed assetId,
+        uint32 version,
+        bytes32 indexed manifestHash,
+        bytes32 previousHash,
+        address indexed by
+    );
 
     error ProviderNotRegistered(address account);
     error EmptyContentCid();
@@ -65,6 +74,10 @@ interface IAssetRegistry {
     error FreezeHeldBy(uint256 assetId, FreezeAuthority authority);
     error NotTransferable(uint256 assetId, uint16 rights);
     error RecipientNotProvider(uint256 assetId, address to);
+    error EmptyManifestHash(uint256 assetId);
+    error VersionOutOfOrder(uint256 assetId, bytes32 expectedPrevious, bytes32 given);
+    error DuplicateVersion(uint256 assetId, bytes32 manifestHash, uint32 version);
+    error UnknownVersion(uint256 assetId, uint32 version);
 
     /// @notice Mint a certificate to the sender (who must hold the PROVIDER role).
     function mint(MintParams calldata params) external returns (uint256 assetId);
@@ -80,6 +93,29 @@ interface IAssetRegistry {
 
     /// @notice Holder only: publish a new quality report digest.
     function updateQualityReport(uint256 assetId, bytes32 qualityReportHash) external;
+
+    /// @notice Holder only: record the next version of the dataset behind `assetId` (002 §3.4.6: a
+    ///         dataset grows by new chunks under a new manifest). `previousHash` must be the latest
+    ///         recorded manifest hash, so the on-chain history is the same hash chain as the manifests'
+    ///         `previous_version_hash`. Allowed while Active or Frozen (a freeze stops use, not the
+    ///         record of what the holder holds); refused Pending, Rejected or Offline.
+    /// @return version the new version's number (1 for the first one after the registered manifest).
+    function recordVersion(uint256 assetId, bytes32 manifestHash, bytes32 previousHash)
+        external
+        returns (uint32 version);
+
+    /// @notice Number of versions of `assetId`, the registered manifest (version 0) included (reverts UnknownAsset).
+    function versionCount(uint256 assetId) external view returns (uint32);
+
+    /// @notice Manifest hash of version `version` of `assetId` (reverts UnknownAsset, or
+    ///         UnknownVersion when no such version exists yet).
+    function versionHash(uint256 assetId, uint32 version) external view returns (bytes32);
+
+    /// @notice The latest version of `assetId` and its manifest hash (reverts UnknownAsset).
+    function latestVersion(uint256 assetId) external view returns (uint32 version, bytes32 manifestHash);
+
+    /// @notice Whether `manifestHash` is a version of `assetId`, and which (false, 0 when it is not).
+    function versionOf(uint256 assetId, bytes32 manifestHash) external view returns (bool known, uint32 version);
 
     /// @notice The certificate record of `assetId` (reverts UnknownAsset).
     function assetOf(uint256 assetId) external view returns (Asset memory);

@@ -15,7 +15,8 @@ interface IJobs {
     enum JobStatus { None, Requested, Accepted, Completed, Failed, Reclaimed, Cancelled, Released }
     enum WorkflowStatus { None, Running, Completed, Failed }
 
-    /// @dev Slot written by requestJob.
+    /// @dev What jobOf returns of the request (the job's one storage slot, the grant id from the job
+    ///      id's upper bits and the amount from the grant's immutable price).
     struct JobCore {
         uint64 grantId;
         uint96 amount;
@@ -24,7 +25,8 @@ interface IJobs {
         uint16 operation;
     }
 
-    /// @dev Slot written by acceptJob (and by a workflow when it opens a step).
+    /// @dev What jobOf returns of the execution (oracle and acceptedAt from the job's slot; workflow
+    ///      id and step, for a workflow step, from a mapping written when the step opens).
     struct JobExec {
         address oracle;
         uint40 acceptedAt;
@@ -112,6 +114,9 @@ interface IJobs {
     error InvalidTreasury();
     error TooManyWorkflows();
     error InvalidBatch(uint256 size);
+    /// @dev `oracle` holds 255 released answers it has not posted: a release to it waits until it
+    ///      completes one (or anyone settles one, settleReleased).
+    error ReleaseSlotsFull(address oracle);
 
     /// @notice One job's answer in a batch (see completeJobs).
     struct JobResult {
@@ -146,7 +151,15 @@ interface IJobs {
     ///         is `resultHash` was released to the job's oracle. Every term is re-checked here
     ///         (grant active and not frozen, asset active, consumer, provider and oracle roles
     ///         held); the job becomes Released and can no longer fail, be reclaimed or be taken over.
+    ///         The hash is kept in one of the oracle's 255 release slots until the job completes
+    ///         (ReleaseSlotsFull while all hold answers the oracle has not posted).
     function recordRelease(uint256 jobId, bytes32 resultHash) external;
+
+    /// @notice Holder of the jobs' assets (its key service): record the releases of several answers
+    ///         in one transaction, `resultHashes[i]` for `jobIds[i]`, each checked exactly as by
+    ///         recordRelease (AnswerReleased per job); any invalid entry reverts the whole batch.
+    ///         1 ≤ length ≤ MAX_BATCH and equal lengths, else InvalidBatch(jobIds.length).
+    function recordReleases(uint256[] calldata jobIds, bytes32[] calldata resultHashes) external;
 
     /// @notice The accepting oracle: post the released answer's CID, its hash (must equal the
     ///         released one) and an EIP-712 `JobResult` signature; releases the split to the payees.
@@ -189,7 +202,8 @@ interface IJobs {
     ///         `oracle` now (what `recordRelease` checks, for the key service to ask first).
     function checkRelease(uint256 jobId, address oracle) external view;
 
-    /// @notice keccak256 of the answer released for `jobId` (zero if none).
+    /// @notice keccak256 of the answer released for `jobId` while it is Released (zero before the
+    ///         release and once completed: JobCompleted carries the hash then).
     function releasedHash(uint256 jobId) external view returns (bytes32);
 
     /// @notice Failures and abandonments charged to `oracle` so far.

@@ -15,13 +15,12 @@ import {JobsCore} from "./JobsCore.sol";
 abstract contract JobDisputes is JobsCore {
     /// @inheritdoc IJobDisputes
     function disputeJob(uint256 jobId, bytes32 reasonHash) external {
-        JobCore storage c = _core[jobId];
-        JobStatus s = c.status;
+        JobStatus s = _jobs[jobId].status;
         if (s != JobStatus.Completed) {
             if (s == JobStatus.None) revert UnknownJob(jobId);
             revert JobNotCompleted(jobId, s);
         }
-        if (_grantOf(c.grantId).consumer != msg.sender) revert NotJobConsumer(jobId, msg.sender);
+        if (_grantOf(_grantIdOf(jobId)).consumer != msg.sender) revert NotJobConsumer(jobId, msg.sender);
         Hold storage h = _holds[jobId];
         HoldStatus hs = h.status;
         if (hs == HoldStatus.None) revert JobNotDisputable(jobId);
@@ -40,14 +39,14 @@ abstract contract JobDisputes is JobsCore {
         Hold storage h = _holds[jobId];
         HoldStatus hs = h.status;
         if (hs != HoldStatus.Disputed) {
-            if (_core[jobId].status == JobStatus.None) revert UnknownJob(jobId);
+            if (_jobs[jobId].status == JobStatus.None) revert UnknownJob(jobId);
             revert NoOpenDispute(jobId, hs);
         }
         h.status = HoldStatus.Resolved;
         uint256 held = h.amount;
         uint256 refund = held * refundBps / RevenueSplit.TOTAL_BPS;
         emit DisputeResolved(jobId, msg.sender, refundBps, refund, held - refund, decisionHash);
-        uint64 grantId = _core[jobId].grantId;
+        uint64 grantId = _grantIdOf(jobId);
         IAuthorizations.Grant memory g = _grantOf(grantId);
         _release(g.consumer, g.paymentToken, jobId, refund, Share.Refund);
         _pay(jobId, g, h, held - refund);
@@ -65,13 +64,13 @@ abstract contract JobDisputes is JobsCore {
             HoldStatus hs = h.status;
             if (hs != HoldStatus.Held) {
                 if (hs == HoldStatus.Disputed) revert JobUnderDispute(jobId);
-                if (_core[jobId].status == JobStatus.None) revert UnknownJob(jobId);
+                if (_jobs[jobId].status == JobStatus.None) revert UnknownJob(jobId);
                 revert NothingHeld(jobId, hs);
             }
             if (block.timestamp <= h.until) revert DisputeWindowOpen(jobId, h.until);
             h.status = HoldStatus.Released;
             emit HeldPaymentReleased(jobId, msg.sender, h.amount);
-            _pay(jobId, _grantOf(_core[jobId].grantId), h, h.amount);
+            _pay(jobId, _grantOf(_grantIdOf(jobId)), h, h.amount);
         }
     }
 
@@ -86,7 +85,7 @@ abstract contract JobDisputes is JobsCore {
     function _pay(uint256 jobId, IAuthorizations.Grant memory g, Hold storage h, uint256 kept) private {
         if (kept == 0) return;
         (address holder, uint64 split) = _termsOf(g.assetId);
-        (uint256 p, uint256 a, uint256 c,) = RevenueSplit.shares(_core[jobId].amount, split);
+        (uint256 p, uint256 a, uint256 c,) = RevenueSplit.shares(g.pricePerUse, split);
         address algorithm = g.algorithmProvider;
         if (algorithm == address(0)) {
             p += a;
@@ -101,6 +100,6 @@ abstract contract JobDisputes is JobsCore {
         address token = g.paymentToken;
         _release(holder, token, jobId, p, Share.Provider);
         _release(algorithm, token, jobId, a, Share.AlgorithmProvider);
-        _release(h.computeToHolder ? holder : _exec[jobId].oracle, token, jobId, c, Share.ComputeProvider);
+        _release(h.computeToHolder ? holder : _jobs[jobId].oracle, token, jobId, c, Share.ComputeProvider);
     }
 }

@@ -78,27 +78,33 @@ abstract contract JobWorkflows is JobsCore {
         uint40 deadline = uint40(block.timestamp) + w.stepTimeout;
         w.escrowLeft -= price;
         w.current = step;
-        _core[jobId] = JobCore(w.grantId, price, deadline, JobStatus.Requested, _workflowOps[workflowId][step]);
-        _exec[jobId] = JobExec(address(0), 0, uint32(workflowId), step);
-        _emitStepRequested(jobId, workflowId, step, assetId, token);
+        _jobs[jobId] =
+            Job(address(0), 0, uint32(deadline), JobStatus.Requested, uint8(_workflowOps[workflowId][step]), true, 0);
+        _steps[jobId] = Step(uint32(workflowId), step);
+        _emitStepRequested(jobId, workflowId, step, assetId, token, price);
         emit WorkflowStepOpened(workflowId, step, jobId);
     }
 
     /// @dev JobRequested for a workflow step, read back from the records just written (stack depth).
-    function _emitStepRequested(uint256 jobId, uint256 workflowId, uint8 step, uint256 assetId, address token)
-        private
-    {
-        JobCore memory c = _core[jobId];
+    function _emitStepRequested(
+        uint256 jobId,
+        uint256 workflowId,
+        uint8 step,
+        uint256 assetId,
+        address token,
+        uint96 price
+    ) private {
+        Job memory j = _jobs[jobId];
         emit JobRequested(
             jobId,
-            c.grantId,
+            _grantIdOf(jobId),
             _workflows[workflowId].consumer,
             assetId,
-            c.operation,
+            j.operation,
             _workflowParams[workflowId][step],
             token,
-            c.amount,
-            c.deadline
+            price,
+            j.deadline
         );
     }
 

@@ -54,7 +54,7 @@ contract Jobs is JobWorkflows, JobDisputes {
         (uint32 useIndex, uint256 assetId, address token, uint96 price) =
             _authorizations.consume(grantId, msg.sender, operation);
         jobId = (grantId << 32) | useIndex;
-        _core[jobId] = JobCore(uint64(grantId), price, deadline, JobStatus.Requested, operation);
+        _jobs[jobId] = Job(address(0), 0, uint32(deadline), JobStatus.Requested, uint8(operation), false, 0);
         emit JobRequested(jobId, grantId, msg.sender, assetId, operation, paramsHash, token, price, deadline);
         _collect(token, msg.sender, price);
     }
@@ -62,39 +62,54 @@ contract Jobs is JobWorkflows, JobDisputes {
     /// @inheritdoc IJobs
     function acceptJob(uint256 jobId) external {
         _requireComputeProvider(msg.sender);
-        JobCore storage c = _core[jobId];
-        JobStatus s = c.status;
-        JobExec storage e = _exec[jobId];
+        Job storage j = _jobs[jobId];
+        JobStatus s = j.status;
         address previous;
         if (s == JobStatus.Accepted) {
-            uint40 takeoverAt = e.acceptedAt + _acceptTimeout;
-            if (block.timestamp < takeoverAt || e.oracle == msg.sender) {
-                revert JobAlreadyAccepted(jobId, e.oracle, takeoverAt);
+            uint40 takeoverAt = uint40(j.acceptedAt) + _acceptTimeout;
+            if (block.timestamp < takeoverAt || j.oracle == msg.sender) {
+                revert JobAlreadyAccepted(jobId, j.oracle, takeoverAt);
             }
-            previous = e.oracle;
+            previous = j.oracle;
         } else if (s != JobStatus.Requested) {
             if (s == JobStatus.None) revert UnknownJob(jobId);
             if (s == JobStatus.Released) revert AnswerAlreadyReleased(jobId);
             revert JobNotOpen(jobId, s);
         }
-        if (block.timestamp > c.deadline) revert JobDeadlinePassed(jobId, c.deadline, block.timestamp);
+        if (block.timestamp > j.deadline) revert JobDeadlinePassed(jobId, j.deadline, block.timestamp);
         if (previous != address(0)) _chargeFailure(previous, jobId, 0);
-        c.status = JobStatus.Accepted;
-        e.oracle = msg.sender;
-        e.acceptedAt = uint40(block.timestamp);
+        j.status = JobStatus.Accepted;
+        j.oracle = msg.sender;
+        j.acceptedAt = uint32(block.timestamp);
         emit JobAccepted(jobId, msg.sender, previous);
     }
 
     /// @inheritdoc IJobs
     function recordRelease(uint256 jobId, bytes32 resultHash) external {
-        (JobCore storage c, JobExec storage e) = _acceptedBy(jobId, address(0));
-        address oracle = e.oracle;
-        (address holder,) = _checkRelease(jobId, c, oracle);
-        if (holder != msg.sender) revert NotReleasingProvider(jobId, msg.sender);
+        _recordRelease(jobId, resultHash, _newMemo());
+    }
+
+    /// @inheritdoc IJobs
+    function recordReleases(uint256[] calldata jobIds, bytes32[] calldata resultHashes) external {
+        uint256 n = jobIds.length;
+        if (n == 0 || n > MAX_BATCH || n != resultHashes.length) revert InvalidBatch(n);
+        ReleaseMemo memory m = _newMemo();
+        for (uint256 i = 0; i < n; ++i) {
+            _recordRelease(jobIds[i], resultHashes[i], m);
+        }
+    }
+
+    /// @dev The job's asset holder records the release of `resultHash` (every term re-checked;
+    ///      `m` carries the grant's and oracle's checks between the jobs of one batch).
+    function _recordRelease(uint256 jobId, bytes32 resultHash, ReleaseMemo memory m) private {
+        Job storage j = _acceptedBy(jobId, address(0));
+        _checkRelease(jobId, j, m);
+        if (m.holder != msg.sender) revert NotReleasingProvider(jobId, msg.sender);
         if (resultHash == bytes32(0)) revert EmptyResult(jobId);
-        _released[jobId] = resultHash;
-        c.status = JobStatus.Released;
-        e.acceptedAt = uint40(block.timestamp); // from now on: when the release was recorded
+        address oracle = j.oracle;
+        j.releaseSlot = _takeReleaseSlot(oracle, resultHash);
+        j.status = JobStatus.Released;
+        j.acceptedAt = uint32(block.timestamp); // from now on: when the release was recorded
         emit AnswerReleased(jobId, msg.sender, oracle, resultHash);
     }
 
@@ -105,13 +120,12 @@ contract Jobs is JobWorkflows, JobDisputes {
         _requireComputeProvider(msg.sender);
         for (uint256 i = 0; i < n; ++i) {
             uint256 jobId = jobIds[i];
-            JobCore storage c = _core[jobId];
+            Job storage j = _jobs[jobId];
             // only open, unexpired jobs; one another oracle took first is skipped, not a revert
-            if (c.status != JobStatus.Requested || block.timestamp > c.deadline) continue;
-            c.status = JobStatus.Accepted;
-            JobExec storage e = _exec[jobId];
-            e.oracle = msg.sender;
-            e.acceptedAt = uint40(block.timestamp);
+            if (j.status != JobStatus.Requested || block.timestamp > j.deadline) continue;
+            j.status = JobStatus.Accepted;
+            j.oracle = msg.sender;
+            j.acceptedAt = uint32(block.timestamp);
             emit JobAccepted(jobId, msg.sender, address(0));
             accepted |= uint256(1) << i;
         }
@@ -122,7 +136,8 @@ contract Jobs is JobWorkflows, JobDisputes {
         external
     {
         _requireComputeProvider(msg.sender);
-        _completeAsOracle(jobId, resultCid, resultHash, signature);
+        Terms memory t;
+        _completeAsOracle(jobId, resultCid, resultHash, signature, t);
     }
 
     /// @inheritdoc IJobs
@@ -130,75 +145,78 @@ contract Jobs is JobWorkflows, JobDisputes {
         uint256 n = results.length;
         if (n == 0 || n > MAX_BATCH) revert InvalidBatch(n);
         _requireComputeProvider(msg.sender);
+        Terms memory t; // a grant's terms, read once for its jobs in the batch
         for (uint256 i = 0; i < n; ++i) {
             JobResult calldata r = results[i];
-            _completeAsOracle(r.jobId, r.resultCid, r.resultHash, r.signature);
+            _completeAsOracle(r.jobId, r.resultCid, r.resultHash, r.signature, t);
         }
     }
 
     /// @dev The job's oracle posts the released answer (every check of completeJob but the role).
     function _completeAsOracle(uint256 jobId, bytes calldata resultCid, bytes32 resultHash,
-                               bytes calldata signature) private {
-        (JobCore storage c, JobExec storage e) = _releasedJob(jobId);
-        if (e.oracle != msg.sender) revert NotJobOracle(jobId, msg.sender);
+                               bytes calldata signature, Terms memory t) private {
+        Job storage j = _releasedJob(jobId);
+        if (j.oracle != msg.sender) revert NotJobOracle(jobId, msg.sender);
         if (resultCid.length == 0) revert EmptyResult(jobId);
-        bytes32 released = _released[jobId];
+        bytes32 released = _releasedHashOf(j);
         if (resultHash != released) revert ResultMismatch(jobId, released, resultHash);
         bytes32 digest = resultDigest(jobId, resultHash, keccak256(resultCid));
         if (!SignatureChecker.isValidSignatureNowCalldata(msg.sender, digest, signature)) {
             revert InvalidResultSignature(jobId, msg.sender);
         }
-        _complete(jobId, c, e, msg.sender, resultHash, resultCid, msg.sender);
+        _complete(jobId, j, msg.sender, resultHash, resultCid, msg.sender, t);
     }
 
     /// @inheritdoc IJobs
     function settleReleased(uint256 jobId, bytes calldata resultCid) external {
-        (JobCore storage c, JobExec storage e) = _releasedJob(jobId);
-        uint256 at = uint256(e.acceptedAt) + _acceptTimeout;
-        if (at > c.deadline) at = c.deadline;
+        Job storage j = _releasedJob(jobId);
+        uint256 at = uint256(j.acceptedAt) + _acceptTimeout;
+        if (at > j.deadline) at = j.deadline;
         if (block.timestamp <= at) revert SettlementTooEarly(jobId, at);
         if (resultCid.length == 0) revert EmptyResult(jobId);
-        IAuthorizations.Grant memory g = _grantOf(c.grantId);
-        (address holder,) = _termsOf(g.assetId);
-        emit JobSettledWithoutOracle(jobId, msg.sender, e.oracle);
-        _chargeFailure(e.oracle, jobId, 0);
-        _complete(jobId, c, e, msg.sender, _released[jobId], resultCid, holder);
+        Terms memory t;
+        _loadTerms(t, _grantIdOf(jobId));
+        address oracle = j.oracle;
+        emit JobSettledWithoutOracle(jobId, msg.sender, oracle);
+        _chargeFailure(oracle, jobId, 0);
+        _complete(jobId, j, msg.sender, _releasedHashOf(j), resultCid, t.holder, t);
     }
 
     /// @inheritdoc IJobs
     function failJob(uint256 jobId, uint16 reasonCode) external {
-        (JobCore storage c, JobExec storage e) = _acceptedBy(jobId, msg.sender);
-        c.status = JobStatus.Failed;
+        Job storage j = _acceptedBy(jobId, msg.sender);
+        j.status = JobStatus.Failed;
         emit JobFailed(jobId, msg.sender, reasonCode);
-        IAuthorizations.Grant memory g = _grantOf(c.grantId);
-        _release(g.consumer, g.paymentToken, jobId, c.amount, Share.Refund);
+        uint64 grantId = _grantIdOf(jobId);
+        IAuthorizations.Grant memory g = _grantOf(grantId);
+        _release(g.consumer, g.paymentToken, jobId, g.pricePerUse, Share.Refund);
         if (reasonCode >= ORACLE_FAULT_FROM) {
-            _restoreUse(c.grantId, jobId);
+            _restoreUse(grantId, jobId);
             _chargeFailure(msg.sender, jobId, reasonCode);
         }
-        if (e.workflowId != 0) _stop(e.workflowId, e.step, reasonCode, g);
+        if (j.inWorkflow) _stop(_steps[jobId].workflowId, _steps[jobId].step, reasonCode, g);
     }
 
     /// @inheritdoc IJobs
     function reclaim(uint256 jobId) external {
-        JobCore storage c = _core[jobId];
-        JobStatus s = c.status;
+        Job storage j = _jobs[jobId];
+        JobStatus s = j.status;
         if (s != JobStatus.Requested && s != JobStatus.Accepted) {
             if (s == JobStatus.None) revert UnknownJob(jobId);
             if (s == JobStatus.Released) revert AnswerAlreadyReleased(jobId);
             revert JobNotOpen(jobId, s);
         }
-        IAuthorizations.Grant memory g = _grantOf(c.grantId);
+        uint64 grantId = _grantIdOf(jobId);
+        IAuthorizations.Grant memory g = _grantOf(grantId);
         if (g.consumer != msg.sender) revert NotJobConsumer(jobId, msg.sender);
-        if (block.timestamp <= c.deadline) revert JobNotExpired(jobId, c.deadline, block.timestamp);
-        c.status = JobStatus.Reclaimed;
-        emit JobReclaimed(jobId, msg.sender, c.amount);
-        _release(msg.sender, g.paymentToken, jobId, c.amount, Share.Refund);
+        if (block.timestamp <= j.deadline) revert JobNotExpired(jobId, j.deadline, block.timestamp);
+        j.status = JobStatus.Reclaimed;
+        emit JobReclaimed(jobId, msg.sender, g.pricePerUse);
+        _release(msg.sender, g.paymentToken, jobId, g.pricePerUse, Share.Refund);
         // abandoned: not the consumer's doing, so the use comes back; an oracle that accepted
         // and went silent is charged a failure
-        _restoreUse(c.grantId, jobId);
-        JobExec storage e = _exec[jobId];
-        if (s == JobStatus.Accepted) _chargeFailure(e.oracle, jobId, REASON_EXPIRED);
-        if (e.workflowId != 0) _stop(e.workflowId, e.step, REASON_EXPIRED, g);
+        _restoreUse(grantId, jobId);
+        if (s == JobStatus.Accepted) _chargeFailure(j.oracle, jobId, REASON_EXPIRED);
+        if (j.inWorkflow) _stop(_steps[jobId].workflowId, _steps[jobId].step, REASON_EXPIRED, g);
     }
 }

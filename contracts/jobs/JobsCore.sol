@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {IAssetRegistry} from "../interfaces/IAssetRegistry.sol";
 import {IAuthorizations} from "../interfaces/IAuthorizations.sol";
 import {ICertificateTemplates} from "../interfaces/ICertificateTemplates.sol";
@@ -17,7 +18,52 @@ import {RevenueVault} from "../payments/RevenueVault.sol";
 /// @notice The storage, constants, views and shared internals of the Jobs contract (see Jobs):
 ///         job records, escrow and the four-way split (or, under a dispute window, the operator's
 ///         share paid and the rest held: JobDisputes), release checks and oracle failure counts.
+///         Storage: one slot per job (`Job`), written fresh by requestJob and updated in place by
+///         every later step, so accepting a job writes no new slot. The grant id is the job id's
+///         upper bits (job id = grantId << 32 | use index) and the escrowed amount is the grant's
+///         price (immutable; every job under a grant, workflow steps too, escrows exactly that), so
+///         neither is stored; a workflow step's workflow id and step number are kept apart
+///         (`_steps`, written only for workflow jobs). jobOf reassembles the JobCore/JobExec view.
+///         Released hashes live in the job's oracle's release slots (`_releasedHashes`), reused once
+///         their job completes: a busy oracle's releases overwrite used slots (5,000 gas) instead of
+///         creating one per job (22,100). The job's slot keeps which one (`releaseSlot`).
 abstract contract JobsCore is IJobs, IJobDisputes, RevenueVault, EIP712 {
+    /// @dev A job's one storage slot (160 + 32 + 32 + 8 + 8 + 8 + 8 = 256 bits). Timestamps are
+    ///      uint32 (seconds, good until 2106; a deadline is at most MAX_JOB_TTL ahead).
+    struct Job {
+        address oracle; // 0 until accepted
+        uint32 acceptedAt; // when accepted; once Released: when the release was recorded
+        uint32 deadline;
+        JobStatus status;
+        uint8 operation; // one bit of Operations.ALL (127), checked by Authorizations.consume
+        bool inWorkflow; // a workflow step: its workflow id and step are in _steps
+        uint8 releaseSlot; // once Released: its hash is _releasedHashes[oracle][releaseSlot]
+    }
+
+    /// @dev A workflow step's place (written only for workflow jobs).
+    struct Step {
+        uint32 workflowId;
+        uint8 step;
+    }
+
+    /// @dev A grant's settlement terms, loaded once per grant and transaction (a batch of
+    ///      completions under one grant reads them once: nothing a completion does changes them).
+    struct Terms {
+        uint64 grantId; // 0: nothing loaded yet (grant ids start at 1)
+        uint32 window; // the grant's dispute window (seconds)
+        uint64 split; // the certificate's basis points
+        address holder; // the certificate's holder
+        IAuthorizations.Grant g;
+    }
+
+    /// @dev What a batch of releases checked once per grant and per oracle (the checks are views
+    ///      and nothing in the batch changes their inputs, so each job's outcome is the same).
+    struct ReleaseMemo {
+        uint256 grantId;
+        address holder;
+        address oracle;
+    }
+
     /// @notice Workflow stop reason: a step's deadline passed and the consumer reclaimed it.
     uint16 public constant REASON_EXPIRED = 0xFFFE;
     /// @notice Workflow stop reason: the grant refused the next step (frozen, revoked, exhausted…).
@@ -38,12 +84,14 @@ abstract contract JobsCore is IJobs, IJobDisputes, RevenueVault, EIP712 {
     address internal immutable _treasury;
     uint40 internal immutable _acceptTimeout;
 
-    mapping(uint256 jobId => JobCore) internal _core;
-    mapping(uint256 jobId => JobExec) internal _exec;
+    mapping(uint256 jobId => Job) internal _jobs;
+    mapping(uint256 jobId => Step) internal _steps;
     mapping(uint256 workflowId => Workflow) internal _workflows;
     mapping(uint256 workflowId => uint16[]) internal _workflowOps;
     mapping(uint256 workflowId => bytes32[]) internal _workflowParams;
-    mapping(uint256 jobId => bytes32) internal _released;
+    /// @dev Per oracle, the released hashes of its Released jobs, by release slot (0..254). A slot is
+    ///      never cleared: once its job completes it is reused by a later release.
+    mapping(address oracle => mapping(uint256 slot => bytes32)) internal _releasedHashes;
     /// @dev 0 until a job under the grant completes; then 1 + the dispute window (seconds) read
     ///      from the certificate's template at that first completion and kept for the grant, so
     ///      later completions pay no template lookup.
@@ -52,6 +100,10 @@ abstract contract JobsCore is IJobs, IJobDisputes, RevenueVault, EIP712 {
     uint32 internal _workflowCount;
     /// @dev Appended after the older state, so every earlier slot keeps its number.
     mapping(uint256 jobId => Hold) internal _holds;
+    /// @dev Per oracle: bit i (i < 255) set while release slot i holds a Released job's hash; bit 255
+    ///      set at the first release and never cleared, so the word never returns to zero (a zero
+    ///      word would make the next release pay for a new storage slot).
+    mapping(address oracle => uint256) internal _releaseSlotsInUse;
 
     /// @param templates the CertificateTemplates catalogue (dispute windows).
     /// @param treasury_ payee of the operator share.
@@ -77,9 +129,13 @@ abstract contract JobsCore is IJobs, IJobDisputes, RevenueVault, EIP712 {
 
     /// @inheritdoc IJobs
     function jobOf(uint256 jobId) external view returns (JobCore memory core, JobExec memory exec) {
-        core = _core[jobId];
-        if (core.status == JobStatus.None) revert UnknownJob(jobId);
-        exec = _exec[jobId];
+        Job memory j = _jobs[jobId];
+        if (j.status == JobStatus.None) revert UnknownJob(jobId);
+        uint64 grantId = _grantIdOf(jobId);
+        core = JobCore(grantId, _grantOf(grantId).pricePerUse, j.deadline, j.status, uint16(j.operation));
+        exec.oracle = j.oracle;
+        exec.acceptedAt = j.acceptedAt;
+        if (j.inWorkflow) (exec.workflowId, exec.step) = (_steps[jobId].workflowId, _steps[jobId].step);
     }
 
     /// @inheritdoc IJobs
@@ -89,13 +145,13 @@ abstract contract JobsCore is IJobs, IJobDisputes, RevenueVault, EIP712 {
 
     /// @inheritdoc IJobs
     function checkRelease(uint256 jobId, address oracle) external view {
-        (JobCore storage c, JobExec storage e) = _acceptedBy(jobId, oracle);
-        _checkRelease(jobId, c, e.oracle);
+        _checkRelease(jobId, _acceptedBy(jobId, oracle), _newMemo());
     }
 
     /// @inheritdoc IJobs
     function releasedHash(uint256 jobId) external view returns (bytes32) {
-        return _released[jobId];
+        Job storage j = _jobs[jobId];
+        return j.status == JobStatus.Released ? _releasedHashOf(j) : bytes32(0);
     }
 
     /// @inheritdoc IJobs
@@ -120,6 +176,11 @@ abstract contract JobsCore is IJobs, IJobDisputes, RevenueVault, EIP712 {
 
     // ------------------------------------------------------------------ internals
 
+    /// @dev The grant a job was requested under (job id = grantId << 32 | use index).
+    function _grantIdOf(uint256 jobId) internal pure returns (uint64) {
+        return uint64(jobId >> 32);
+    }
+
     /// @dev The grant record (one call site for the whole contract keeps the code small).
     function _grantOf(uint256 grantId) internal view returns (IAuthorizations.Grant memory) {
         return _authorizations.grantOf(grantId);
@@ -141,27 +202,21 @@ abstract contract JobsCore is IJobs, IJobDisputes, RevenueVault, EIP712 {
     }
 
     /// @dev An Accepted job (by `oracle`, unless it is address(0)).
-    function _acceptedBy(uint256 jobId, address oracle)
-        internal
-        view
-        returns (JobCore storage c, JobExec storage e)
-    {
-        c = _core[jobId];
-        e = _exec[jobId];
-        JobStatus s = c.status;
+    function _acceptedBy(uint256 jobId, address oracle) internal view returns (Job storage j) {
+        j = _jobs[jobId];
+        JobStatus s = j.status;
         if (s != JobStatus.Accepted) {
             if (s == JobStatus.None) revert UnknownJob(jobId);
             if (s == JobStatus.Released) revert AnswerAlreadyReleased(jobId);
             revert JobNotOpen(jobId, s);
         }
-        if (oracle != address(0) && e.oracle != oracle) revert NotJobOracle(jobId, oracle);
+        if (oracle != address(0) && j.oracle != oracle) revert NotJobOracle(jobId, oracle);
     }
 
     /// @dev A Released job.
-    function _releasedJob(uint256 jobId) internal view returns (JobCore storage c, JobExec storage e) {
-        c = _core[jobId];
-        e = _exec[jobId];
-        JobStatus s = c.status;
+    function _releasedJob(uint256 jobId) internal view returns (Job storage j) {
+        j = _jobs[jobId];
+        JobStatus s = j.status;
         if (s != JobStatus.Released) {
             if (s == JobStatus.None) revert UnknownJob(jobId);
             if (s == JobStatus.Accepted) revert ResultNotReleased(jobId);
@@ -169,34 +224,71 @@ abstract contract JobsCore is IJobs, IJobDisputes, RevenueVault, EIP712 {
         }
     }
 
-    /// @dev Every term a release needs, now: deadline, the grant's and asset's state and the
-    ///      participants' roles (Authorizations.checkRelease), and the oracle's role.
-    function _checkRelease(uint256 jobId, JobCore storage c, address oracle)
-        internal
-        view
-        returns (address holder, address consumer)
-    {
-        if (block.timestamp > c.deadline) revert JobDeadlinePassed(jobId, c.deadline, block.timestamp);
-        (holder, consumer) = _authorizations.checkRelease(c.grantId);
-        if (!_identity.hasParticipantRole(oracle, TdsRoles.COMPUTE_PROVIDER)) revert OracleRoleRevoked(jobId, oracle);
+    /// @dev A memo that has checked nothing yet (no grant id reaches type(uint256).max >> 32).
+    function _newMemo() internal pure returns (ReleaseMemo memory m) {
+        m.grantId = type(uint256).max;
+    }
+
+    /// @dev Every term a release of the Accepted job `j` needs, now: deadline, the grant's and
+    ///      asset's state and the participants' roles (Authorizations.checkRelease), and the
+    ///      oracle's role; leaves the asset's holder in `m.holder`. The grant's and the oracle's
+    ///      checks are skipped when `m` holds them from an earlier job of the same transaction.
+    function _checkRelease(uint256 jobId, Job storage j, ReleaseMemo memory m) internal view {
+        uint32 deadline = j.deadline;
+        if (block.timestamp > deadline) revert JobDeadlinePassed(jobId, deadline, block.timestamp);
+        uint64 grantId = _grantIdOf(jobId);
+        if (grantId != m.grantId) {
+            (m.holder,) = _authorizations.checkRelease(grantId);
+            m.grantId = grantId;
+        }
+        address oracle = j.oracle;
+        if (oracle != m.oracle) {
+            if (!_identity.hasParticipantRole(oracle, TdsRoles.COMPUTE_PROVIDER)) revert OracleRoleRevoked(jobId, oracle);
+            m.oracle = oracle;
+        }
+        _freeReleaseSlot(oracle);
+    }
+
+    /// @dev `oracle`'s release slots in use and the lowest free one (as a bit); reverts if all
+    ///      255 hold answers it has not posted yet.
+    function _freeReleaseSlot(address oracle) internal view returns (uint256 used, uint256 free) {
+        used = _releaseSlotsInUse[oracle];
+        unchecked {
+            free = ~used & (used + 1); // the lowest clear bit
+        }
+        if (free == 0 || free == 1 << 255) revert ReleaseSlotsFull(oracle);
+    }
+
+    /// @dev Keep `resultHash` in a free release slot of `oracle`; returns the slot.
+    function _takeReleaseSlot(address oracle, bytes32 resultHash) internal returns (uint8 slot) {
+        (uint256 used, uint256 free) = _freeReleaseSlot(oracle);
+        slot = uint8(Math.log2(free));
+        _releaseSlotsInUse[oracle] = used | free | (1 << 255);
+        _releasedHashes[oracle][slot] = resultHash;
+    }
+
+    /// @dev The hash released for the Released job `j`.
+    function _releasedHashOf(Job storage j) internal view returns (bytes32) {
+        return _releasedHashes[j.oracle][j.releaseSlot];
     }
 
     /// @dev Mark `jobId` completed with `resultHash`/`resultCid` (posted by `by`), pay the split
-    ///      (compute share to `computePayee`) and advance its workflow.
+    ///      (compute share to `computePayee`), free its release slot and advance its workflow.
     function _complete(
         uint256 jobId,
-        JobCore storage c,
-        JobExec storage e,
+        Job storage j,
         address by,
         bytes32 resultHash,
         bytes calldata resultCid,
-        address computePayee
+        address computePayee,
+        Terms memory t
     ) internal {
-        c.status = JobStatus.Completed;
+        j.status = JobStatus.Completed;
+        address oracle = j.oracle;
+        _releaseSlotsInUse[oracle] &= ~(uint256(1) << j.releaseSlot); // the slot's hash may be overwritten now
         emit JobCompleted(jobId, by, resultHash, resultCid);
-        _settle(jobId, c.grantId, c.amount, computePayee);
-        uint32 workflowId = e.workflowId;
-        if (workflowId != 0) _advance(workflowId, e.step);
+        _settle(jobId, _grantIdOf(jobId), oracle, computePayee, t);
+        if (j.inWorkflow) _advance(_steps[jobId].workflowId, _steps[jobId].step);
     }
 
     /// @dev Count a failure or abandonment against `oracle` (visible to monitoring).
@@ -206,19 +298,29 @@ abstract contract JobsCore is IJobs, IJobDisputes, RevenueVault, EIP712 {
         emit OracleFailureRecorded(oracle, jobId, reasonCode, n);
     }
 
-    /// @dev Release the escrowed `amount` of job `jobId` by the certificate's basis points; under
-    ///      a dispute window only the operator's share, the rest is held (JobDisputes).
-    function _settle(uint256 jobId, uint64 grantId, uint96 amount, address oracle) internal {
-        IAuthorizations.Grant memory g = _grantOf(grantId);
-        uint32 window = _windowOf(grantId, g.assetId);
-        if (window == 0) _paySplit(jobId, g, amount, oracle);
-        else _hold(jobId, g, amount, window, oracle);
+    /// @dev Release the escrowed amount of job `jobId` (the grant's price) by the certificate's
+    ///      basis points, the compute share to `payee`; under a dispute window only the operator's
+    ///      share, the rest is held (JobDisputes; `jobOracle` is the job's accepting oracle).
+    function _settle(uint256 jobId, uint64 grantId, address jobOracle, address payee, Terms memory t) internal {
+        _loadTerms(t, grantId);
+        if (t.window == 0) _paySplit(jobId, t, payee);
+        else _hold(jobId, t, payee != jobOracle);
     }
 
-    /// @dev Credit the four shares of `amount` to holder, algorithm provider, `oracle` and treasury.
-    function _paySplit(uint256 jobId, IAuthorizations.Grant memory g, uint96 amount, address oracle) private {
-        (address holder, uint64 split) = _termsOf(g.assetId);
-        (uint256 p, uint256 a, uint256 c, uint256 o) = RevenueSplit.shares(amount, split);
+    /// @dev Fill `t` with `grantId`'s settlement terms unless it holds them already.
+    function _loadTerms(Terms memory t, uint64 grantId) internal {
+        if (t.grantId == grantId) return;
+        t.g = _grantOf(grantId);
+        t.window = _windowOf(grantId, t.g.assetId);
+        (t.holder, t.split) = _termsOf(t.g.assetId);
+        t.grantId = grantId;
+    }
+
+    /// @dev Credit the four shares of the grant's price to holder, algorithm provider, `oracle` and treasury.
+    function _paySplit(uint256 jobId, Terms memory t, address oracle) private {
+        IAuthorizations.Grant memory g = t.g;
+        address holder = t.holder;
+        (uint256 p, uint256 a, uint256 c, uint256 o) = RevenueSplit.shares(g.pricePerUse, t.split);
         address algorithm = g.algorithmProvider;
         if (algorithm == address(0)) {
             p += a;
@@ -231,15 +333,14 @@ abstract contract JobsCore is IJobs, IJobDisputes, RevenueVault, EIP712 {
         _release(_treasury, token, jobId, o, Share.Operator);
     }
 
-    /// @dev Credit the operator's share of `amount` and hold the rest for `window` seconds.
-    function _hold(uint256 jobId, IAuthorizations.Grant memory g, uint96 amount, uint32 window, address oracle)
-        private
-    {
-        (, uint64 split) = _termsOf(g.assetId);
-        (,,, uint256 o) = RevenueSplit.shares(amount, split);
+    /// @dev Credit the operator's share of the grant's price and hold the rest for `window` seconds.
+    function _hold(uint256 jobId, Terms memory t, bool computeToHolder) private {
+        IAuthorizations.Grant memory g = t.g;
+        uint96 amount = g.pricePerUse;
+        (,,, uint256 o) = RevenueSplit.shares(amount, t.split);
         uint96 held = amount - uint96(o);
-        uint40 until = uint40(block.timestamp) + window;
-        _holds[jobId] = Hold(held, until, HoldStatus.Held, oracle != _exec[jobId].oracle);
+        uint40 until = uint40(block.timestamp) + t.window;
+        _holds[jobId] = Hold(held, until, HoldStatus.Held, computeToHolder);
         emit PaymentHeld(jobId, held, until);
         _release(_treasury, g.paymentToken, jobId, o, Share.Operator);
     }

@@ -18,7 +18,10 @@ What may leave it for a job, and when (docs/security.md lists each rule with its
   noise paid from the grant's privacy budget;
 * only after the provider's own ``recordRelease`` transaction — which re-checks every term in its
   block — has been mined: from then on the job cannot end in a refund, and an answer released
-  for one job cannot complete another (the hash on chain binds them).
+  for one job cannot complete another (the hash on chain binds them). Releases that arrive while
+  one release transaction is in flight are recorded together in the next (``recordReleases``,
+  :mod:`offchain.keyservice.group_commit`); a batch the chain refuses goes out per job, so each
+  refusal is named for its own job.
 
 One release per job: a retry gets the same sealed bytes (same CID and hash on chain).
 """
@@ -40,6 +43,7 @@ from chain.params import ParamsError, is_sealed, open_params
 from chain.tx import Sender
 from offchain.errors import GrantRefused, QueryError
 from offchain.keyservice.auditor import QueryAuditor
+from offchain.keyservice.group_commit import MAX_BATCH as MAX_RELEASE_BATCH, ReleaseGroupCommit
 from offchain.keyservice.ledger import ReleaseLedger
 from offchain.keyservice.onchain import JobChain, JobView
 from offchain.keyservice.privacy import PrivacyLedger
@@ -49,7 +53,7 @@ from offchain.onion.packing import PackingLayout
 from offchain.onion.policy import DatasetPolicy
 from offchain.onion.peel import PeeledKeys
 from offchain.query.engine import EncryptedResult, Engine
-from offchain.query.plan import EncryptedQuery, Query
+from offchain.query.plan import EncryptedQuery, Query, split_version
 
 # seal(payload, consumer_address) -> bytes only that consumer can open
 Sealer = Callable[[dict[str, Any], str], bytes]
@@ -90,6 +94,8 @@ class ProviderKeyService:
     privacy: PrivacyLedger | None = None    # privacy budgets of grants with a DP option
     require_terms: bool = False             # refuse grants without a terms document in the store
     params_key: Any = None                  # the provider's X25519 key: opens the sealed job parameters
+    release_batch: int = MAX_RELEASE_BATCH  # at most this many releases in one recordReleases (group commit)
+    _commits: ReleaseGroupCommit | None = None
     _released: dict[int, tuple[str, bytes]] = field(default_factory=dict)
     _terms: dict[int, GrantTermsDoc | None] = field(default_factory=dict)
     _prepared: dict[int, _Prepared] = field(default_factory=dict)
@@ -108,13 +114,16 @@ class ProviderKeyService:
                                "configure it with the store the oracle reads", code="Misconfigured")
         return self.fetch
 
-    def _job(self, job_id: int, oracle: str) -> JobView:
-        view = self.chain.job(job_id)
+    def _job(self, job_id: int, oracle: str, params: bool = False) -> tuple[JobView, bool]:
+        """The job, required accepted by ``oracle`` over this provider's asset, and whether
+        ``Jobs.checkRelease`` passed in the same read (False: :meth:`JobChain.check_release` names why);
+        ``params``: its committed parameters' log is read along."""
+        view, release_ok = self.chain.job_checked(job_id, oracle, params)
         self.chain.require_accepted_by(view, oracle)
         if view.holder != self.provider:
             raise GrantRefused(f"asset {view.asset_id} of job {job_id} is not held by this provider",
                                code="NotAssetHolder")
-        return view
+        return view, release_ok
 
     def _committed_query(self, job_id: int, offered: Query | None) -> Query:
         """The query whose hash the consumer committed; ``offered`` (the oracle's) must equal it."""
@@ -141,7 +150,7 @@ class ProviderKeyService:
         datasets = frozenset(self.datasets_by_asset.get(view.asset_id, set()))
         if not datasets:
             raise GrantRefused(f"this key service holds no dataset for asset {view.asset_id}", code="UnknownAsset")
-        touched = {query.dataset} | ({query.join.dataset} if query.join else set())
+        touched = {split_version(query.dataset)[0]} | ({split_version(query.join.dataset)[0]} if query.join else set())
         for d in sorted(touched - datasets):
             other = next((a for a, ids in self.datasets_by_asset.items() if d in ids), None)
             where = f"asset {other}" if other is not None else "no asset of this job"
@@ -183,9 +192,9 @@ class ProviderKeyService:
     def prepare(self, job_id: int, query: Query | None, oracle: str
                 ) -> tuple[EncryptedQuery, PeeledKeys, dict[str, dict]]:
         """Tokens and the RND layer keys the committed query needs, for the job's oracle only."""
-        view = self._job(job_id, oracle)
-        if view.status != RELEASED:  # a released job's retry gets the keys its oracle already had
-            self.chain.check_release(job_id, oracle)
+        view, release_ok = self._job(job_id, oracle, params=True)
+        if view.status != RELEASED and not release_ok:  # a released job's retry gets the keys it already had
+            self.chain.check_release(job_id, oracle)     # raises the refusal by name
         committed = self._committed_query(job_id, query)
         prep = self._prepare(view, committed)
         manifests = {d: prep.service.manifests[d] for d in prep.enc.datasets.values()}
@@ -207,6 +216,19 @@ class ProviderKeyService:
         with self._lock:
             self._prepared[view.job_id] = prep
         return prep
+
+    def _prepared_for(self, view: JobView, offered: Query | None) -> _Prepared:
+        """The job's prepare, for its release: the committed query its prepare read from the chain
+        (``JobRequested`` of a job id is immutable), or read again when this process has no
+        prepare of the job (a restart, an expiry)."""
+        with self._lock:
+            hit = self._prepared.get(view.job_id)
+        if hit is not None and hit.grant.consumer == view.consumer:
+            if offered is not None and offered.hash != hit.query.hash:
+                raise GrantRefused(f"job {view.job_id}: the oracle asked for another query than the consumer "
+                                   "committed", code="QueryNotCommitted")
+            return hit
+        return self._prepare(view, self._committed_query(view.job_id, offered))
 
     def _pinned_service(self) -> KeyService:
         """The key service as this job sees it: a keystore changed on disk (a rotation) is re-read
@@ -255,16 +277,16 @@ class ProviderKeyService:
     def release(self, job_id: int, query: Query | None, result: EncryptedResult, oracle: str) -> bytes:
         """Check the oracle's result, open the answer, seal it to the consumer, record the release
         on chain, and only then hand the sealed answer out."""
-        view = self._job(job_id, oracle)
+        view, release_ok = self._job(job_id, oracle)
         done = self._released_get(job_id)
         if done is not None:
             return self._replay(view, done, query)
         if view.status == RELEASED:
             raise GrantRefused(f"job {job_id} was released on chain but this key service has no record of it",
                                code="ReleaseLost")
-        self.chain.check_release(job_id, oracle)
-        committed = self._committed_query(job_id, query)
-        prep = self._prepare(view, committed)
+        if not release_ok:
+            self.chain.check_release(job_id, oracle)   # raises the refusal by name
+        prep = self._prepared_for(view, query)
         own = Engine({d: prep.service.manifests[d] for d in prep.enc.datasets.values()}, self._store(),
                      prep.peeled, track_rows=self.auditor is not None).run(prep.enc)
         if not same_result(own, result):
@@ -272,12 +294,12 @@ class ProviderKeyService:
             raise ResultRejected(f"job {job_id}: the oracle's encrypted result is not the committed query's "
                                  f"result over the data (recomputed by the key service)", code="ResultRejected")
         audited = self._audit(job_id, prep, own)
-        rel = self._with_privacy(job_id, prep, own, prep.service.open_recomputed(committed, prep.grant, own))
+        rel = self._with_privacy(job_id, prep, own, prep.service.open_recomputed(prep.query, prep.grant, own))
         sealed = self.seal({"job": job_id, "answer": rel.answer, "release": rel.record}, view.consumer)
-        stored = self._released_put(job_id, committed.hash, sealed, rel.record)
+        stored = self._released_put(job_id, prep.query.hash, sealed, rel.record)
         if stored[1] != sealed:                       # a concurrent retry won the race
             return self._replay(view, stored, query)
-        self._record_on_chain(job_id, committed.hash, sealed)
+        self._record_on_chain(job_id, prep.query.hash, sealed)
         if self.auditor is not None:
             for dataset, n_rows, sets, _k in audited:
                 self.auditor.record(view.consumer, dataset, n_rows, sets, job_id)
@@ -342,12 +364,21 @@ class ProviderKeyService:
             raise GrantRefused("this key service has no provider wallet to record releases on chain",
                                code="Misconfigured")
         try:
-            self.chain.record_release(self.sender, job_id, keccak(sealed))
+            self._group_commit().record(job_id, keccak(sealed))
         except GrantRefused as exc:
             if exc.code == "AnswerAlreadyReleased" and self.chain.released_hash(job_id) == keccak(sealed):
                 return  # an earlier attempt was mined after all (its receipt was lost with the node)
             self._released_discard(job_id, query_hash)   # refused on chain: nothing was released
             raise
+
+    def _group_commit(self) -> ReleaseGroupCommit:
+        """The release transactions' group commit for the current wallet (created on first use)."""
+        with self._lock:
+            gc = self._commits
+            if gc is None or gc.sender is not self.sender:
+                gc = self._commits = ReleaseGroupCommit(self.sender, self.chain.record_releases,
+                                                        self.chain.record_release, self.release_batch)
+            return gc
 
     def _log(self, action: str, requester: str, obj: dict[str, Any], error: str | None = None) -> None:
         if self.oplog is not None:

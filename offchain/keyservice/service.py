@@ -20,14 +20,18 @@ from offchain.onion.policy import ReleaseRules
 from offchain.keyservice.release import KeyService
 from offchain.onion.keys import Keyring
 from offchain.onion.keystore_watch import WatchedKeyring, follow_rotated_versions
+from chain.versions import recorded_check
 from offchain.onion.rotation_policy import DatasetIndex
 from audit.oplog import OpLog
 from chain.deploy import bind, read_deployment
 from chain.tx import Sender
 from chain.config import Settings
+from chain.params import params_key
 from audit.anchor import Anchorer
 from offchain.keyservice.api import create_key_service_app
 from offchain.keyservice.provider import ProviderKeyService, discover_datasets
+from offchain.keyservice.versions import RecordedVersions
+from offchain.sources.versions import known_manifests
 from did.sealing import ChainDirectory, provider_sealer
 
 log = logging.getLogger("tds.provider")
@@ -38,6 +42,17 @@ class BuiltKeyService:
     service: ProviderKeyService
     app: FastAPI
     anchorer: Anchorer
+    versions: RecordedVersions | None = None
+
+    def refresh_versions(self) -> int:
+        """Serve versions recorded on the certificates since the last look (never raises)."""
+        if self.versions is None:
+            return 0
+        try:
+            return self.versions.refresh()
+        except Exception as exc:  # the node is an edge: the next round looks again
+            log.warning("reading recorded dataset versions failed: %s: %s", type(exc).__name__, exc)
+            return 0
 
     def anchor_safely(self) -> int:
         try:
@@ -62,15 +77,16 @@ def build_key_service(settings: Settings, w3: Web3, provider: Identity, keyring:
     """The provider's key service for the current deployment (``service`` overrides discovery).
     A :class:`~offchain.onion.keystore_watch.WatchedKeyring` is followed: a rotation saved to the
     keystore is served at the next request — new keys, destroyed ones gone, and the rotated version
-    once the provider anchored it (``Evidence.anchoredAt``). Its release ledger, query-auditor
-    history and privacy budgets live in files under ``$TDS_HOME/provider/<chain>-<jobs>/`` and
-    survive restarts."""
+    once the provider recorded it on the certificate (``chain.versions.recorded_check``). Its release
+    ledger, query-auditor history and privacy budgets live in files under
+    ``$TDS_HOME/provider/<chain>-<jobs>/`` and survive restarts."""
     deployment = read_deployment(settings.deployment_path(w3.eth.chain_id), w3.eth.chain_id)
     c = {n: bind(w3, deployment, n) for n in ("Jobs", "Authorizations", "AssetRegistry", "IdentityRegistry",
                                               "Evidence")}
     directory = ChainDirectory(c["IdentityRegistry"], deployment["block"])
     folder = settings.home / "provider" / f"{w3.eth.chain_id}-{c['Jobs'].address.lower()[2:10]}"
     sender = Sender(w3, provider.account)   # one nonce sequence for releases and anchoring
+    by_asset_discovered = service is None
     if service is None:
         manifests, by_asset = discover_datasets(c["AssetRegistry"], store.cat, provider.address, deployment["block"])
         service = ProviderKeyService(c["Jobs"], c["Authorizations"], c["AssetRegistry"], provider.address,
@@ -80,12 +96,17 @@ def build_key_service(settings: Settings, w3: Web3, provider: Identity, keyring:
                                      ledger=ReleaseLedger(folder / "ledger.sqlite"),
                                      auditor=QueryAuditor(folder / "auditor.sqlite") if policy.auditor else None,
                                      privacy=PrivacyLedger(folder / "privacy.sqlite"),
-                                     require_terms=policy.require_terms, params_key=provider.x25519)
+                                     require_terms=policy.require_terms, params_key=params_key(provider))
+    versions = None
+    if by_asset_discovered:   # every version the certificates record (chain numbering)
+        versions = RecordedVersions(c["AssetRegistry"], service.service.manifests, service.datasets_by_asset,
+                                    lambda: known_manifests(settings.home, settings.sources_dir), store.cat,
+                                    deployment["block"])
+        versions.refresh()
     if isinstance(keyring, WatchedKeyring):   # a rotation on disk takes effect without a restart
         index = DatasetIndex.of_keystore(keyring.path).path
-        keyring.on_reload(follow_rotated_versions(
-            service.service.manifests, index, store.cat,
-            lambda h: c["Evidence"].functions.anchoredAt(provider.address, bytes.fromhex(h[2:])).call() != 0))
+        keyring.on_reload(follow_rotated_versions(service.service.manifests, index, store.cat, recorded_check(
+            c["AssetRegistry"], c["Evidence"], provider.address, deployment["block"])))
         keyring.watch(index)
     registry = IdentityRegistryClient(w3, c["IdentityRegistry"])
     verifier = ChallengeVerifier(domain=f"keyservice:{provider.address.lower()}")
@@ -93,4 +114,4 @@ def build_key_service(settings: Settings, w3: Web3, provider: Identity, keyring:
                                  access_log=folder / "access.jsonl")  # tailed by `tds monitor run`
     oplog = service.oplog or OpLog(folder / "log", provider.did)
     anchorer = Anchorer(oplog, c["Evidence"], service.sender or sender, w3, deployment["block"])
-    return BuiltKeyService(service, app, anchorer)
+    return BuiltKeyService(service, app, anchorer, versions)

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account import Account
 
+from chain.crypto_profile import SM
 from did.identity import Identity
 from offchain.mpc.errors import BundleRefused, MpcError, MpcSpecError
 from offchain.mpc.sharing import Bundle, open_bundle, seal_output_shares
@@ -34,16 +35,33 @@ EXIT = {"ok": 0, "error": 1, "BundleRefused": 3, "MinGroupRefused": 4, "MpcSpecE
 
 
 def identity_from_secrets(obj: dict[str, str]) -> Identity:
-    """Rebuild a node identity from the hex secrets the coordinator pipes in."""
+    """Rebuild a node identity from the hex secrets the coordinator pipes in (Ed25519 + X25519,
+    or under the ``sm`` profile the two SM2 keys of a :class:`~did.sm2_identity.Sm2Participant`)."""
+    account = Account.from_key(bytes.fromhex(obj["account"]))
+    if obj.get("profile") == SM:
+        from chain.sm2 import Sm2PrivateKey
+        from did.sm2_identity import Sm2Participant
+        return Sm2Participant(obj["name"], Sm2PrivateKey(bytes.fromhex(obj["sm2"])),  # type: ignore[return-value]
+                              Sm2PrivateKey(bytes.fromhex(obj["sm2-agreement"])), account)
     return Identity(obj["name"], Ed25519PrivateKey.from_private_bytes(bytes.fromhex(obj["ed25519"])),
-                    X25519PrivateKey.from_private_bytes(bytes.fromhex(obj["x25519"])),
-                    Account.from_key(bytes.fromhex(obj["account"])))
+                    X25519PrivateKey.from_private_bytes(bytes.fromhex(obj["x25519"])), account)
 
 
 def identity_secrets(identity: Identity) -> dict[str, str]:
+    """The hex secrets :func:`identity_from_secrets` reads (piped to the node, never on disk)."""
+    if getattr(identity, "profile", None) == SM:
+        return {"name": identity.name, "profile": SM, "sm2": identity.signing.secret.hex(),  # type: ignore[attr-defined]
+                "sm2-agreement": identity.agreement.secret.hex(),  # type: ignore[attr-defined]
+                "account": bytes(identity.account.key).hex()}
     from did.keys import raw_private
     return {"name": identity.name, "ed25519": raw_private(identity.ed25519).hex(),
             "x25519": raw_private(identity.x25519).hex(), "account": bytes(identity.account.key).hex()}
+
+
+def consumer_key(consumer: dict[str, str]) -> bytes:
+    """The consumer's on-chain key-agreement key in ``session.json``: ``"x25519"``, or ``"sm2"``
+    (the ``x`` of its SM2 key) under the ``sm`` profile."""
+    return bytes.fromhex(consumer["sm2"] if "sm2" in consumer else consumer["x25519"])
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -126,7 +144,7 @@ async def run_mpc(folder: Path, index: int, me: Identity, meta: dict[str, Any], 
     values = [{"name": name, "shares": s, "shape": shape, "prime": p, "frac": f, "integer": o.integer,
                "labels": o.labels} for (name, o), (s, shape, p, f) in zip(outputs.items(), shares)]
     consumer = meta["consumer"]
-    sealed = seal_output_shares(me, index, meta["session"], values, consumer["did"], bytes.fromhex(consumer["x25519"]))
+    sealed = seal_output_shares(me, index, meta["session"], values, consumer["did"], consumer_key(consumer))
     _write_atomic(folder / f"node{index}.out", sealed)
     await pr.mpc.shutdown()
     return EXIT["ok"]

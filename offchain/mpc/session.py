@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak
 
+from chain.crypto_profile import SM, configured_profile
 from did.envelope import Envelope
 from did.errors import IdentityError
 from offchain.mpc.errors import (
@@ -74,6 +75,11 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+def _key_field() -> str:
+    """The name of the consumer's key in ``session.json``: ``x25519``, or ``sm2`` under ``sm``."""
+    return "sm2" if configured_profile().name == SM else "x25519"
+
+
 def _prepare(folder: Path, session_id: str, spec: JointSpec, bundles: Mapping[str, Sequence[bytes]],
              nodes: Sequence[Identity], consumer_did: str, consumer_key: bytes) -> None:
     if folder.exists():
@@ -81,7 +87,7 @@ def _prepare(folder: Path, session_id: str, spec: JointSpec, bundles: Mapping[st
     folder.mkdir(parents=True)
     providers = list(bundles)
     meta = {"session": session_id, "spec": spec.to_json(), "nodes": [n.did for n in nodes],
-            "providers": providers, "consumer": {"did": consumer_did, "x25519": bytes(consumer_key).hex()}}
+            "providers": providers, "consumer": {"did": consumer_did, _key_field(): bytes(consumer_key).hex()}}
     (folder / "session.json").write_text(json.dumps(meta, sort_keys=True, indent=1))
     for i in range(len(nodes)):
         d = folder / "inputs" / f"node{i}"

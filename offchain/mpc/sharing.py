@@ -62,14 +62,16 @@ def purpose(session: str, step: str, node: int) -> str:
 
 @dataclass(frozen=True)
 class NodeKey:
-    """What a provider needs to seal to a compute node: its DID and X25519 key."""
+    """What a provider needs to seal to a compute node: its DID and on-chain key-agreement key
+    (``x25519``: the raw X25519 key, or under the ``sm`` profile the ``x`` of its SM2 key —
+    :func:`did.envelope.seal` seals with the profile of the sender)."""
 
     did: str
     x25519: bytes
 
     @classmethod
     def of(cls, identity: Identity) -> NodeKey:
-        return cls(identity.did, identity.x25519_public)
+        return cls(identity.did, identity.key_agreement_key)
 
 
 # --- field arithmetic on numpy object arrays (one C loop per operation) -----------------------

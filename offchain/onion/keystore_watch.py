@@ -101,7 +101,9 @@ def follow_rotated_versions(manifests: dict[str, dict], index_path: Path, fetch:
     """A listener that moves ``manifests`` (dataset id → manifest served) to each dataset's current
     version in the dataset index, when that version is a rotation of the one served (its
     ``previous_version_hash`` is the served manifest's hash — the hash chain), its bytes hash as
-    the index says, and ``accept(hash)`` (e.g. the provider anchored it on chain) holds."""
+    the index says, and ``accept(hash)`` holds — the key service passes
+    :func:`chain.versions.recorded_check`: the provider recorded it on its certificate
+    (``AssetRegistry.recordVersion``)."""
 
     def listener(_: WatchedKeyring) -> None:
         try:
@@ -120,7 +122,7 @@ def follow_rotated_versions(manifests: dict[str, dict], index_path: Path, fetch:
                 continue
             if (manifest_hash(new) != version["hash"] or new.get("previous_version_hash") != manifest_hash(served)
                     or not accept(version["hash"])):
-                log.warning("%s: version %s is not an anchored rotation of the one served; not followed",
+                log.warning("%s: version %s is not a recorded rotation of the one served; not followed",
                             dataset_id, version["cid"])
                 continue
             manifests[dataset_id] = new

@@ -15,9 +15,10 @@ expiry, whether or not uses remain (a job may still be in flight) — and no cur
 needed version shares the key. If the chain cannot be asked, nothing is destroyed.
 
 A rotated version joins its dataset's hash chain like an appended one (its manifest's
-``previous_version_hash`` and ``rotated_from`` name the version it replaces) and is anchored on
-chain the same way (:func:`chain_version_anchor`: ``Evidence.anchorHash(hash, keccak
-("DATASET_VERSION"), assetId)`` for the asset registered with an earlier version of the dataset).
+``previous_version_hash`` and ``rotated_from`` name the version it replaces) and is recorded on
+the certificate the same way (:func:`chain_version_anchor`: ``AssetRegistry.recordVersion(assetId,
+new hash, replaced hash)`` through :mod:`chain.versions`, on each of the provider's certificates
+whose latest version is the one replaced).
 The index entry records the anchor (``anchors``: asset and transaction) or why it is still pending
 (``anchor_error``); :func:`anchor_pending` retries those on the next run. A key service following
 the keystore (:mod:`offchain.onion.keystore_watch`) serves an anchored new version without a restart.
@@ -39,12 +40,11 @@ from offchain.onion.rotation import manifest_key_ids, rotate_dataset
 
 INDEX_FILE = "datasets.json"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-DATASET_VERSION_KIND = "DATASET_VERSION"   # the Evidence kind of a dataset version (as offchain.sources anchors)
 Progress = Callable[[str], None]
 LiveGrants = Callable[[str], list[int]]
-VersionAnchor = Callable[[list[str], str], list[dict[str, Any]]]
-"""``anchor(earlier version hashes, new hash) -> [{"asset": id, "tx": hash}]``: the new version
-anchored on chain for the asset(s) registered with an earlier version (empty: none registered)."""
+VersionAnchor = Callable[[list[str], str, "str | None"], list[dict[str, Any]]]
+"""``anchor(earlier version hashes, new hash, replaced version's hash) -> [{"asset": id, "tx": hash}]``:
+the new version recorded on chain for the certificate(s) of an earlier version (empty: none registered)."""
 
 
 class RotationPolicyError(DataPlaneError):
@@ -175,7 +175,7 @@ def anchor_entry(index: DatasetIndex, dataset_id: str, entry: dict[str, Any], an
     """Anchor one rotated version (``entry`` of ``dataset_id``) and record the outcome in the index."""
     earlier = [v["hash"] for v in index.versions(dataset_id) if v["cid"] != entry["cid"]]
     try:
-        entry["anchors"] = anchor(earlier, entry["hash"])
+        entry["anchors"] = anchor(earlier, entry["hash"], entry.get("previous"))
         entry.pop("anchor_error", None)
         where = ", ".join(f"asset {a['asset']} (tx {a['tx']})" for a in entry["anchors"]) or \
             "no asset is registered with an earlier version; register one with 'tds asset register'"
@@ -200,27 +200,29 @@ def anchor_pending(index: DatasetIndex, anchor: VersionAnchor, progress: Progres
 
 def chain_version_anchor(assets: Any, evidence: Any, send: Callable[[Any], Any], provider: str,
                          from_block: int) -> VersionAnchor:
-    """:data:`VersionAnchor` on chain: the first of ``provider``'s assets registered with an earlier
-    version's manifest hash (or an earlier rotated version anchored for one) is the subject of
-    ``Evidence.anchorHash(new hash, keccak("DATASET_VERSION"), assetId)``, sent with ``send``."""
-    from eth_utils import keccak
+    """:data:`VersionAnchor` on chain: every certificate ``provider`` holds (Active or Frozen) that
+    was registered with an earlier version's manifest hash, or recorded one, gets the new version
+    with ``AssetRegistry.recordVersion(assetId, new hash, replaced hash)`` (chain.versions), sent
+    with ``send``. ``evidence`` is no longer written (kept in the signature for callers); an older
+    AssetRegistry without ``recordVersion`` raises :class:`chain.versions.VersionsNotSupported`."""
+    from chain.versions import OUTSIDE_HISTORY, record_version, supports_versions
 
-    kind = keccak(text=DATASET_VERSION_KIND)
-
-    def anchor(earlier: list[str], new_hash: str) -> list[dict[str, Any]]:
+    def anchor(earlier: list[str], new_hash: str, previous: str | None = None) -> list[dict[str, Any]]:
         want = {bytes.fromhex(h.removeprefix("0x")) for h in earlier}
         found = {ev["args"]["assetId"] for ev in assets.events.AssetRegistered().get_logs(
             from_block=from_block, argument_filters={"provider": provider}) if bytes(ev["args"]["manifestHash"]) in want}
-        found |= {ev["args"]["subjectId"] for ev in evidence.events.HashAnchored().get_logs(
-            from_block=from_block, argument_filters={"producer": provider})
-            if bytes(ev["args"]["hash"]) in want and bytes(ev["args"]["kind"]) == kind}
-        if not found:
-            return []
-        asset, h = min(found), bytes.fromhex(new_hash.removeprefix("0x"))
-        if evidence.functions.anchoredAt(provider, h).call():
-            return [{"asset": asset, "tx": "already-anchored"}]
-        receipt = send(evidence.functions.anchorHash(h, kind, asset))
-        return [{"asset": asset, "tx": "0x" + bytes(receipt["transactionHash"]).hex()}]
+        if supports_versions(assets):
+            found |= {ev["args"]["assetId"] for ev in assets.events.DatasetVersionRecorded().get_logs(
+                from_block=from_block, argument_filters={"by": provider}) if bytes(ev["args"]["manifestHash"]) in want}
+        out = []
+        for asset in sorted(found):
+            holder, state, _, _ = assets.functions.termsOf(asset).call()
+            if holder.lower() != provider.lower() or state not in (1, 2):   # transferred, or closed
+                continue
+            tx = record_version(assets, send, asset, new_hash, previous)
+            if tx != OUTSIDE_HISTORY:
+                out.append({"asset": asset, "tx": tx})
+        return out
     return anchor
 
 
@@ -259,11 +261,17 @@ def destroy_unneeded(index: DatasetIndex, keystore: Keystore, live_grants: LiveG
 
 def chain_live_grants(assets: Any, authorizations: Any, from_block: int, now: Callable[[], int]) -> LiveGrants:
     """``live_grants(manifest hash)`` read from the chain: the Active, unexpired grants on every
-    asset registered with that manifest hash that is not offline (AssetState 3)."""
+    asset that is not offline (AssetState 3) and was registered with that manifest hash or
+    recorded it as a later version (a query may name any version of a certificate's history)."""
+    from chain.versions import supports_versions
+
     def live(manifest_hash: str) -> list[int]:
         want = bytes.fromhex(manifest_hash.removeprefix("0x"))
         ids = [ev["args"]["assetId"] for ev in assets.events.AssetRegistered().get_logs(from_block=from_block)
                if bytes(ev["args"]["manifestHash"]) == want]
+        if supports_versions(assets):
+            ids += [ev["args"]["assetId"] for ev in assets.events.DatasetVersionRecorded().get_logs(
+                from_block=from_block, argument_filters={"manifestHash": want}) if ev["args"]["assetId"] not in ids]
         out, t = [], now()
         for asset in ids:
             if assets.functions.stateOf(asset).call() == 3:

@@ -115,11 +115,11 @@ def _check(session_id: str, parties: list[PsiParty], mode: str, consumer_did: st
     if len(dids) < 2 or len(set(dids)) != len(dids):
         raise PsiConfigError("PSI needs at least two parties with distinct DIDs")
     if recipients and (mode != "intersection" or not all(_key_ok(d, k) for d, k in recipients)):
-        raise PsiConfigError("extra recipients (DID, 32-byte X25519 key) only receive an intersection")
+        raise PsiConfigError("extra recipients (DID, 32-byte key-agreement key) only receive an intersection")
     if mode == "intersection" and not _key_ok(consumer_did, consumer_key) and not recipients:
-        raise PsiConfigError("mode 'intersection' needs the consumer's DID and 32-byte X25519 key")
+        raise PsiConfigError("mode 'intersection' needs the consumer's DID and 32-byte key-agreement key")
     if consumer_did and not _key_ok(consumer_did, consumer_key):
-        raise PsiConfigError("the consumer's X25519 key must be 32 bytes")
+        raise PsiConfigError("the consumer's key-agreement key (X25519, or SM2 x) must be 32 bytes")
     if transport not in ("tcp", "memory"):
         raise PsiConfigError(f"transport {transport!r} is unknown; use 'tcp' or 'memory'")
     return dids
@@ -136,7 +136,7 @@ def run_psi(session_id: str, parties: list[PsiParty], mode: str, consumer_did: s
 
     recipients = list(recipients or ())
     dids = _check(session_id, parties, mode, consumer_did, consumer_key, transport, recipients)
-    keys = {p.identity.did: p.identity.x25519_public for p in parties}
+    keys = {p.identity.did: p.identity.key_agreement_key for p in parties}  # X25519, or SM2 x under sm
     peers = [{d: k for d, k in keys.items() if d != p.identity.did} for p in parties]
     endpoints: list[Any]
     addresses: dict[str, tuple[str, int]] | None = None

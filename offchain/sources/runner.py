@@ -1,9 +1,10 @@
 """Running a source: build its connector, sync once or on its schedule, record versions.
 
-``anchor`` (optional) records a committed version's manifest hash on chain — the CLI passes
-one that calls ``Evidence.anchorHash(hash, keccak("DATASET_VERSION"), assetId)``; versions not
-yet recorded are recorded first on the next run, so a crash between commit and transaction
-only delays the record."""
+``anchor`` (optional) records a committed version on the certificate — the CLI passes one that
+calls ``AssetRegistry.recordVersion(assetId, manifest hash, previous hash)`` through
+:func:`chain.versions.record_version`; versions not yet recorded are recorded first on the next
+run (oldest first, so the chain's history follows the manifests' hash chain), so a crash between
+commit and transaction only delays the record."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -19,7 +20,9 @@ from offchain.sources.schedule import Schedule
 from offchain.sources.spec import SourceSpec
 from offchain.sources.state import SourceState
 
-Anchor = Callable[[str, int], str]   # (manifest hash 0x…, version) -> transaction hash
+Anchor = Callable[[str, "str | None"], str]
+"""``anchor(manifest hash 0x…, previous version's hash or None) -> transaction hash`` (or a
+marker such as ``already-recorded`` / ``outside-history``, kept as the version's record)."""
 
 
 @dataclass
@@ -100,7 +103,7 @@ class SourceRunner:
         out = []
         for v in self.state.versions(name):
             if v.anchored_tx is None:
-                tx = self.anchor(v.manifest_hash, v.version)
+                tx = self.anchor(v.manifest_hash, v.previous_hash)   # the manifest's own hash-chain link
                 self.state.set_anchored(name, v.version, tx)
                 out.append(tx)
         return out

@@ -89,3 +89,21 @@ def versioned_manifests(history: list[dict], fetch: Callable[[str], bytes]) -> d
         out[f"{manifest['dataset_id']}{VERSION_SEP}{rec['version']}"] = manifest
         out[manifest["dataset_id"]] = manifest
     return out
+
+
+def known_manifests(home: Path, sources_dir: Path) -> dict[str, str]:
+    """manifest hash → manifest CID from this home's records (source histories, the dataset index)."""
+    out: dict[str, str] = {}
+    for path in sorted((sources_dir / "versions").glob("*.jsonl")):
+        for rec in read_history(path):
+            out.setdefault(rec["manifest_hash"].lower(), rec["manifest_cid"])
+    index = home / "keys" / "datasets.json"
+    if index.exists():
+        try:
+            doc = json.loads(index.read_text())
+        except ValueError:
+            doc = {}
+        for versions in doc.get("datasets", {}).values():
+            for v in versions:
+                out.setdefault(v["hash"].lower(), v["cid"])
+    return out

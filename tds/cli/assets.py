@@ -371,3 +371,6 @@ def catalog(state: str, as_json: bool) -> None:
         table.add_row(str(r["assetId"]), r["holder"], r["classification"], r["state"], r["allowedOps"],
                       str(r["templateId"]), r["contentCid"] or "")
     console.print(table)
+
+
+from tds.cli import asset_versions as _asset_versions  # noqa: E402,F401 - registers 'tds asset versions'

@@ -123,9 +123,9 @@ def recipients(d: Any) -> dict[str, tuple[str, bytes]]:
 def document_sender(wallet: WalletChoice) -> Any:
     """Who signs the sealed documents: the provider's DID key with --identity, else a one-off key
     (the hashes in the registration, minted or anchored by the provider's account, are what bind)."""
-    from did.identity import Identity
+    from did.identity import create_identity
 
-    return wallet.identity_keys() if wallet.identity else Identity.create("registrant")
+    return wallet.identity_keys() if wallet.identity else create_identity("registrant")
 
 
 @click.group("compliance")

@@ -182,18 +182,19 @@ def exposure_cmd(manifest_cid: str, operations: tuple[str, ...], consumer: str, 
 @click.option("--background", is_flag=True, help="Detach; progress lines go to keys/rotation.log beside the keystore.")
 @click.option("--processes", default=1, show_default=True, type=int)
 @click.option("--identity", "w_identity", metavar="NAME",
-              help="Anchor each new version on chain as this 'tds id' identity (the provider): Evidence, kind "
-                   "DATASET_VERSION, for the asset registered with an earlier version; also anchors pending ones.")
-@click.option("--dev-account", "w_dev", type=int, metavar="N", help="Anchor as funded dev account N instead.")
+              help="Record each new version on chain as this 'tds id' identity (the provider): AssetRegistry."
+                   "recordVersion on its certificates of an earlier version; also records pending ones.")
+@click.option("--dev-account", "w_dev", type=int, metavar="N", help="Record as funded dev account N instead.")
 @_errors
 def rotate_cmd(manifest_cids: tuple[str, ...], rotate_every: str | None, destroy_old: bool, keystore: Path | None,
                background: bool, processes: int, w_identity: str | None, w_dev: int | None) -> None:
     """Re-encrypt datasets under fresh keys: MANIFEST_CIDS now, and with --rotate-every every tracked
     dataset that is due. Each keeps the cryptography profile its manifest records. Old keys are
     retired (still serve grants on the old version) and, with --destroy-old, destroyed once no live
-    grant needs them. With --identity (or --dev-account) each new version is anchored on chain like
-    an appended one; a key service following the keystore serves it without a restart.
-    The keystore passphrase comes from $TDS_KEYSTORE_PASSWORD or a prompt."""
+    grant needs them. With --identity (or --dev-account) each new version is recorded on the
+    certificate like an appended one (AssetRegistry.recordVersion); a key service following the
+    keystore serves it without a restart. The keystore passphrase comes from $TDS_KEYSTORE_PASSWORD
+    or a prompt."""
     import subprocess
     import sys
     import time
@@ -246,8 +247,9 @@ def rotate_cmd(manifest_cids: tuple[str, ...], rotate_every: str | None, destroy
 
 
 def _version_anchor(identity: str | None, dev: int | None, say: Any = lambda line: None) -> Any:
-    """The on-chain anchor of rotated versions, signed by the wallet given (None without one, or
-    when the chain cannot be reached: the versions then stay pending for the next run)."""
+    """The on-chain record of rotated versions (AssetRegistry.recordVersion), signed by the wallet
+    given (None without one, or when the chain cannot be reached: the versions then stay pending
+    for the next run)."""
     if identity is None and dev is None:
         return None
     from chain.errors import TdsError

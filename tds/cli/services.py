@@ -58,6 +58,7 @@ def parse_key_services(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+VERSION_REFRESH_S = 5.0   # how often `tds provider serve` looks for dataset versions recorded on chain
 _SCHEDULER_HELP = ("Run the partitions of big tables on this Dask scheduler (tcp://HOST:PORT; start one with "
                    "'dask scheduler' and 'dask worker tcp://HOST:PORT'); default: a local cluster on this machine.")
 _PARTITION_HELP = "Tables of at least this many rows run as partitions on the Dask cluster; smaller ones in-process."
@@ -262,7 +263,12 @@ def provider_serve(name: str, password_env: str | None, keystore: Path | None, h
         while not stop.wait(anchor_every):
             built.anchor_safely()
 
+    def following_versions() -> None:   # versions a running source appends and records, served without a restart
+        while not stop.wait(VERSION_REFRESH_S):
+            built.refresh_versions()
+
     threading.Thread(target=anchoring, name="tds-anchor", daemon=True).start()
+    threading.Thread(target=following_versions, name="tds-versions", daemon=True).start()
     server_ctx = None
     if store_port is not None:
         from offchain.store.blockstore import BlockStore

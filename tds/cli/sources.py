@@ -16,8 +16,6 @@ from tds.cli.output import emit_json, err_console
 from tds.cli.store import _errors, _store
 from tds.cli.wallet import WalletChoice, wallet_options
 
-DATASET_VERSION_KIND = "DATASET_VERSION"
-
 
 def _home() -> Any:
     from offchain.sources.runner import SourceHome
@@ -106,19 +104,15 @@ def list_cmd() -> None:
 
 
 def _anchor(wallet: WalletChoice, asset_id: int) -> Any:
-    from eth_utils import keccak
-
+    """Record each committed version on certificate ``asset_id`` (chain.versions, signed by ``wallet``)."""
+    from chain.versions import record_version
     from tds.cli.deployed import Deployed
     d = Deployed.open()
     me = d.signer(wallet)
-    kind = keccak(text=DATASET_VERSION_KIND)
 
-    def anchor(manifest_hash: str, version: int) -> str:
-        h = bytes.fromhex(manifest_hash[2:])
-        if d.c["Evidence"].functions.anchoredAt(me.address, h).call():
-            return "already-anchored"
-        r = d.send(me, d.c["Evidence"].functions.anchorHash(h, kind, asset_id))
-        return "0x" + bytes(r["transactionHash"]).hex()
+    def anchor(manifest_hash: str, previous_hash: str | None) -> str:
+        return record_version(d.c["AssetRegistry"], lambda fn: d.send(me, fn), asset_id, manifest_hash,
+                              previous_hash)
     return anchor
 
 
@@ -128,7 +122,7 @@ def _anchor(wallet: WalletChoice, asset_id: int) -> Any:
 @click.option("--data-keystore", "data_keystore", type=click.Path(dir_okay=False, path_type=Path),
               help="data keystore (default: $TDS_HOME/keys/provider.json)")
 @click.option("--asset", "asset_id", type=click.IntRange(min=1),
-              help="record each version's manifest hash on chain for this asset (Evidence, kind DATASET_VERSION)")
+              help="record each version on this certificate (AssetRegistry.recordVersion, by its holder)")
 @click.option("--processes", default=1, show_default=True, type=int)
 @wallet_options
 @_errors

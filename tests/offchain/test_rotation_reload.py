@@ -1,5 +1,5 @@
-"""Rotation on a live data space (issue 15): the rotated version is anchored on chain like an
-appended one (Evidence, kind DATASET_VERSION, for the dataset's asset) and joins its hash chain,
+"""Rotation on a live data space (issue 15): the rotated version is recorded on the certificate
+like an appended one (AssetRegistry.recordVersion, version n+1 naming version n) and joins its hash chain,
 and the running key service — following its keystore file — serves it at the next job, with the
 new keys, no restart; destroyed keys leave its memory too, and a version nobody anchored is not
 followed."""
@@ -9,7 +9,6 @@ import json
 from dataclasses import replace
 
 import pytest
-from eth_utils import keccak
 
 from offchain.onion.dataset import EncryptedDataset, manifest_hash
 from offchain.onion.keystore import Keystore
@@ -81,9 +80,11 @@ def test_rotation_is_anchored_and_served_without_restart(world, monkeypatch):
     assert new["previous_version_hash"] == new["rotated_from"] == manifest_hash(old) == entry["previous"]
     asset = next(a for a, ids in service.datasets_by_asset.items() if w.sales_id in ids)
     assert [a["asset"] for a in entry["anchors"]] == [asset]
-    [ev] = c["Evidence"].events.HashAnchored().get_logs(from_block=0, argument_filters={"hash": bytes.fromhex(entry["hash"][2:])})
-    assert (ev["args"]["kind"], ev["args"]["subjectId"], ev["args"]["producer"]) == \
-        (keccak(text="DATASET_VERSION"), asset, w.provider.address)
+    [ev] = c["AssetRegistry"].events.DatasetVersionRecorded().get_logs(
+        from_block=0, argument_filters={"manifestHash": bytes.fromhex(entry["hash"][2:])})
+    assert (ev["args"]["assetId"], ev["args"]["version"], ev["args"]["previousHash"], ev["args"]["by"]) == \
+        (asset, 1, bytes.fromhex(manifest_hash(old)[2:]), w.provider.address)
+    assert c["AssetRegistry"].functions.latestVersion(asset).call() == [1, bytes.fromhex(entry["hash"][2:])]
 
     assert answer(w, query) == before                     # the next job: the new version, the new keys
     assert keyring.reloads == 1 and manifest_hash(service.service.manifests[w.sales_id]) == entry["hash"]
@@ -104,3 +105,4 @@ def test_rotation_is_anchored_and_served_without_restart(world, monkeypatch):
         monkeypatch.setenv(name, str(value))
     assert anchor_pending(index, _version_anchor(None, 3)) == [unanchored["cid"]]
     assert answer(w, query) == before and manifest_hash(service.service.manifests[w.sales_id]) == unanchored["hash"]
+    assert c["AssetRegistry"].functions.latestVersion(asset).call()[0] == 2   # the chain's history: v0 → v1 → v2

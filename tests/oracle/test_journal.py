@@ -40,3 +40,19 @@ def test_cursor_and_reorg_forgetting(tmp_path):
     j.transition(2, "accepted")
     assert j.forget_jobs_from_block(5) == 1
     assert j.get(1) is None and j.get(2) is not None
+
+
+def test_many_at_once_in_one_transaction(tmp_path):
+    """A batch's jobs are journaled in one SQLite transaction (one sync): seen events replayed are
+    not new, every transition lands, and a batch with an unknown state journals none of it."""
+    j = Journal(tmp_path / "j.sqlite")
+    assert j.record_seen(2, 9, "0x02", {"op": 4})
+    assert j.record_seen_many([(1, 10, "0x01", {"op": 4}), (2, 9, "0x02", {"op": 4}), (3, 10, "0x03", {})]) == [1, 3]
+    j.transition_many([1, 2], "accepted")
+    with pytest.raises(ValueError, match="unknown journal state"):
+        j.transition_many([1, 2, 3], "teleported")
+    j.close()
+    j2 = Journal(tmp_path / "j.sqlite")
+    assert {e.job_id: e.state for e in j2.unfinished()} == {1: "accepted", 2: "accepted", 3: "seen"}
+    j2.transition_many([1, 2, 3], "posted")
+    assert j2.counts() == {"posted": 3}

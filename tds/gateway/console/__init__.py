@@ -77,7 +77,10 @@ def _static(name: str) -> bytes:
 
 
 def console_config(reader: Any) -> dict[str, Any]:
-    """The page's configuration: chain id, deployment block, contracts (address + ABI), names."""
+    """The page's configuration: chain id, deployment block, contracts (address + ABI), names, and
+    the cryptography profile in force (the page cannot seal job parameters under ``sm``: WebCrypto
+    has no SM2; it says so instead of making X25519 blocks)."""
+    from chain.crypto_profile import configured_profile
     from chain.ops import NAMES
 
     contracts = {name: {"address": c.address, "abi": c.abi} for name, c in reader.contracts.items()
@@ -85,7 +88,8 @@ def console_config(reader: Any) -> dict[str, Any]:
     return {"chainId": reader.chain_id, "chainIdHex": hex(reader.chain_id),
             "deploymentBlock": int(reader.deployment.get("block") or 0), "contracts": contracts,
             "roles": {name: "0x" + keccak(text=name).hex() for name in ROLES},
-            "operations": {str(bit): name for bit, name in NAMES.items()}, "proofHeader": HEADER}
+            "operations": {str(bit): name for bit, name in NAMES.items()}, "proofHeader": HEADER,
+            "cryptoProfile": configured_profile().name}
 
 
 def default_ledger(state: Any) -> ConsoleLedger:
@@ -155,12 +159,14 @@ def console_routes(state: Any, content: Any, fetcher: Callable[[str], bytes | No
         its hash must be the one signed in the proof, and ``requestJob`` with it must simulate
         from that account (else 409 naming the contract error). The page then sends the
         transaction itself."""
+        from chain.crypto_profile import configured_profile
         from chain.params import (
             ParamsError,
             canonical_params,
             is_sealed,
             params_cid,
             params_hash,
+            params_profile,
         )
 
         take(request)
@@ -172,6 +178,15 @@ def console_routes(state: Any, content: Any, fetcher: Callable[[str], bytes | No
         if not is_sealed(payload.params):
             raise BadRequest("params-not-sealed", "job parameters must be sealed to the provider's key service "
                                                   "(format tds-params/1)")
+        try:
+            found, in_force = params_profile(payload.params), configured_profile().name
+        except ParamsError as exc:
+            raise BadRequest("params-malformed", str(exc)) from None
+        if found != in_force:   # e.g. a browser's X25519 block where the provider's key service is SM2
+            raise BadRequest("params-profile-mismatch", f"CryptoProfileMismatch: these job parameters are sealed "
+                             f"under the {found!r} cryptography profile; this deployment uses {in_force!r} "
+                             f"(TDS_CRYPTO_PROFILE). Under 'sm' seal them with 'tds job request' (SM2), not in "
+                             "the browser")
         digest = params_hash(data)
         proof = check_proof(request.headers.get(HEADER), "store-params", "0x" + digest.hex(), r.chain_id, book())
         jobs = r.contracts["Jobs"]

@@ -19,6 +19,7 @@ from audit.index_tables import (
     alerts,
     anchors,
     assets,
+    dataset_versions,
     grants,
     identities,
     jobs,
@@ -199,7 +200,7 @@ class ExplorerData:
     # ------------------------------------------------------------------ entities
 
     def asset(self, asset_id: int) -> dict[str, Any] | None:
-        """An asset's state row with its grants and jobs, or None."""
+        """An asset's state row with its dataset versions, grants and jobs, or None."""
         with self.engine.connect() as conn:
             row = conn.execute(select(assets).where(assets.c.asset_id == asset_id)).first()
             if row is None:
@@ -207,6 +208,8 @@ class ExplorerData:
             out = dict(row._mapping)
             out["grants"] = _rows(conn, select(grants).where(grants.c.asset_id == asset_id).order_by(grants.c.grant_id))
             out["jobs"] = _rows(conn, select(jobs).where(jobs.c.asset_id == asset_id).order_by(jobs.c.job_id))
+            out["versions"] = _rows(conn, select(dataset_versions).where(dataset_versions.c.asset_id == asset_id)
+                                    .order_by(dataset_versions.c.version))
         return out
 
     def job_row(self, job_id: int) -> dict[str, Any] | None:
@@ -304,7 +307,8 @@ class ExplorerData:
         return found
 
     def find_hash(self, value: str) -> list[tuple[str, str]]:
-        """What the index records with this 32-byte hash: anchors (their tx), assets, jobs, batches."""
+        """What the index records with this 32-byte hash: anchors (their tx), assets (a manifest of any
+        version, a quality report), jobs, batches."""
         v = value.lower()
         out: list[tuple[str, str]] = []
         with self.engine.connect() as conn:
@@ -313,6 +317,10 @@ class ExplorerData:
             for r in conn.execute(select(assets.c.asset_id).where(or_(func.lower(assets.c.manifest_hash) == v,
                                                                        func.lower(assets.c.quality_report_hash) == v))):
                 out.append(("asset", str(r.asset_id)))
+            for r in conn.execute(select(dataset_versions.c.asset_id).distinct()   # a later version's manifest
+                                  .where(func.lower(dataset_versions.c.manifest_hash) == v)):
+                if ("asset", str(r.asset_id)) not in out:
+                    out.append(("asset", str(r.asset_id)))
             for r in conn.execute(select(jobs.c.job_id).where(or_(func.lower(jobs.c.result_hash) == v,
                                                                    func.lower(jobs.c.params_hash) == v))):
                 out.append(("job", str(r.job_id)))

@@ -211,6 +211,7 @@ def asset_page(data: ExplorerData, asset_id: int, paging: Paging = NO_PAGING) ->
                   ("allowed operations", operations_text(a["allowed_ops"])), ("template", a["template_id"]),
                   ("content CID", _cid(a["content_cid"])), ("metadata CID", _cid(a["metadata_cid"])),
                   ("manifest hash", h.hash_link(a["manifest_hash"])),
+                  ("dataset version", f"{a['latest_version']} (of {len(a['versions'])} recorded)"),
                   ("quality report hash", h.hash_link(a["quality_report_hash"])), ("rating", rating),
                   ("trail", f"{len(trail or []):,} entries, {len(a['grants']):,} grants, {len(a['jobs']):,} jobs")])
     shown_grants, grants_nav = page_slice(a["grants"], paging, "grants")
@@ -223,8 +224,15 @@ def asset_page(data: ExplorerData, asset_id: int, paging: Paging = NO_PAGING) ->
          operations_text(j["operation"]), data.amount(j["amount"], j["payment_token"]),
          h.block_link(j["requested_block"])]
         for j in shown_jobs])
+    shown_versions, versions_nav = page_slice(a["versions"], paging, "versions")
+    versions = h.table(["version", "manifest hash", "previous", "by", "recorded"], [
+        [v["version"], h.hash_link(v["manifest_hash"]), h.hash_link(v["previous_hash"]),
+         h.address(v["by"], data.did_of(v["by"])), h.Html(h.when(v["time"], v["block"]) + " " + h.tx_link(v["tx"]))]
+        for v in shown_versions])
     shown_trail, trail_nav = page_slice(trail or [], paging, "trail")
-    return h.Html(facts + export_links(f"asset={asset_id}") + h.section("Grants", grants_nav + grants, "grants")
+    return h.Html(facts + export_links(f"asset={asset_id}")
+                  + h.section("Dataset versions", versions_nav + versions, "versions")
+                  + h.section("Grants", grants_nav + grants, "grants")
                   + h.section("Jobs", jobs_nav + jobs, "jobs")
                   + h.section("Trail", trail_nav + trail_table(data, shown_trail, verdicts) + trail_nav, "trail")
                   + verification_section(data, "asset", asset_id, verdicts))

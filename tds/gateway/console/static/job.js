@@ -97,6 +97,11 @@ async function requestJob(ctx, grantId, form) {
   if (!query.dataset || !query.aggregates.length) {
     throw new ChainRefusal("QueryIncomplete", [], "name the dataset and at least one aggregate");
   }
+  if (ctx.config.cryptoProfile === "sm") {  // WebCrypto has no SM2: never seal an X25519 block here
+    throw new ChainRefusal("UnsupportedInBrowser", [], "this deployment uses the sm cryptography profile: job "
+      + "parameters are sealed to the provider's SM2 key, which the browser cannot do; request the job with "
+      + "'tds job request' instead");
+  }
   const { g, now, price, native, allowance } = await checkGrant(ctx, grantId, ops);
   const approve = !native && allowance < price;
   const holder = (await ctx.chain.view("AssetRegistry", "termsOf", [g.assetId]))[0];
