@@ -1,12 +1,12 @@
 """Reading the chain the way an auditor does: every log of the deployed contracts, decoded
 with the ABIs published in the deployment file, plus block times and account → DID bindings.
 
-A binding shows an account under a DID only when the binding proof its ``bind`` published
-(``IdentityBound.bindingProof``) verifies against that DID's Ed25519 key (the DID controller
-signed that this account, on this chain, is its account). Anyone can ``bind`` any DID, and the
-EVM cannot check that signature, so a squatter's binding is shown as ``unverified:<did>``
-(:data:`UNVERIFIED`), never as the DID; an ``IdentitySuperseded`` event ends the squatter's
-binding where an operator-attested owner took the DID over.
+A binding shows an account under a DID only when the binding proof its ``bind`` published (the
+``bindingProof`` argument in the transaction input, whose hash ``IdentityBound`` logs:
+:func:`with_published_proof`) verifies against that DID's key (the DID controller signed that
+this account, on this chain, is its account). Anyone can ``bind`` any DID, and the EVM cannot
+check that signature, so a squatter's binding is shown as ``unverified:<did>`` (:data:`UNVERIFIED`),
+never as the DID; it blocks no one: the owner's own binding is shown under the DID.
 
 Nothing here trusts an off-chain index: logs come from ``eth_getLogs`` over the deployment's
 addresses (from its ``block`` on, in chunks an external node accepts), each decoded by
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
@@ -43,6 +43,18 @@ class Binding:
     def shown(self) -> str:
         """How the trail names the account: the DID, or ``unverified:<did>``."""
         return self.did if self.verified else UNVERIFIED + self.did
+
+
+def with_published_proof(w3: Web3, ev: "ChainEvent") -> "ChainEvent":
+    """``ev`` with ``args["bindingProof"]`` when it is an ``IdentityBound``: the proof its ``bind``
+    published, read from the transaction input (None there if the input holds no proof with the
+    logged hash, e.g. a call through another contract). Other events are returned as they are."""
+    if ev.name != "IdentityBound" or "bindingProof" in ev.args:
+        return ev
+    from chain.identities import published_proof
+
+    proof = published_proof(w3, ev.tx, bytes(ev.args["bindingProofHash"]))
+    return replace(ev, args={**ev.args, "bindingProof": proof})
 
 
 @dataclass(frozen=True)
@@ -221,10 +233,10 @@ class ChainReader:
             from did.binding import check_published_binding
             from did.errors import DidNotBound
 
-            raw = ev.args.get("bindingProof")
+            raw = with_published_proof(self.w3, ev).args.get("bindingProof")
             try:
                 if raw is None:
-                    raise DidNotBound("no binding proof published (an older registry)")
+                    raise DidNotBound("no binding proof in the bind transaction's input")
                 check_published_binding(bytes(raw), did=ev.args["did"], address=ev.args["account"],
                                         chain_id=self.chain_id)
                 ok = True
@@ -235,18 +247,15 @@ class ChainReader:
 
     def binding_of(self, account: str | None, at: tuple[int, int] | None = None) -> Binding | None:
         """The DID ``account`` was bound to at chain position ``at`` (latest when None), and
-        whether its published binding proof verifies; None if unbound (or superseded) then."""
+        whether its published binding proof verifies; None if unbound then."""
         if not account:
             return None
         account = _checksummed(account)
         if self._bindings is None:
             index: dict[str, list[tuple[tuple[int, int], Binding | None]]] = {}
-            for ev in self.select("IdentityRegistry", {"IdentityBound", "IdentitySuperseded"}):
-                if ev.name == "IdentitySuperseded":  # the previous holder loses its record
-                    index.setdefault(ev.args["previous"], []).append((ev.position, None))
-                else:
-                    index.setdefault(ev.args["account"], []).append(
-                        (ev.position, Binding(ev.args["did"], self._proof_verifies(ev))))
+            for ev in self.select("IdentityRegistry", "IdentityBound"):
+                index.setdefault(ev.args["account"], []).append(
+                    (ev.position, Binding(ev.args["did"], self._proof_verifies(ev))))
             self._bindings = index
         found = None
         for pos, bound in self._bindings.get(account, []):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any, Callable, Iterator
 
 from sqlalchemy import delete, func, insert, select
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from web3 import Web3
 from web3.exceptions import BlockNotFound
 
-from audit.events import ChainEvent, plain
+from audit.events import ChainEvent, plain, with_published_proof
 from audit.index_decode import FastLogDecoder
 from audit.index_keys import is_audited, keys_of
 from audit.index_state import apply_event, rebuild_state
@@ -68,6 +69,7 @@ class EventIndex:
         self.deployment = deployment
         self.chain_id = int(deployment.get("chainId") or w3.eth.chain_id)
         self.decoder = FastLogDecoder(w3, {n: bind(w3, deployment, n) for n in deployment["contracts"]})
+        self._proofs: dict[str, bytes | None] = {}  # IdentityBound uid -> binding proof from its tx input
         self.engine = engine if engine is not None else open_engine(url)  # type: ignore[arg-type]
         self.confirmations = confirmations
         self.max_range = max_range
@@ -155,13 +157,21 @@ class EventIndex:
             self._set_cursor(conn, ancestor, self._hash(ancestor))
         rebuild_state(conn, lambda: self.replay(conn), self.chain_id)
 
+    def _with_proof(self, ev: ChainEvent) -> ChainEvent:
+        """An ``IdentityBound`` with its binding proof from the transaction input (kept per event)."""
+        if ev.name != "IdentityBound":
+            return ev
+        if ev.uid not in self._proofs:
+            self._proofs[ev.uid] = with_published_proof(self.w3, ev).args["bindingProof"]
+        return replace(ev, args={**ev.args, "bindingProof": self._proofs[ev.uid]})
+
     def replay(self, conn: Connection) -> Iterator[tuple[ChainEvent, int]]:
         """Every stored event, decoded again from its raw log, with its block time, in chain order."""
         rows = conn.execute(select(events).order_by(events.c.block, events.c.log_index)).all()
         for row in rows:
             ev = self.decoder.decode(stored_log(row))
             if ev is not None:
-                yield ev, row.block_time
+                yield self._with_proof(ev), row.block_time
 
     # ------------------------------------------------------------------ following
 
@@ -197,6 +207,7 @@ class EventIndex:
             ev = self.decoder.decode(log)
             if ev is None:
                 continue
+            ev = self._with_proof(ev)
             when = seen[ev.block][1]
             decoded.append((ev, when))
             rows.append({"block": ev.block, "log_index": ev.log_index, "tx": ev.tx, "contract": ev.contract,

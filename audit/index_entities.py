@@ -28,7 +28,7 @@ from audit.index_tables import (alerts, collab_uses, cursor, event_keys, events,
 from audit.trail import ACTIONS, TrailEntry, build_trail, chain_entries, job_summary
 
 CHUNK = 500  # ids per IN (...) list
-IDENTITY = ("IdentityBound", "IdentitySuperseded")
+IDENTITY = ("IdentityBound",)
 BATCH_EVENTS = ("BatchAnchored",)
 
 

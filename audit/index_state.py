@@ -29,14 +29,15 @@ def _hex(value: Any) -> str:
 
 
 def _proof_verifies(ev: ChainEvent, chain_id: int) -> bool:
-    """The same check :meth:`audit.events.ChainReader._proof_verifies` makes."""
+    """The same check :meth:`audit.events.ChainReader._proof_verifies` makes (the indexer put the
+    proof from the transaction input into ``ev.args``: :func:`audit.events.with_published_proof`)."""
     from did.binding import check_published_binding
     from did.errors import DidNotBound
 
     raw = ev.args.get("bindingProof")
     try:
         if raw is None:
-            raise DidNotBound("no binding proof published (an older registry)")
+            raise DidNotBound("no binding proof in the bind transaction's input")
         check_published_binding(bytes(raw), did=ev.args["did"], address=ev.args["account"], chain_id=chain_id)
         return True
     except DidNotBound:
@@ -100,8 +101,6 @@ def apply_event(conn: Connection, ev: ChainEvent, block_time: int, chain_id: int
         conn.execute(delete(identities).where(identities.c.account == a["account"]))
         conn.execute(insert(identities).values(account=a["account"], did=a["did"],
                                                verified=_proof_verifies(ev, chain_id)))
-    elif key == ("IdentityRegistry", "IdentitySuperseded"):
-        conn.execute(delete(identities).where(identities.c.account == a["previous"]))
     elif key == ("AssetRegistry", "AssetRegistered"):
         _registered(conn, ev, block_time)
     elif key == ("AssetRegistry", "Transfer") and a["from"] != ZERO:

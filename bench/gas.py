@@ -27,13 +27,16 @@ from chain.node import EmbeddedNode, free_port
 from chain.tx import Sender
 from chain.config import load_settings
 from chain.eip712 import GrantTerms, grant_typed_data, job_result_typed_data, sign_typed
+from chain.identities import current_identity
 from chain.system import SYSTEM_CONTRACTS, deploy_system, role_id
+from did.binding import proof_bytes
+from did.identity import Identity
 
 TARGETS = {
     "requestJob (paid, counted, 4-way split)": 85_000,
     "mint certificate": 170_000,
     "grantBySignature (EIP-712)": 150_000,
-    "IdentityRegistry.bind (first binding)": 60_000,   # issue 14 (a re-binding, the row below, costs 51.7k)
+    "IdentityRegistry.bind (first binding)": 60_000,   # issue 14: with a real did:key binding proof
     # issue 14: request + the oracle's and key service's transactions amortised over a batch of 10
     "paid use total (batched)": 162_240,
 }
@@ -58,9 +61,11 @@ WHY = {
     "acceptJobs (batch of 10, per job)": "issue 14: was 33,035",
     "recordReleases (batch of 10, per job)": "issue 14: new (one recordRelease per job: 96,531)",
     "recordReleases (first batch: new slots, per job)": "the oracle's release slots created once",
-    "IdentityRegistry.bind (first binding)": "issue 14 target missed: six fresh slots (five of the record, one "
-                                             "for the DID's account); one slot would need the DID-uniqueness "
-                                             "rule off chain (docs/identity.md)",
+    "IdentityRegistry.bind (first binding)": "issue 14: one commitment slot per account, the record in the event, "
+                                             "the proof in call data only, no DID uniqueness on chain; was 173,980 "
+                                             "(six fresh slots, proof logged too)",
+    "IdentityRegistry.bind (first binding, 32-byte placeholder proof)": "issue 14: was 163,116",
+    "IdentityRegistry.bind": "re-binding (placeholder proof): overwrites the one slot; was 51,733",
     "paid use total (batched)": "request + (accept + release + complete batches) / 10; was 254,164 (a release per tx)",
 }
 HOM_AGG, DET_EQ, MPC, PSI = 4, 1, 8, 64
@@ -99,13 +104,16 @@ def _scenario(settings) -> dict[str, int]:
         return receipt
 
     ident = c["IdentityRegistry"].functions
-    for i, who in enumerate(["provider", "consumer", "oracle", "algorithm"]):
+    real = Identity.create("bench-provider", keys["provider"])  # a real did:key and its binding proof
+    run("IdentityRegistry.bind (first binding)", "provider", ident.bind(
+        real.did, real.document_digest, real.key_agreement_key, proof_bytes(real.binding_proof(w3.eth.chain_id))))
+    for i, who in enumerate(["consumer", "oracle", "algorithm"], start=1):
         did = f"did:key:z6MkBenchParticipant{i:02d}xxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
         args = (did, keccak(text=did + "doc"), keccak(text=did + "kak"), keccak(text=did + "proof"))
-        run("IdentityRegistry.bind (first binding)" if who == "provider" else None, who, ident.bind(*args))
-    did = "did:key:z6MkBenchParticipant00xxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        label = "IdentityRegistry.bind (first binding, 32-byte placeholder proof)" if who == "consumer" else None
+        run(label, who, ident.bind(*args))
     run("IdentityRegistry.bind", "provider",
-        ident.bind(did, keccak(text="doc2"), keccak(text="kak2"), keccak(text="proof2")))
+        ident.bind(real.did, keccak(text="doc2"), keccak(text="kak2"), keccak(text="proof2")))
     for who, role in [("provider", "PROVIDER"), ("consumer", "CONSUMER"), ("oracle", "COMPUTE_PROVIDER"),
                       ("algorithm", "ALGORITHM_PROVIDER")]:
         run("grantParticipantRole" if who == "consumer" else None, "operator",
@@ -218,7 +226,10 @@ def _batched(gas: dict[str, int], run: Any, request: Any, jobs: Any, oracle_key:
 def _collaboration(c: dict[str, Any], run: Any, addr: dict[str, str], terms: Any, expiry: int) -> None:
     """Multi-party: a compute node registered, a 2-step DAG over two assets (PSI then MPC)."""
     nodes = c["NodeRegistry"].functions
-    run("NodeRegistry.addNode", "operator", nodes.addNode(addr["oracle"], 1, "node-1", "tds-node://node-1"))
+    oracle = current_identity(c["IdentityRegistry"], addr["oracle"])
+    assert oracle is not None
+    run("NodeRegistry.addNode", "operator", nodes.addNode(addr["oracle"], 1, "node-1", "tds-node://node-1",
+                                                          oracle.fields))
     run("NodeRegistry.heartbeat", "oracle", nodes.heartbeat())
     run(None, "operator", c["CertificateTemplates"].functions.publish("joint", CID, keccak(text="joint"), 3, 127,
                                                                       SPLIT))

@@ -88,8 +88,11 @@ class StepView:
 
 # nodes ------------------------------------------------------------------------------------
 def add_node(space: Space, operator: LocalAccount, node: str, kind: NodeKind, name: str, endpoint: str) -> Any:
-    """The operator registers ``node`` (an account already bound to a DID)."""
-    return space.send(operator, space.c["NodeRegistry"].functions.addNode(node, int(kind), name, endpoint))
+    """The operator registers ``node`` (an account already bound to a DID: its current identity,
+    read from its ``IdentityBound``, is passed and checked against the registry's commitment)."""
+    ident = space.identity(node)
+    fields = ident.fields if ident is not None else (b"\0" * 32,) * 4  # NodeIdentityMissing on chain
+    return space.send(operator, space.c["NodeRegistry"].functions.addNode(node, int(kind), name, endpoint, fields))
 
 
 def heartbeat(space: Space, node: LocalAccount) -> Any:

@@ -21,6 +21,7 @@ from web3.logs import DISCARD
 from chain.cid import RAW, Cid
 from chain.deploy import bind
 from chain.errors import TdsError
+from chain.identities import current_identity
 from chain.tx import Sender
 
 if TYPE_CHECKING:
@@ -86,14 +87,24 @@ class RoleApplication:
 class OnboardingClient:
     """Typed wrapper over the deployed Onboarding contract; transactions go through :class:`Sender`."""
 
-    def __init__(self, w3: Web3, contract: Contract, from_block: int = 0):
+    def __init__(self, w3: Web3, contract: Contract, from_block: int = 0, registry: Contract | None = None):
         self.w3, self.contract, self.from_block = w3, contract, from_block
+        self.registry = registry  # the IdentityRegistry: applicants' current identities are read from it
         self._senders: dict[str, Sender] = {}
 
     @classmethod
     def from_deployment(cls, w3: Web3, deployment: dict[str, Any]) -> OnboardingClient:
         """The client of ``deployment``'s Onboarding (:class:`chain.errors.DeploymentError` if it has none)."""
-        return cls(w3, bind(w3, deployment, "Onboarding"), int(deployment.get("block") or 0))
+        return cls(w3, bind(w3, deployment, "Onboarding"), int(deployment.get("block") or 0),
+                   bind(w3, deployment, "IdentityRegistry"))
+
+    def identity_fields(self, account: str) -> tuple[bytes, bytes, bytes, bytes]:
+        """``account``'s current identity as the contract takes it (its latest ``IdentityBound``,
+        checked against the registry's commitment); zeros when it never bound (``ApplicantNotBound``)."""
+        if self.registry is None:
+            raise TdsError("this Onboarding client has no IdentityRegistry (use OnboardingClient.from_deployment)")
+        ident = current_identity(self.registry, account, self.from_block)
+        return ident.fields if ident is not None else (b"\0" * 32,) * 4
 
     def _send(self, account: LocalAccount, fn: Any) -> TxReceipt:
         if account.address not in self._senders:
@@ -103,7 +114,8 @@ class OnboardingClient:
     # --- transactions ---------------------------------------------------------------------------
     def apply(self, applicant: LocalAccount, role: str, doc_hash: bytes) -> tuple[int, TxReceipt]:
         """Apply for ``role`` with the sha-256 of the application document; returns the new id."""
-        r = self._send(applicant, self.contract.functions.applyForRole(role_hash(role), bytes(doc_hash)))
+        r = self._send(applicant, self.contract.functions.applyForRole(role_hash(role), bytes(doc_hash),
+                                                                       self.identity_fields(applicant.address)))
         ev = self.contract.events.RoleApplicationSubmitted().process_receipt(r, errors=DISCARD)
         return int(ev[0]["args"]["roleApplicationId"]), r
 
@@ -115,9 +127,11 @@ class OnboardingClient:
 
     def admit(self, operator: LocalAccount, application_id: int, credential_hash: bytes,
               valid_until: int = 0) -> TxReceipt:
-        """Operator: grant the approved applicant its role, backed by ``credential_hash``."""
+        """Operator: grant the approved applicant its role, backed by ``credential_hash`` (the
+        applicant's current identity is read from the chain and checked by the contract)."""
+        applicant = self.application(application_id).applicant
         return self._send(operator, self.contract.functions.admit(application_id, bytes(credential_hash),
-                                                                  int(valid_until)))
+                                                                  int(valid_until), self.identity_fields(applicant)))
 
     # --- views ----------------------------------------------------------------------------------
     def count(self) -> int:

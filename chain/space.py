@@ -13,6 +13,7 @@ from web3.logs import DISCARD
 
 from chain.deploy import bind
 from chain.tx import Sender
+from chain.identities import BoundIdentity, commitment_of, current_identity
 from chain.eip712 import ZERO_ADDRESS, GrantTerms, grant_typed_data, offer_nonce, sign_typed
 from chain.params import params_cid, params_hash, seal_params
 from chain.system import SYSTEM_CONTRACTS, role_id
@@ -41,6 +42,7 @@ class Space:
         self.deployment = deployment
         self.c: dict[str, Contract] = {n: bind(w3, deployment, n) for n in SYSTEM_CONTRACTS}
         self._senders: dict[str, Sender] = {}
+        self._identities: dict[tuple[str, bytes], BoundIdentity] = {}  # (account, commitment) -> its record
 
     def sender(self, account: LocalAccount) -> Sender:
         if account.address not in self._senders:
@@ -66,8 +68,24 @@ class Space:
         return self.send(operator, self.c["IdentityRegistry"].functions.grantParticipantRole(
             member.address, role_id(role), credential_hash, valid_until))
 
+    def identity(self, address: str) -> BoundIdentity | None:
+        """``address``'s current identity (its latest ``IdentityBound``, checked against the commitment):
+        one ``commitmentOf`` call, the event scan only for a commitment not seen before."""
+        registry = self.c["IdentityRegistry"]
+        commitment, _ = commitment_of(registry, address)
+        if commitment == b"\0" * 27:
+            return None
+        hit = self._identities.get((address, commitment))
+        if hit is None:
+            hit = current_identity(registry, address, int(self.deployment.get("block") or 0))
+            if hit is not None:
+                self._identities[(address, hit.commitment)] = hit
+        return hit
+
     def key_agreement_key(self, address: str) -> bytes:
-        return bytes(self.c["IdentityRegistry"].functions.identityOf(address).call()[2])
+        """``address``'s current key-agreement key (32 zero bytes when it never bound)."""
+        ident = self.identity(address)
+        return ident.key_agreement_key if ident is not None else b"\0" * 32
 
     # templates and assets ---------------------------------------------------------------
     def publish_template(self, operator: LocalAccount, name: str, terms: bytes, rights: int, allowed_ops: int,

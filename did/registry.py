@@ -3,11 +3,12 @@
 Trust anchor on chain: an issuer DID is a trusted operator when the account bound to it holds
 the registry's OPERATOR role (AccessControl), i.e. when the deployer/admin appointed it.
 
-Squatting: ``bind`` publishes the binding proof, but the EVM cannot check its Ed25519 signature,
-so ``accountOfDid`` alone is only the account's word. :meth:`IdentityRegistryClient.verified_account_of_did`
-checks the published proof; a DID's owner whose DID was bound first by another account asks an
-operator to check its proof and attest it on chain (:meth:`IdentityRegistryClient.attest_binding`),
-then takes the DID over with its own ``bind``.
+Bindings: the registry keeps one commitment per account (issue 14) and no DID → account index, so
+any account may bind any DID. The record is read from the account's ``IdentityBound`` event
+(:mod:`chain.identities`), and a DID names an account only when that account's *current* binding
+names the DID and the binding proof it published verifies (signed by the DID's key for this
+account and chain): :meth:`IdentityRegistryClient.verified_account_of_did`. A squatter's bind
+therefore blocks no one and is never taken for the DID.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from did.proofs import did_profile
 from did.sm2_identity import verify_sm2_document
 from did.errors import DidNotBound, InvalidDocument, UnknownDid
 from chain.deploy import bind as bind_contract
+from chain.identities import BoundIdentity, current_bindings_of_did, current_identity, published_proof
 from chain.tx import Sender
 
 if TYPE_CHECKING:
@@ -48,14 +50,7 @@ def reason_hash(reason: str | None) -> bytes:
     return keccak(text=reason) if reason else ZERO32
 
 
-@dataclass(frozen=True)
-class OnChainIdentity:
-    account: str
-    did_hash: bytes
-    doc_digest: bytes
-    key_agreement_key: bytes
-    binding_proof_hash: bytes
-    bound_at: int
+OnChainIdentity = BoundIdentity  # an account's current record (its IdentityBound, checked against the commitment)
 
 
 class IdentityRegistryClient:
@@ -64,8 +59,9 @@ class IdentityRegistryClient:
     def __init__(self, w3: Web3, contract: Contract, from_block: int = 0):
         self.w3 = w3
         self.contract = contract
-        self.from_block = from_block  # where event scans (published binding proofs) start
+        self.from_block = from_block  # where event scans (bindings and their proofs) start
         self._senders: dict[str, Sender] = {}
+        self._proofs: dict[tuple[str, str], bytes | None] = {}  # (tx, did) -> published proof if it verifies
 
     @classmethod
     def from_deployment(cls, w3: Web3, deployment: dict[str, Any]) -> "IdentityRegistryClient":
@@ -83,22 +79,11 @@ class IdentityRegistryClient:
     # --- transactions ---------------------------------------------------------------------------
     def bind(self, identity: "Identity") -> "TxReceipt":
         """Bind ``identity``'s account to its DID (sent by that account), publishing its binding proof.
-
-        If another account holds the DID, this reverts ``DidAlreadyBound`` unless an operator
-        attested this proof (:meth:`attest_binding`): then it takes the DID over."""
+        Never refused for a DID another account bound too: readers take only verified bindings."""
         proof = identity.binding_proof(self.chain_id)
         fn = self.contract.functions.bind(identity.did, identity.document_digest, identity.key_agreement_key,
                                           proof_bytes(proof))
         return self.sender(identity.account).send(fn)
-
-    def attest_binding(self, operator: LocalAccount, binding_proof: dict[str, Any]) -> "TxReceipt":
-        """Operator: check a DID owner's binding proof (both signatures, this chain) and attest it on
-        chain, so its account can take the DID over from a squatter with its own ``bind``.
-        Raises :class:`DidNotBound` for a proof that does not verify (nothing is sent)."""
-        st = verify_binding_proof(binding_proof, chain_id=self.chain_id)
-        fn = self.contract.functions.attestBinding(did_hash(st["did"]), to_checksum_address(st["address"]),
-                                                   binding_proof_hash(binding_proof))
-        return self.sender(operator).send(fn)
 
     def grant_participant_role(self, operator: LocalAccount, account: str, role: str, credential: bytes | dict,
                                valid_until: int | datetime = 0) -> "TxReceipt":
@@ -113,15 +98,15 @@ class IdentityRegistryClient:
                               binding_proof: dict[str, Any] | None = None) -> "TxReceipt":
         """Grant the role a credential states to the account bound to its subject DID.
 
-        ``bind`` is first come, first served and the EVM cannot check the DID's Ed25519
-        signature, so the registry's ``accountOfDid`` alone could be a squatter. The grant goes
-        ahead only if the account is also vouched for by the DID side: the credential's
-        operator-signed ``account``, or the subject's ``binding_proof`` matching the chain record.
+        The account is the DID's verified binding (:meth:`account_of_did`); the grant goes ahead
+        only if it is also vouched for off chain: the credential's operator-signed ``account``, or
+        the subject's ``binding_proof`` matching the chain record.
         """
         subject = vc["credentialSubject"]
         account = self.account_of_did(subject["id"])
         if account is None:
-            raise DidNotBound(f"{subject['id']} is not bound on chain; the subject must run 'tds id bind' first")
+            raise DidNotBound(f"{subject['id']} has no binding on chain with a binding proof signed by the DID's key; "
+                              "the subject must run 'tds id bind' first")
         claimed = subject.get("account")
         if claimed is not None and to_checksum_address(claimed) != account:
             raise DidNotBound(f"{subject['id']} is bound on chain to {account}, not to the credential's account {claimed}")
@@ -147,16 +132,17 @@ class IdentityRegistryClient:
         return self.contract.functions.hasParticipantRole(to_checksum_address(account), role_id(role)).call()
 
     def identity_of(self, account: str) -> OnChainIdentity | None:
-        rec = self.contract.functions.identityOf(to_checksum_address(account)).call()
-        did_h, digest, kak, bph, bound_at = rec
-        if bytes(did_h) == ZERO32:
-            return None
-        return OnChainIdentity(to_checksum_address(account), bytes(did_h), bytes(digest), bytes(kak), bytes(bph),
-                               int(bound_at))
+        """``account``'s current record (its latest ``IdentityBound``, checked against the registry's
+        commitment), or None if it never bound. Unverified: see :meth:`verified_account_of_did`."""
+        return current_identity(self.contract, account, self.from_block)
+
+    def is_bound(self, account: str) -> bool:
+        return self.contract.functions.isBound(to_checksum_address(account)).call()
 
     def account_of_did(self, did: str) -> str | None:
-        acct = self.contract.functions.accountOfDid(did_hash(did)).call()
-        return None if int(acct, 16) == 0 else to_checksum_address(acct)
+        """The account ``did`` names: :meth:`verified_account_of_did` (there is no unverified answer,
+        since any account may bind any DID)."""
+        return self.verified_account_of_did(did)
 
     def role_credential(self, account: str, role: str) -> tuple[bytes, int]:
         h, until = self.contract.functions.roleCredential(to_checksum_address(account), role_id(role)).call()
@@ -166,46 +152,50 @@ class IdentityRegistryClient:
         h = credential_hash(credential) if isinstance(credential, dict) else credential
         return self.contract.functions.isCredentialRevoked(h).call()
 
-    def binding_attestation(self, did: str) -> tuple[str, bytes] | None:
-        """The account (and proof hash) an operator attested for ``did``, or None."""
-        acct, h = self.contract.functions.bindingAttestation(did_hash(did)).call()
-        return None if int(acct, 16) == 0 else (to_checksum_address(acct), bytes(h))
+    def bindings_of_did(self, did: str) -> list[OnChainIdentity]:
+        """Every account whose current binding names ``did``, latest first, verified or not."""
+        return current_bindings_of_did(self.contract, did, self.from_block)
+
+    def _verified_proof(self, rec: OnChainIdentity) -> bytes | None:
+        """The proof ``rec``'s bind published if it verifies for its DID, account and this chain."""
+        key = (rec.tx, rec.did)
+        if key not in self._proofs:
+            raw = published_proof(self.w3, rec.tx, rec.binding_proof_hash)
+            try:
+                if raw is None:
+                    raise DidNotBound("the bind transaction's input holds no proof with the logged hash")
+                check_published_binding(raw, did=rec.did, address=rec.account, chain_id=self.chain_id)
+            except DidNotBound:
+                raw = None
+            self._proofs[key] = raw
+        return self._proofs[key]
+
+    def verified_binding_proof(self, rec: OnChainIdentity) -> dict[str, Any] | None:
+        """The binding proof ``rec``'s bind published, parsed, if it verifies (the DID's key signed
+        it for ``rec.account`` on this chain); None otherwise."""
+        raw = self._verified_proof(rec)
+        return load_binding_proof(raw) if raw is not None else None
 
     def _published(self, did: str) -> tuple[OnChainIdentity, bytes] | None:
-        """The current record of ``did`` and the proof bytes its ``bind`` published (the event
-        whose ``bindingProofHash`` the record holds); None when unbound."""
-        try:
-            rec = self.resolve(did)
-        except UnknownDid:
-            return None
-        logs = self.contract.events.IdentityBound().get_logs(
-            from_block=self.from_block, argument_filters={"account": rec.account, "didHash": rec.did_hash})
-        raw = next((bytes(e["args"]["bindingProof"]) for e in reversed(logs)
-                    if bytes(e["args"]["bindingProofHash"]) == rec.binding_proof_hash), b"")
-        return rec, raw
+        """The latest current binding of ``did`` whose published proof verifies, with the proof bytes."""
+        for rec in self.bindings_of_did(did):
+            raw = self._verified_proof(rec)
+            if raw is not None:
+                return rec, raw
+        return None
 
     def published_binding_proof(self, did: str) -> dict[str, Any] | None:
-        """The binding proof the current holder of ``did`` published with its ``bind``, parsed;
-        None if unbound or not published in canonical form. Not verified: see
-        :meth:`verified_account_of_did`."""
+        """The binding proof of ``did``'s verified binding (:meth:`verified_account_of_did`), parsed;
+        None when no current binding of ``did`` has a proof that verifies."""
         found = self._published(did)
-        try:
-            return load_binding_proof(found[1]) if found else None
-        except DidNotBound:
-            return None
+        return load_binding_proof(found[1]) if found else None
 
     def verified_account_of_did(self, did: str) -> str | None:
-        """The account bound to ``did`` *and* vouched for by the DID's key: the binding proof it
-        published verifies. None when unbound, or when the holder is a squatter (no valid proof)."""
+        """The account whose current binding names ``did`` *and* whose published binding proof
+        verifies (the DID's key vouches for it); the latest such bind if several. None otherwise
+        (unbound, or bound only by squatters)."""
         found = self._published(did)
-        if found is None:
-            return None
-        rec, raw = found
-        try:
-            check_published_binding(raw, did=did, address=rec.account, chain_id=self.chain_id)
-        except DidNotBound:
-            return None
-        return rec.account
+        return found[0].account if found else None
 
     def is_operator(self, account: str) -> bool:
         """True if ``account`` holds the registry's OPERATOR (AccessControl) role."""
@@ -215,29 +205,34 @@ class IdentityRegistryClient:
         return self.has_participant_role(account, "OPERATOR")
 
     # --- public-data checks ---------------------------------------------------------------------
-    def resolve(self, did: str) -> OnChainIdentity:
-        """The on-chain record of ``did`` (raises :class:`UnknownDid` when unbound)."""
-        account = self.account_of_did(did)
-        rec = self.identity_of(account) if account else None
-        if rec is None or rec.did_hash != did_hash(did):
+    def resolve(self, did: str, *, verified: bool = True) -> OnChainIdentity:
+        """The on-chain record of ``did``: its verified binding (:meth:`verified_account_of_did`), or
+        with ``verified=False`` the latest current binding of any account. :class:`UnknownDid` when
+        no account's current binding names it, :class:`DidNotBound` when none of them is verified."""
+        if verified:
+            found = self._published(did)
+            if found is not None:
+                return found[0]
+        bindings = self.bindings_of_did(did)
+        if not bindings:
             raise UnknownDid(f"{did} is not bound to any account on chain {self.chain_id}")
-        return rec
+        if verified:
+            raise DidNotBound(f"{did} is bound on chain only by {', '.join(b.account for b in bindings)}, with no "
+                              "binding proof signed by the DID's key")
+        return bindings[0]
 
     def key_agreement_key(self, did: str, *, verified: bool = True) -> bytes:
         """The key to seal to ``did`` (X25519, or the ``x`` of an SM2 DID's even-``y`` agreement
         key: :func:`did.sm2_identity.agreement_point`), from the chain alone. With ``verified`` (the default)
-        only if the holder's published binding proof verifies: a squatter's key would otherwise
+        only from a binding whose published proof verifies: a squatter's key would otherwise
         receive what is sealed to the DID (:class:`DidNotBound`)."""
-        if verified and self.verified_account_of_did(did) is None:
-            self.resolve(did)  # UnknownDid when not bound at all
-            raise DidNotBound(f"{did} is bound on chain to {self.account_of_did(did)}, whose published binding "
-                              "proof is not signed by the DID's key: refusing to seal to its key")
-        return self.resolve(did).key_agreement_key
+        return self.resolve(did, verified=verified).key_agreement_key
 
     def verify_identity(self, did: str, *, document: dict[str, Any] | None = None,
                         binding_proof: dict[str, Any] | None = None) -> OnChainIdentity:
-        """Check the chain record against the published document and binding proof."""
-        rec = self.resolve(did)
+        """Check the chain record against the published document and binding proof. With a
+        ``binding_proof``, the record is the current binding of the account that proof names."""
+        rec = self._record_for(did, binding_proof)
         if document is not None:
             x = verify_sm2_document(document, did) if did_profile(did) == SM else verify_document(document, did)
             from did.document import document_bytes
@@ -247,6 +242,16 @@ class IdentityRegistryClient:
             verify_binding_proof(binding_proof, did=did, address=rec.account, chain_id=self.chain_id)
             if binding_proof_hash(binding_proof) != rec.binding_proof_hash:
                 raise DidNotBound(f"binding proof of {did} is not the one recorded on chain")
+        return rec
+
+    def _record_for(self, did: str, binding_proof: dict[str, Any] | None) -> OnChainIdentity:
+        if binding_proof is None:
+            return self.resolve(did)
+        st = verify_binding_proof(binding_proof, did=did, chain_id=self.chain_id)
+        rec = self.identity_of(st["address"])
+        if rec is None or rec.did_hash != did_hash(did):
+            raise DidNotBound(f"the binding proof binds {did} to {st['address']}, whose current binding on chain "
+                              f"{self.chain_id} is not that DID")
         return rec
 
 

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from web3.contract import Contract
 
+from chain.identities import BoundIdentity, commitment_of, current_identity
 from did.envelope import open_envelope, seal
 from did.identity import Identity
 from chain.errors import TdsError
@@ -22,34 +23,32 @@ class UnknownParticipant(TdsError):
 
 
 class ChainDirectory:
-    """Address → (DID, X25519 key) from the IdentityRegistry: its view and IdentityBound events.
+    """Address → (DID, X25519 key) from the IdentityRegistry: the account's commitment and its
+    latest ``IdentityBound`` event (:func:`chain.identities.current_identity`).
 
-    The key is read from the registry on every call, so an answer is always sealed to the
-    participant's current key: a re-bind (key rotation) takes effect at once. Only the DID
-    string behind the on-chain DID hash is cached (an event scan), keyed by that hash."""
+    The commitment is read on every call, so an answer is always sealed to the participant's
+    current key: a re-bind (key rotation) takes effect at once. The record behind a commitment
+    (an event scan) is cached, keyed by the account and that commitment."""
 
     def __init__(self, registry: Contract, from_block: int = 0):
         self.registry = registry
         self.from_block = from_block
-        self._dids: dict[tuple[str, bytes], str] = {}
+        self._records: dict[tuple[str, bytes], BoundIdentity] = {}
         self._lock = threading.Lock()
 
     def resolve(self, address: str) -> tuple[str, bytes]:
-        ident = self.registry.functions.identityOf(address).call()
-        did_hash = bytes(ident[0])
-        if did_hash == b"\0" * 32:
+        commitment, _ = commitment_of(self.registry, address)
+        if commitment == b"\0" * 27:
             raise UnknownParticipant(f"{address} has no identity bound on chain; it must run 'tds id bind' first")
         with self._lock:
-            did = self._dids.get((address, did_hash))
-        if did is None:
-            logs = self.registry.events.IdentityBound().get_logs(from_block=self.from_block,
-                                                               argument_filters={"account": address})
-            did = next((e["args"]["did"] for e in reversed(logs) if bytes(e["args"]["didHash"]) == did_hash), None)
-            if did is None:
-                raise UnknownParticipant(f"no IdentityBound event for {address}'s current DID")
-            with self._lock:
-                self._dids[(address, did_hash)] = did
-        return did, bytes(ident[2])
+            rec = self._records.get((address, commitment))
+        if rec is None:
+            rec = current_identity(self.registry, address, self.from_block)
+            if rec is None:
+                raise UnknownParticipant(f"no IdentityBound event for {address}'s current identity")
+            with self._lock:  # under the commitment it matched (a re-bind since the read: the newer one)
+                self._records[(address, rec.commitment)] = rec
+        return rec.did, rec.key_agreement_key
 
 
 def canonical(payload: dict[str, Any]) -> bytes:

@@ -78,7 +78,8 @@ class OracleDaemon:
         deployment = read_deployment(settings.deployment_path(w3.eth.chain_id), w3.eth.chain_id)
         c = {n: bind(w3, deployment, n) for n in ("Jobs", "Authorizations", "AssetRegistry", "Evidence",
                                                   "IdentityRegistry")}
-        check_registration(IdentityRegistryClient(w3, c["IdentityRegistry"]), identity)
+        registry = IdentityRegistryClient(w3, c["IdentityRegistry"], int(deployment.get("block") or 0))
+        check_registration(registry, identity)
         services = {a: HttpKeyService(u, identity) for a, u in options.key_services.items() if a != "*"}
         default = HttpKeyService(options.key_services["*"], identity) if "*" in options.key_services else None
         router = KeyServiceRouter(c["Jobs"], c["Authorizations"], c["AssetRegistry"], services, default,

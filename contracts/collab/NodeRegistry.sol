@@ -35,20 +35,26 @@ contract NodeRegistry is INodeRegistry, AccessControlDefaultAdminRules {
     }
 
     /// @inheritdoc INodeRegistry
-    function addNode(address node, NodeKind kind, string calldata name, string calldata endpoint)
-        external
-        onlyRole(OPERATOR_ROLE)
-    {
+    function addNode(
+        address node,
+        NodeKind kind,
+        string calldata name,
+        string calldata endpoint,
+        IIdentityRegistry.Identity calldata identity
+    ) external onlyRole(OPERATOR_ROLE) {
         if (_nodes[node].state != NodeState.None) revert NodeExists(node);
         if (kind == NodeKind.None) revert InvalidNodeKind(uint8(kind));
         if (bytes(name).length == 0 || bytes(name).length > 64) revert InvalidNodeName();
-        IIdentityRegistry.Identity memory id = _identity.identityOf(node);
-        if (id.didHash == bytes32(0)) revert NodeIdentityMissing(node);
+        if (!_identity.isCurrentIdentity(node, identity)) {
+            if (!_identity.isBound(node)) revert NodeIdentityMissing(node);
+            revert IdentityMismatch(node);
+        }
         uint40 now_ = uint40(block.timestamp);
-        _nodes[node] = Node(kind, NodeState.Active, now_, now_, id.didHash, id.keyAgreementKey, name, endpoint);
+        _nodes[node] =
+            Node(kind, NodeState.Active, now_, now_, identity.didHash, identity.keyAgreementKey, name, endpoint);
         _list.push(node);
         _position[node] = _list.length;
-        emit NodeAdded(node, kind, id.didHash, name, endpoint, id.keyAgreementKey);
+        emit NodeAdded(node, kind, identity.didHash, name, endpoint, identity.keyAgreementKey);
     }
 
     /// @inheritdoc INodeRegistry

@@ -7,7 +7,8 @@ import {IIdentityRegistry} from "../interfaces/IIdentityRegistry.sol";
 import {TdsRoles} from "../libraries/TdsRoles.sol";
 
 /// @title IdentityRegistry
-/// @notice Account ↔ DID binding, DID-document digest, X25519 key-agreement key, and the
+/// @notice Account → DID binding (a commitment per account, the record in its `IdentityBound`
+///         event), DID-document digest, X25519 key-agreement key, and the
 ///         participant roles the operator grants on the strength of an off-chain credential
 ///         (002 §3.4.1). Operators are the AccessControl OPERATOR role; the admin appoints them.
 contract IdentityRegistry is IIdentityRegistry, AccessControlDefaultAdminRules {
@@ -30,17 +31,11 @@ contract IdentityRegistry is IIdentityRegistry, AccessControlDefaultAdminRules {
     /// @notice Largest binding proof `bind` publishes (a did:key proof is about 480 bytes).
     uint256 public constant MAX_BINDING_PROOF = 2048;
 
-    /// @dev An operator's attestation that `account`'s binding proof for a DID verifies.
-    struct Attestation {
-        address account;
-        bytes32 bindingProofHash;
-    }
-
-    mapping(address account => Identity) private _identities;
-    mapping(bytes32 didHash => address) private _accountOfDid;
+    /// @dev Per account ONE slot: `identityCommitment` of its record in the high 27 bytes, the
+    ///      uint40 `boundAt` in the low 5 (a first bind writes one fresh slot, issue 14).
+    mapping(address account => bytes32) private _commitments;
     mapping(address account => mapping(bytes32 role => RoleRecord)) private _roles;
     mapping(bytes32 credentialHash => bool) private _revokedCredentials;
-    mapping(bytes32 didHash => Attestation) private _attestations;
     /// @dev When set, the only account whose `grantParticipantRole` is accepted (the onboarding review).
     address private _applicationGate;
 
@@ -50,12 +45,8 @@ contract IdentityRegistry is IIdentityRegistry, AccessControlDefaultAdminRules {
     }
 
     /// @inheritdoc IIdentityRegistry
-    /// @dev Re-binding with the same DID rotates the document digest, key and proof in place;
-    ///      binding another DID releases the previous one. A DID held by another account is
-    ///      refused (`DidAlreadyBound`) unless an operator attested the sender for it with this
-    ///      very proof: then the holder (a squatter, since the DID key signed the sender's proof)
-    ///      loses its record. The attestation check is off the common path, so a normal bind
-    ///      pays only for publishing its proof.
+    /// @dev Writes only the sender's commitment slot and logs the record; no DID index, so no
+    ///      uniqueness: a squatter's bind blocks no one (readers check the published proof).
     function bind(string calldata did, bytes32 didDocDigest, bytes32 keyAgreementKey, bytes calldata bindingProof)
         external
     {
@@ -65,48 +56,20 @@ contract IdentityRegistry is IIdentityRegistry, AccessControlDefaultAdminRules {
         }
         bytes32 didHash = keccak256(bytes(did));
         bytes32 proofHash = keccak256(bindingProof);
-        address holder = _accountOfDid[didHash];
-        if (holder != address(0) && holder != msg.sender) _supersede(didHash, holder, proofHash);
-        Identity storage id = _identities[msg.sender];
-        bytes32 previous = id.didHash;
-        if (previous != didHash) {
-            if (previous != bytes32(0)) delete _accountOfDid[previous];
-            _accountOfDid[didHash] = msg.sender;
-            id.didHash = didHash;
-        }
-        id.didDocDigest = didDocDigest;
-        id.keyAgreementKey = keyAgreementKey;
-        id.bindingProofHash = proofHash;
-        id.boundAt = uint64(block.timestamp);
-        emit IdentityBound(msg.sender, didHash, did, didDocDigest, keyAgreementKey, proofHash, bindingProof);
+        bytes27 c = _commit(didHash, didDocDigest, keyAgreementKey, proofHash);
+        _commitments[msg.sender] = bytes32(c) | bytes32(uint256(uint40(block.timestamp)));
+        emit IdentityBound(msg.sender, didHash, did, didDocDigest, keyAgreementKey, proofHash);
     }
 
-    /// @dev Take `didHash` from `holder` for the sender, if an operator attested the sender's proof.
-    function _supersede(bytes32 didHash, address holder, bytes32 proofHash) private {
-        Attestation storage a = _attestations[didHash];
-        if (a.account != msg.sender || a.bindingProofHash != proofHash) revert DidAlreadyBound(didHash, holder);
-        delete _attestations[didHash];
-        delete _identities[holder];
-        emit IdentitySuperseded(didHash, holder, msg.sender);
-    }
-
-    /// @inheritdoc IIdentityRegistry
-    function attestBinding(bytes32 didHash, address account, bytes32 bindingProofHash)
-        external
-        onlyRole(OPERATOR_ROLE)
+    /// @dev 27 bytes of keccak256: a second preimage (another record matching someone's commitment)
+    ///      costs 2^216, a collision between two records of one's own 2^108, and would only let an
+    ///      account present one of two records it chose itself.
+    function _commit(bytes32 didHash, bytes32 didDocDigest, bytes32 keyAgreementKey, bytes32 proofHash)
+        private
+        pure
+        returns (bytes27)
     {
-        if (account == address(0)) {
-            delete _attestations[didHash];
-        } else {
-            _attestations[didHash] = Attestation(account, bindingProofHash);
-        }
-        emit BindingAttested(didHash, account, bindingProofHash, msg.sender);
-    }
-
-    /// @inheritdoc IIdentityRegistry
-    function bindingAttestation(bytes32 didHash) external view returns (address account, bytes32 bindingProofHash) {
-        Attestation storage a = _attestations[didHash];
-        return (a.account, a.bindingProofHash);
+        return bytes27(keccak256(abi.encode(didHash, didDocDigest, keyAgreementKey, proofHash)));
     }
 
     /// @inheritdoc IIdentityRegistry
@@ -117,7 +80,7 @@ contract IdentityRegistry is IIdentityRegistry, AccessControlDefaultAdminRules {
         address gate = _applicationGate;
         if (gate != address(0) && msg.sender != gate) revert GrantRequiresApplication(account, role, gate);
         if (!TdsRoles.isParticipantRole(role)) revert UnknownParticipantRole(role);
-        if (_identities[account].didHash == bytes32(0)) revert NotBound(account);
+        if (_commitments[account] == bytes32(0)) revert NotBound(account);
         if (credentialHash == bytes32(0)) revert EmptyCredentialHash(account, role);
         if (_revokedCredentials[credentialHash]) revert CredentialIsRevoked(credentialHash);
         if (validUntil != 0 && validUntil <= block.timestamp) revert InvalidValidity(validUntil);
@@ -164,13 +127,25 @@ contract IdentityRegistry is IIdentityRegistry, AccessControlDefaultAdminRules {
     }
 
     /// @inheritdoc IIdentityRegistry
-    function identityOf(address account) external view returns (Identity memory) {
-        return _identities[account];
+    function commitmentOf(address account) external view returns (bytes27 commitment, uint40 boundAt) {
+        bytes32 slot = _commitments[account];
+        return (bytes27(slot), uint40(uint256(slot)));
     }
 
     /// @inheritdoc IIdentityRegistry
-    function accountOfDid(bytes32 didHash) external view returns (address) {
-        return _accountOfDid[didHash];
+    function isBound(address account) external view returns (bool) {
+        return _commitments[account] != bytes32(0);
+    }
+
+    /// @inheritdoc IIdentityRegistry
+    function isCurrentIdentity(address account, Identity calldata identity) external view returns (bool) {
+        bytes32 slot = _commitments[account];
+        return slot != bytes32(0) && bytes27(slot) == identityCommitment(identity);
+    }
+
+    /// @inheritdoc IIdentityRegistry
+    function identityCommitment(Identity calldata identity) public pure returns (bytes27) {
+        return _commit(identity.didHash, identity.didDocDigest, identity.keyAgreementKey, identity.bindingProofHash);
     }
 
     /// @inheritdoc IIdentityRegistry

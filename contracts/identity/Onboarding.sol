@@ -36,11 +36,14 @@ contract Onboarding is IOnboarding, AccessControlDefaultAdminRules, Reviewable {
     }
 
     /// @inheritdoc IOnboarding
-    function applyForRole(bytes32 role, bytes32 documentHash) external returns (uint256 roleApplicationId) {
+    function applyForRole(bytes32 role, bytes32 documentHash, IIdentityRegistry.Identity calldata identity)
+        external
+        returns (uint256 roleApplicationId)
+    {
         if (!TdsRoles.isParticipantRole(role)) revert UnknownParticipantRole(role);
         if (documentHash == bytes32(0)) revert EmptyDocumentHash();
-        bytes32 didHash = _identity.identityOf(msg.sender).didHash;
-        if (didHash == bytes32(0)) revert ApplicantNotBound(msg.sender);
+        _checkIdentity(msg.sender, identity);
+        bytes32 didHash = identity.didHash;
         if (_identity.hasParticipantRole(msg.sender, role)) revert RoleAlreadyHeld(msg.sender, role);
         uint256 open = _open[msg.sender][role];
         if (open != 0) revert ApplicationAlreadyOpen(msg.sender, role, open);
@@ -59,15 +62,18 @@ contract Onboarding is IOnboarding, AccessControlDefaultAdminRules, Reviewable {
     }
 
     /// @inheritdoc IOnboarding
-    function admit(uint256 roleApplicationId, bytes32 credentialHash, uint64 validUntil)
-        external
-        onlyRole(OPERATOR_ROLE)
-    {
+    function admit(
+        uint256 roleApplicationId,
+        bytes32 credentialHash,
+        uint64 validUntil,
+        IIdentityRegistry.Identity calldata applicantIdentity
+    ) external onlyRole(OPERATOR_ROLE) {
         RoleApplication storage a = _existing(roleApplicationId);
         ReviewStatus status = _reviewStatus(roleApplicationId);
         if (status != ReviewStatus.Approved) revert ApplicationNotApproved(roleApplicationId, uint8(status));
         if (a.admitted) revert ApplicationAlreadyAdmitted(roleApplicationId);
-        if (_identity.identityOf(a.applicant).didHash != a.didHash) revert ApplicantRebound(roleApplicationId, a.applicant);
+        _checkIdentity(a.applicant, applicantIdentity);
+        if (applicantIdentity.didHash != a.didHash) revert ApplicantRebound(roleApplicationId, a.applicant);
         a.admitted = true;
         delete _open[a.applicant][a.role];
         _identity.grantParticipantRole(a.applicant, a.role, credentialHash, validUntil);
@@ -92,6 +98,14 @@ contract Onboarding is IOnboarding, AccessControlDefaultAdminRules, Reviewable {
     /// @inheritdoc IOnboarding
     function identityRegistry() external view returns (address) {
         return address(_identity);
+    }
+
+    /// @dev `identity` must be `account`'s current one: `ApplicantNotBound` if it has none, else
+    ///      `IdentityMismatch` when the registry's commitment differs.
+    function _checkIdentity(address account, IIdentityRegistry.Identity calldata identity) private view {
+        if (_identity.isCurrentIdentity(account, identity)) return;
+        if (!_identity.isBound(account)) revert ApplicantNotBound(account);
+        revert IdentityMismatch(account);
     }
 
     function _existing(uint256 roleApplicationId) private view returns (RoleApplication storage a) {

@@ -11,35 +11,30 @@ interface IIdentityRegistry {
     /// @notice Participant roles (keccak256 of the upper-case name).
     /// PROVIDER, CONSUMER, OPERATOR, REGULATOR, DEVELOPER, ALGORITHM_PROVIDER, COMPUTE_PROVIDER
 
+    /// @notice What an account binds: the registry stores only a commitment to these four hashes
+    ///         (`identityCommitment`); the fields themselves are in the account's latest
+    ///         `IdentityBound` event, and `isCurrentIdentity` checks a copy of them.
     struct Identity {
         bytes32 didHash;          // keccak256(bytes(did))
         bytes32 didDocDigest;     // sha2-256 digest of the DID document's CIDv0 (multihash body)
         bytes32 keyAgreementKey;  // X25519 public key results are sealed to
         bytes32 bindingProofHash; // keccak256 of the published binding proof (bind's bindingProof)
-        uint64 boundAt;
     }
 
-    /// @notice Emitted when `account` binds (or re-binds) itself to `did`. `bindingProof` is the
-    ///         published two-way binding proof (canonical JSON, did/binding.py) and
-    ///         `bindingProofHash` its keccak256. The EVM cannot check the DID's Ed25519 signature
-    ///         in it, so a reader (the auditor's trail) verifies it off chain against the DID's key
-    ///         before it shows the account under that DID.
+    /// @notice Emitted when `account` binds (or re-binds) itself to `did`: every field of the record,
+    ///         which the registry keeps only as a commitment. The binding proof itself (canonical
+    ///         JSON, did/binding.py) is not logged again: it is the `bindingProof` argument of the
+    ///         `bind` call in this transaction's input, whose keccak256 is `bindingProofHash`. The
+    ///         EVM cannot check the DID's signature in it, so a reader accepts the account under
+    ///         `did` only after verifying that proof off chain.
     event IdentityBound(
         address indexed account,
         bytes32 indexed didHash,
         string did,
         bytes32 didDocDigest,
         bytes32 keyAgreementKey,
-        bytes32 bindingProofHash,
-        bytes bindingProof
+        bytes32 bindingProofHash
     );
-    /// @notice Emitted when an operator attests, having checked it off chain, that the binding
-    ///         proof `bindingProofHash` of `didHash` to `account` verifies (the DID key signed it).
-    ///         That account may then take the DID over from whoever holds it (`bind`).
-    event BindingAttested(bytes32 indexed didHash, address indexed account, bytes32 bindingProofHash, address operator);
-    /// @notice Emitted when `account`, attested by an operator, takes `didHash` over from `previous`
-    ///         (a squatter: its identity record is cleared).
-    event IdentitySuperseded(bytes32 indexed didHash, address indexed previous, address indexed account);
     /// @notice Emitted when the operator grants `role` to `account` backed by credential `credentialHash`.
     event ParticipantRoleGranted(
         address indexed account, bytes32 indexed role, bytes32 indexed credentialHash, uint64 validUntil, address operator
@@ -51,7 +46,6 @@ interface IIdentityRegistry {
     /// @notice Emitted when the admin sets (or, with the zero address, clears) the application gate.
     event ApplicationGateSet(address gate, address by);
 
-    error DidAlreadyBound(bytes32 didHash, address account);
     error EmptyDid();
     error NotBound(address account);
     error RoleNotHeld(address account, bytes32 role);
@@ -62,19 +56,12 @@ interface IIdentityRegistry {
     error GrantRequiresApplication(address account, bytes32 role, address gate);
 
     /// @notice Bind the sender's account to `did` (the account "signs the DID" by sending this) and
-    ///         publish its binding proof (stored as keccak256(bindingProof), emitted in full).
-    ///         First come, first served, except that an account an operator attested for `did`
-    ///         with this very proof (`attestBinding`) takes the DID over from its current holder.
+    ///         publish its binding proof (in the call data; committed to as keccak256(bindingProof)).
+    ///         Any account may bind any DID: uniqueness is not enforced on chain, a reader accepts a
+    ///         binding only when its published proof verifies (signed by the DID's key for this account).
+    ///         Re-binding overwrites the sender's commitment.
     function bind(string calldata did, bytes32 didDocDigest, bytes32 keyAgreementKey, bytes calldata bindingProof)
         external;
-
-    /// @notice Operator only: attest that the binding proof `bindingProofHash` binding `didHash` to
-    ///         `account` verifies (checked off chain: the DID key and the account both signed it).
-    ///         `account == address(0)` withdraws the attestation of `didHash`.
-    function attestBinding(bytes32 didHash, address account, bytes32 bindingProofHash) external;
-
-    /// @notice The account an operator attested for `didHash`, with the proof hash (zero if none).
-    function bindingAttestation(bytes32 didHash) external view returns (address account, bytes32 bindingProofHash);
 
     /// @notice Operator only: grant `role` to a bound `account`, backed by credential `credentialHash`.
     function grantParticipantRole(address account, bytes32 role, bytes32 credentialHash, uint64 validUntil) external;
@@ -95,11 +82,19 @@ interface IIdentityRegistry {
     /// @notice True if `account` holds `role`, unexpired, backed by an unrevoked credential.
     function hasParticipantRole(address account, bytes32 role) external view returns (bool);
 
-    /// @notice The identity bound to `account` (didHash == 0 if none).
-    function identityOf(address account) external view returns (Identity memory);
+    /// @notice The commitment to `account`'s current identity (`identityCommitment`) and when it was
+    ///         bound; both zero if the account never bound.
+    function commitmentOf(address account) external view returns (bytes27 commitment, uint40 boundAt);
 
-    /// @notice The account bound to `didHash` (zero address if none).
-    function accountOfDid(bytes32 didHash) external view returns (address);
+    /// @notice True if `account` has bound a DID.
+    function isBound(address account) external view returns (bool);
+
+    /// @notice True if `identity` is exactly `account`'s current identity (its commitment matches).
+    function isCurrentIdentity(address account, Identity calldata identity) external view returns (bool);
+
+    /// @notice The commitment `bind` stores for `identity`: the first 27 bytes of
+    ///         keccak256(abi.encode(didHash, didDocDigest, keyAgreementKey, bindingProofHash)).
+    function identityCommitment(Identity calldata identity) external pure returns (bytes27);
 
     /// @notice The credential hash backing `role` for `account`, and its expiry.
     function roleCredential(address account, bytes32 role) external view returns (bytes32 credentialHash, uint64 validUntil);

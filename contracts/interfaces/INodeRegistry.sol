@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IIdentityRegistry} from "./IIdentityRegistry.sol";
+
 /// @title INodeRegistry
 /// @notice The nodes that take part in multi-party computation (002 §3.4.2.2, §3.4.5.2 (1)): compute
 ///         nodes (secret-sharing MPC, PSI coordination) and providers' party nodes. The operator adds,
@@ -39,13 +41,23 @@ interface INodeRegistry {
     error NodeExists(address node);
     error NodeNotActive(address node, NodeState state);
     error NodeIdentityMissing(address node);
+    /// @notice The identity given for `account` is not its current one in the IdentityRegistry.
+    error IdentityMismatch(address account);
     error InvalidNodeKind(uint8 kind);
     error InvalidNodeName();
     error InvalidHeartbeatInterval(uint40 interval);
 
-    /// @notice Add `node` (operator only); the account must be bound to a DID in the IdentityRegistry,
-    ///         whose key-agreement key becomes the node's.
-    function addNode(address node, NodeKind kind, string calldata name, string calldata endpoint) external;
+    /// @notice Add `node` (operator only); the account must be bound to a DID in the IdentityRegistry
+    ///         (`NodeIdentityMissing`) and `identity` must be its current identity (its latest
+    ///         `IdentityBound`, checked against the registry's commitment: `IdentityMismatch`), whose
+    ///         DID hash and key-agreement key become the node's.
+    function addNode(
+        address node,
+        NodeKind kind,
+        string calldata name,
+        string calldata endpoint,
+        IIdentityRegistry.Identity calldata identity
+    ) external;
 
     /// @notice Disable `node` with a reason (operator only): it may not be named in new collaborations.
     function disableNode(address node, uint16 reasonCode) external;

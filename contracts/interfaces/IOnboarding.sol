@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IIdentityRegistry} from "./IIdentityRegistry.sol";
+
 /// @title IOnboarding
 /// @notice Participant onboarding under operator review (000 §5.3.3, §9.3): a bound account applies
 ///         for a participant role with the hash of its application document; a REVIEWER approves or
@@ -56,16 +58,30 @@ interface IOnboarding {
     error ApplicationAlreadyAdmitted(uint256 roleApplicationId);
     /// @notice The applicant of `roleApplicationId` is now bound to another DID than the one it applied with.
     error ApplicantRebound(uint256 roleApplicationId, address applicant);
+    /// @notice The identity given for `account` is not its current one in the IdentityRegistry
+    ///         (the commitment differs: take the fields from its latest `IdentityBound`).
+    error IdentityMismatch(address account);
 
     /// @notice Apply for participant `role` with the sha-256 of the application document; the
     ///         application waits for review. The sender must be bound, must not hold the role and
-    ///         must have no other open application for it.
+    ///         must have no other open application for it. `identity` is the sender's current
+    ///         identity (its latest `IdentityBound`), checked against the registry's commitment
+    ///         (`IdentityMismatch`); the application records its DID hash.
     /// @return roleApplicationId the new application's id (also its review subject id).
-    function applyForRole(bytes32 role, bytes32 documentHash) external returns (uint256 roleApplicationId);
+    function applyForRole(bytes32 role, bytes32 documentHash, IIdentityRegistry.Identity calldata identity)
+        external
+        returns (uint256 roleApplicationId);
 
     /// @notice Operator only: admit the applicant of an approved application — grant its role in the
     ///         IdentityRegistry backed by the credential `credentialHash` the operator issued.
-    function admit(uint256 roleApplicationId, bytes32 credentialHash, uint64 validUntil) external;
+    ///         `applicantIdentity` is the applicant's current identity (checked against the registry's
+    ///         commitment, `IdentityMismatch`); it must still name the DID applied under (`ApplicantRebound`).
+    function admit(
+        uint256 roleApplicationId,
+        bytes32 credentialHash,
+        uint64 validUntil,
+        IIdentityRegistry.Identity calldata applicantIdentity
+    ) external;
 
     /// @notice The application `roleApplicationId` (reverts `UnknownRoleApplication`).
     function roleApplicationOf(uint256 roleApplicationId) external view returns (RoleApplication memory);

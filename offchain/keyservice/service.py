@@ -108,7 +108,7 @@ def build_key_service(settings: Settings, w3: Web3, provider: Identity, keyring:
         keyring.on_reload(follow_rotated_versions(service.service.manifests, index, store.cat, recorded_check(
             c["AssetRegistry"], c["Evidence"], provider.address, deployment["block"])))
         keyring.watch(index)
-    registry = IdentityRegistryClient(w3, c["IdentityRegistry"])
+    registry = IdentityRegistryClient(w3, c["IdentityRegistry"], int(deployment["block"] or 0))
     verifier = ChallengeVerifier(domain=f"keyservice:{provider.address.lower()}")
     app = create_key_service_app(service, provider, registry, directory, verifier,
                                  access_log=folder / "access.jsonl")  # tailed by `tds monitor run`

@@ -98,10 +98,10 @@ def check(space: Space, plan: Plan) -> tuple[list[str], Quote | None]:
 
 
 def _identity(space: Space, where: str, address: str, did: str | None) -> list[str]:
-    ident = space.c["IdentityRegistry"].functions.identityOf(address).call()
-    if ident[0] == b"\x00" * 32:
+    ident = space.identity(address)
+    if ident is None:
         return [f"{where}: {address} has no DID bound on chain (tds id bind)"]
-    if did is not None and bytes(ident[0]) != keccak(text=did):
+    if did is not None and ident.did_hash != keccak(text=did):
         return [f"{where}: {address} is bound to another DID than {did}"]
     return []
 

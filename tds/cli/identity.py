@@ -163,62 +163,17 @@ def id_show(name: str | None, as_json: bool) -> None:
 @click.option("--password-env", metavar="VAR")
 def id_bind(name: str, password_env: str | None) -> None:
     """Bind NAME's account and DID on chain (IdentityRegistry.bind, sent by that account), publishing
-    its binding proof. If another account bound NAME's DID first, an operator checks the proof
-    ('tds id attest NAME|FILE --operator OP') and this command then takes the DID over."""
-    from web3.logs import DISCARD
-
-    from chain.tx import Reverted
-
+    its binding proof. Another account's binding of the same DID never blocks it: readers take only
+    the binding whose proof the DID's key signed."""
     settings = load_settings()
     ident = Identity.load(_root(settings), name, _password(password_env, name))
     client = _registry(settings)
-    try:
-        receipt = client.bind(ident)
-    except Reverted as exc:
-        if exc.error != "DidAlreadyBound":
-            raise
-        ident.save_public(_root(settings))  # public.json now holds the proof the operator checks
-        holder = client.account_of_did(ident.did)
-        raise DidNotBound(f"{ident.did} is already bound on chain {client.chain_id} to {holder}, which does not "
-                          f"hold this DID's key: send {_root(settings) / name / 'public.json'} to an operator, who "
-                          f"checks your binding proof and attests it ('tds id attest FILE --operator OP'); then "
-                          f"run 'tds id bind {name}' again to take the DID over") from None
+    receipt = client.bind(ident)
     ident.save_public(_root(settings))
-    superseded = [log["args"]["previous"] for log in
-                  client.contract.events.IdentitySuperseded().process_receipt(receipt, errors=DISCARD)]
-    taken = f"; took it over from {superseded[0]}" if superseded else ""
+    others = [b.account for b in client.bindings_of_did(ident.did) if b.account != ident.address]
+    note = f"; also bound, without a proof from this DID's key: {', '.join(others)}" if others else ""
     click.echo(f"bound {ident.did} <-> {ident.address} on chain {client.chain_id} "
-                  f"(tx 0x{receipt['transactionHash'].hex()}, block {receipt['blockNumber']}{taken})")
-
-
-@identity.command("attest")
-@click.argument("binding")
-@click.option("--operator", "operator_name", required=True, help="Local identity of the attesting operator.")
-@click.option("--password-env", metavar="VAR")
-def id_attest(binding: str, operator_name: str, password_env: str | None) -> None:
-    """Operator: check a DID owner's binding proof (BINDING: a local identity name, the proof, or its
-    public.json) and attest it on chain, so the owner's 'tds id bind' takes its DID over from an
-    account that bound it without holding its key."""
-    from did.binding import verify_binding_proof
-
-    settings = load_settings()
-    path = Path(binding)
-    if path.exists():
-        proof = _read_binding(path)
-    else:
-        proof = _subject(settings, binding)[1]
-        if proof is None:
-            raise DidNotBound(f"identity {binding!r} has no binding proof yet: it runs 'tds id bind {binding}' first "
-                              "(which writes the proof to its public.json even when refused)")
-    assert proof is not None
-    client = _registry(settings)
-    st = verify_binding_proof(proof, chain_id=client.chain_id)  # before asking for the operator's password
-    op = Identity.load(_root(settings), operator_name, _password(password_env, operator_name))
-    receipt = client.attest_binding(op.account, proof)
-    holder = client.account_of_did(st["did"])
-    note = "" if holder in (None, st["address"]) else f"; it takes the DID over from {holder} with 'tds id bind'"
-    click.echo(f"attested {st['did']} -> {st['address']} on chain {client.chain_id} "
-               f"(tx 0x{receipt['transactionHash'].hex()}){note}")
+                  f"(tx 0x{receipt['transactionHash'].hex()}, block {receipt['blockNumber']}{note})")
 
 
 @identity.group("credential")

@@ -149,7 +149,7 @@ def job_request(grant_id: int, query_text: str, ops_text: str | None, value_text
             err_console.print(f"allowed the Jobs contract to take {g.price} credits", markup=False)
     # sealed to the key service of the asset's holder: the shared store never holds the query in clear
     holder = d.c["AssetRegistry"].functions.ownerOf(g.asset_id).call()
-    key = bytes(d.c["IdentityRegistry"].functions.identityOf(holder).call()[2])
+    key = d.space.key_agreement_key(holder)
     if key == b"\0" * 32:
         raise ParticipantError(f"the asset's holder {holder} has no key-agreement key on chain to seal the query to")
     data = seal_params(query, [key])

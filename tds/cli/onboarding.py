@@ -143,17 +143,14 @@ def _applicant_did(w3: Any, deployment: dict[str, Any], a: RoleApplication) -> t
     from did.registry import IdentityRegistryClient
 
     registry = IdentityRegistryClient.from_deployment(w3, deployment)
-    logs = registry.contract.events.IdentityBound().get_logs(
-        from_block=registry.from_block, argument_filters={"account": a.applicant, "didHash": a.did_hash})
-    if not logs:
-        raise DidNotBound(f"application {a.id}: no binding of {a.applicant} to the DID it applied under")
-    did = logs[-1]["args"]["did"]
-    if registry.verified_account_of_did(did) != a.applicant:
-        raise DidNotBound(f"application {a.id}: {a.applicant} holds {did} without a binding proof signed by the DID's "
-                          "key (a squatter?): no credential is issued")
-    proof = registry.published_binding_proof(did)
-    assert proof is not None
-    return did, proof
+    rec = registry.identity_of(a.applicant)
+    if rec is None or rec.did_hash != a.did_hash:
+        raise DidNotBound(f"application {a.id}: {a.applicant} is no longer bound to the DID it applied under")
+    proof = registry.verified_binding_proof(rec)
+    if proof is None:
+        raise DidNotBound(f"application {a.id}: {a.applicant} bound {rec.did} without a binding proof signed by the "
+                          "DID's key (a squatter?): no credential is issued")
+    return rec.did, proof
 
 
 def _document_fields(settings: Settings, a: RoleApplication) -> dict[str, Any]:

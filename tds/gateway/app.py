@@ -151,8 +151,9 @@ def create_app(settings: Settings | None = None, *, reader: ChainReader | None =
         proven = prove(request)
         did = did_of(proven)
         limiter.take("did:" + did)
-        registry = (entities.reads.base if entities is not None else state.reader()).contracts["IdentityRegistry"]
-        account = bound_account(registry, did)  # an eth_call: who signs for a DID is decided on chain
+        reader = entities.reads.base if entities is not None else state.reader()
+        # who signs for a DID: its current binding on chain whose published proof verifies
+        account = bound_account(reader.contracts["IdentityRegistry"], did, int(reader.deployment.get("block") or 0))
         roles = frozenset(getattr(proven, "roles", lambda: set())())
         request.state.caller = Caller(did, account, roles)
         return request.state.caller

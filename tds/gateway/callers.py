@@ -1,8 +1,11 @@
 """Who is calling: the DID a challenge–response proved, and the account it is bound to on chain.
 
 The guard (:class:`did.guard.ChallengeGuard`) proves the caller controls a DID key. What the
-caller may *sign for* is decided by the IdentityRegistry: the account ``accountOfDid(did)``
-whose record (``identityOf``) names the same DID hash. A transaction or grant offer relayed for
+caller may *sign for* is decided by the IdentityRegistry and the DID's key together: the account
+whose *current* binding names the DID and whose published binding proof verifies (the DID's key
+signed that this account is its account: ``IdentityRegistryClient.verified_account_of_did``; the
+latest such bind if several). Any account may bind any DID on chain, so an account bound to the
+DID without that proof (a squatter) is never the caller's. A transaction or grant offer relayed for
 the caller must be signed by exactly that account, so a DID cannot act with someone else's
 account, and an account cannot act behind someone else's DID.
 """
@@ -33,16 +36,23 @@ def did_of(proven: Any) -> str:
     return proven if isinstance(proven, str) else proven.did
 
 
-def bound_account(identity_registry: Any, did: str) -> str:
-    """The account ``did`` is bound to on chain; :class:`Forbidden` when it is not bound."""
-    fns = identity_registry.functions
-    account = fns.accountOfDid(keccak(text=did)).call()
-    if int(account, 16) == 0:
-        raise Forbidden("did-not-bound", f"{did} is not bound to an account on chain: bind it first "
-                                         "('tds id bind') so the gateway knows which account signs for it")
-    record = fns.identityOf(account).call()
-    if bytes(record[0]) != keccak(text=did):
-        raise Forbidden("did-not-bound", f"{did} was bound to {account}, which is now bound to another DID")
+_CLIENTS: dict[str, Any] = {}  # registry address -> IdentityRegistryClient (it caches checked proofs)
+
+
+def bound_account(identity_registry: Any, did: str, from_block: int = 0) -> str:
+    """The account ``did`` signs with: its verified current binding on chain; :class:`Forbidden`
+    when no account's current binding of ``did`` carries a proof the DID's key signed."""
+    from did.registry import IdentityRegistryClient
+
+    client = _CLIENTS.get(identity_registry.address)
+    if client is None or client.w3 is not identity_registry.w3:  # one per node: tx hashes repeat across dev chains
+        client = IdentityRegistryClient(identity_registry.w3, identity_registry, from_block)
+        _CLIENTS[identity_registry.address] = client
+    account = client.verified_account_of_did(did)
+    if account is None:
+        raise Forbidden("did-not-bound", f"{did} is not bound on chain to an account with a binding proof signed by "
+                                         "the DID's key: bind it first ('tds id bind') so the gateway knows which "
+                                         "account signs for it")
     return to_checksum_address(account)
 
 

@@ -136,8 +136,8 @@ class Squat:
 @pytest.fixture(scope="module")
 def squat(tmp_path_factory) -> Squat:
     """Its own chain: an account binds another participant's DID (replaying that owner's real
-    binding proof), gets a role from a careless operator and registers an asset; the owner, once an
-    operator attested its proof, takes its DID over and registers one too; an honest provider too."""
+    binding proof), gets a role from a careless operator and registers an asset; the owner binds its
+    DID too (the squatter blocks no one) and registers one; an honest provider too."""
     tmp = tmp_path_factory.mktemp("audit-squat")
     settings = replace(load_settings(), home=tmp / "home", chain_port=free_port(), rpc_url=None, chain_id=None,
                        deployment_file=tmp / "deployment.json")
@@ -163,8 +163,7 @@ def squat(tmp_path_factory) -> Squat:
         space.send(squatter, registry.contract.functions.bind(owner.did, owner.document_digest, owner.x25519_public,
                                                               replayed))
         squat_asset = register(Member("squatter", squatter, owner.did), "squatter")
-        registry.attest_binding(op, owner.binding)
-        registry.bind(owner)  # takes the DID over from the squatter
+        registry.bind(owner)  # not blocked by the squatter's earlier bind
         owner_asset = register(Member("owner", owner.account, owner.did), "owner")
         yield Squat(ChainReader(w3, doc), owner, honest, squatter, squat_asset, honest_asset, owner_asset)
     finally:
@@ -177,20 +176,21 @@ def test_squatter_actions_never_shown_under_the_did(squat: Squat):
     assert registered.actor == squatter.address and registered.action == "register"
     assert registered.actor_did == "unverified:" + owner.did  # not the DID whose key it does not hold
     assert asset_summary(r, squat.squat_asset)["provider_did"] == "unverified:" + owner.did
-    assert asset_summary(r, squat.squat_asset)["holder_did"] is None  # superseded: no DID any more
+    assert asset_summary(r, squat.squat_asset)["holder_did"] == "unverified:" + owner.did  # still unverified
     entries = chain_entries(r)
     assert entries and all(e.actor == owner.address for e in entries if e.actor_did == owner.did)
     for e in entries:  # nowhere in the audit log, nor as a payee or recipient
         assert not (e.actor == squatter.address and e.actor_did == owner.did)
     at = r.select("AssetRegistry", "AssetRegistered", assetId=squat.squat_asset)[0].position
     assert r.binding_of(squatter.address, at) == Binding(owner.did, False)
-    assert r.binding_of(squatter.address) is None and r.did_of(squatter.address) is None
+    assert r.binding_of(squatter.address) == Binding(owner.did, False)  # its record stays, never verified
+    assert r.did_of(squatter.address) == "unverified:" + owner.did
 
 
 def test_verified_bindings_shown_under_their_did(squat: Squat):
     r = squat.reader
     assert build_trail(r, squat.honest_asset)[0].actor_did == squat.honest.did
-    owner_registered = build_trail(r, squat.owner_asset)[0]  # after the take-over, the owner's own action
+    owner_registered = build_trail(r, squat.owner_asset)[0]  # the owner's own action
     assert owner_registered.actor == squat.owner.address and owner_registered.actor_did == squat.owner.did
     assert r.binding_of(squat.owner.address) == Binding(squat.owner.did, True)
     assert asset_summary(r, squat.owner_asset)["holder_did"] == squat.owner.did

@@ -99,7 +99,12 @@ def test_application_refusals(space: Space, onb: OnboardingClient) -> None:
     applicant = _bound(space, 6, "second")
     fn = onb.contract.functions
     with pytest.raises(Reverted, match="UnknownParticipantRole"):
-        onb._send(applicant.account, fn.applyForRole(keccak(text="KING"), document_hash(DOC)))
+        onb._send(applicant.account, fn.applyForRole(keccak(text="KING"), document_hash(DOC),
+                                                     onb.identity_fields(applicant.address)))
+    did_h, doc, _kak, proof_h = onb.identity_fields(applicant.address)
+    forged = (did_h, doc, keccak(text="a key never bound"), proof_h)
+    _refused("IdentityMismatch", onb._send, applicant.account,  # the identity must be the applicant's current one
+             fn.applyForRole(role_hash("PROVIDER"), document_hash(DOC), forged))
     _refused("EmptyDocumentHash", onb.apply, applicant.account, "PROVIDER", b"\0" * 32)
     first, _ = onb.apply(applicant.account, "PROVIDER", document_hash(DOC))
     e = _refused("ApplicationAlreadyOpen", onb.apply, applicant.account, "PROVIDER", document_hash(DOC))
@@ -109,7 +114,10 @@ def test_application_refusals(space: Space, onb: OnboardingClient) -> None:
     _refused("ApplicationNotApproved", onb.admit, operator, first, keccak(text="vc"), 0)
     again, _ = onb.apply(applicant.account, "PROVIDER", document_hash(DOC + b" "))  # rejected: may apply again
     onb.decide(operator, again, True, document_hash(REASONS))
+    stale = onb.identity_fields(applicant.address)
     IdentityRegistryClient(space.w3, space.c["IdentityRegistry"]).bind(Identity.create("other", dev_account(6)))
+    _refused("IdentityMismatch", onb._send, operator,  # the identity it applied with is no longer current
+             fn.admit(again, keccak(text="vc"), 0, stale))
     _refused("ApplicantRebound", onb.admit, operator, again, keccak(text="vc"), 0)  # now behind another DID
 
     _refused("UnknownRoleApplication", onb.decide, operator, 999, True, document_hash(REASONS))

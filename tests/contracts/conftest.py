@@ -101,6 +101,16 @@ class System:
 
 def _bind(identity, acct, did: str) -> None:
     identity.bind(did, H(did + "#doc"), H(did + "#x25519"), H(did + "#proof"), {"from": acct})
+    BOUND[str(acct)] = ("0x" + keccak(text=did).hex(), H(did + "#doc"), H(did + "#x25519"),
+                        "0x" + keccak(bytes.fromhex(H(did + "#proof")[2:])).hex())
+
+
+BOUND: dict[str, tuple] = {}  # account -> the Identity struct its fixture bind committed to
+
+
+def identity_of(acct) -> tuple:
+    """The ``IIdentityRegistry.Identity`` a fixture account was bound with (NodeRegistry, Onboarding take it)."""
+    return BOUND[str(acct)]
 
 
 def _grant_role(identity, operator, acct, role: str) -> None:

@@ -5,7 +5,7 @@ import brownie
 import pytest
 from brownie import Collaborations, NodeRegistry, chain
 
-from conftest import DET_EQ, HOM_AGG, MPC, PRICE, ROLES, SPLIT, ZERO, H, mint_params, now, reverts, terms
+from conftest import DET_EQ, HOM_AGG, MPC, PRICE, ROLES, SPLIT, ZERO, H, identity_of, mint_params, now, reverts, terms
 
 PSI = 64
 COMPUTE, PARTY = 1, 2
@@ -25,8 +25,8 @@ def space(system):
                                    {"from": op}).return_value
     a1 = system.assets.mint(mint_params(tid), {"from": c.provider}).return_value
     a2 = system.assets.mint(mint_params(tid, cid=b"\x12\x20" + b"\x77" * 32), {"from": c.provider2}).return_value
-    nodes.addNode(c.oracle, COMPUTE, "node-a", "https://node-a.example", {"from": op})
-    nodes.addNode(c.oracle2, COMPUTE, "node-b", "https://node-b.example", {"from": op})
+    nodes.addNode(c.oracle, COMPUTE, "node-a", "https://node-a.example", identity_of(c.oracle), {"from": op})
+    nodes.addNode(c.oracle2, COMPUTE, "node-b", "https://node-b.example", identity_of(c.oracle2), {"from": op})
     return dict(system=system, nodes=nodes, collab=collab, assets=(a1, a2))
 
 
@@ -216,7 +216,8 @@ def test_node_registry_add_heartbeat_flag_disable_remove(space):
     nodes, s = space["nodes"], space["system"]
     c = s.cast
     n = nodes.nodeOf(c.oracle)
-    assert n["name"] == "node-a" and n["kind"] == COMPUTE and n["didHash"] == s.identity.identityOf(c.oracle)[0]
+    assert n["name"] == "node-a" and n["kind"] == COMPUTE and n["didHash"] == identity_of(c.oracle)[0]
+    assert n["keyAgreementKey"] == identity_of(c.oracle)[2]
     assert nodes.isLive(c.oracle)
     chain.sleep(601)
     chain.mine()
@@ -238,13 +239,18 @@ def test_node_registry_add_heartbeat_flag_disable_remove(space):
 def test_node_registry_refuses(space):
     nodes, c = space["nodes"], space["system"].cast
     with reverts("NodeIdentityMissing", c.monitor):  # no DID bound
-        nodes.addNode(c.monitor, COMPUTE, "m", "", {"from": c.operator})
+        nodes.addNode(c.monitor, COMPUTE, "m", "", identity_of(c.oracle), {"from": c.operator})
+    forged = identity_of(c.provider)[:2] + (H("another key"),) + identity_of(c.provider)[3:]
+    with reverts("IdentityMismatch", c.provider):  # a key the provider never bound
+        nodes.addNode(c.provider, PARTY, "p", "", forged, {"from": c.operator})
+    with reverts("IdentityMismatch", c.provider):  # another account's identity
+        nodes.addNode(c.provider, PARTY, "p", "", identity_of(c.oracle), {"from": c.operator})
     with reverts("AccessControlUnauthorizedAccount"):
-        nodes.addNode(c.provider, PARTY, "p", "", {"from": c.provider})
+        nodes.addNode(c.provider, PARTY, "p", "", identity_of(c.provider), {"from": c.provider})
     with reverts("NodeExists", c.oracle):
-        nodes.addNode(c.oracle, COMPUTE, "again", "", {"from": c.operator})
+        nodes.addNode(c.oracle, COMPUTE, "again", "", identity_of(c.oracle), {"from": c.operator})
     with reverts("InvalidNodeKind", 0):
-        nodes.addNode(c.provider, 0, "p", "", {"from": c.operator})
+        nodes.addNode(c.provider, 0, "p", "", identity_of(c.provider), {"from": c.operator})
     with reverts("UnknownNode", c.provider):
         nodes.heartbeat({"from": c.provider})
     with reverts("InvalidHeartbeatInterval", 0):

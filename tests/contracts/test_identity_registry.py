@@ -1,16 +1,19 @@
-"""IdentityRegistry: DID binding (with its published proof, and the owner's take-over of a
-squatted DID on an operator's attestation), credential-backed participant roles, revocation."""
-from brownie import chain
+"""IdentityRegistry: DID binding (one commitment slot per account, the record and the proof's
+hash in the event, the proof in the call data; no DID uniqueness on chain), credential-backed
+participant roles, revocation."""
+from brownie import chain, web3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eth_abi import encode
 from eth_utils import keccak
 
 from chain.accounts import dev_account
+from chain.identities import proof_from_input
 from conftest import H, ROLES, reverts
 from did.binding import binding_proof_hash, make_binding_proof, proof_bytes, verify_binding_proof
 from did.keys import did_from_ed25519
 
 DID = "did:key:z6MkNewcomer"
-ZERO = "0x" + "00" * 20
+ZERO32 = "0x" + "00" * 32
 
 
 def did_hash(did):
@@ -24,24 +27,45 @@ def owned_did(index: int):
     return did, make_binding_proof(key, dev_account(index), chain.id)
 
 
-def test_bind_records_identity_and_event(system, accounts):
-    acct = accounts[0]
-    tx = system.identity.bind(DID, H("doc"), H("kak"), H("proof"), {"from": acct})
-    ident = system.identity.identityOf(acct)
-    assert ident[0] == did_hash(DID) and ident[2] == H("kak") and ident[4] == tx.timestamp
-    assert ident[3] == "0x" + keccak(bytes.fromhex(H("proof")[2:])).hex()  # the hash of what was published
-    assert system.identity.accountOfDid(did_hash(DID)) == acct
+def record(did, doc, kak, proof: bytes):
+    """The ``Identity`` struct ``bind(did, doc, kak, proof)`` commits to."""
+    return (did_hash(did), doc, kak, "0x" + keccak(proof).hex())
+
+
+def commitment(rec) -> str:
+    return "0x" + keccak(encode(["bytes32"] * 4, [bytes.fromhex(x[2:]) for x in rec]))[:27].hex()
+
+
+def test_bind_commits_to_the_record_and_logs_it(system, accounts):
+    acct, proof = accounts[0], bytes.fromhex(H("proof")[2:])
+    tx = system.identity.bind(DID, H("doc"), H("kak"), proof, {"from": acct})
+    rec = record(DID, H("doc"), H("kak"), proof)
+    c, bound_at = system.identity.commitmentOf(acct)
+    assert c == commitment(rec) == system.identity.identityCommitment(rec) and bound_at == tx.timestamp
+    assert system.identity.isBound(acct) and system.identity.isCurrentIdentity(acct, rec)
     ev = tx.events["IdentityBound"]
-    assert ev["account"] == acct and ev["did"] == DID and ev["keyAgreementKey"] == H("kak")
+    assert ev["account"] == acct and ev["did"] == DID and ev["didHash"] == did_hash(DID)
+    assert (ev["didDocDigest"], ev["keyAgreementKey"], ev["bindingProofHash"]) == rec[1:]
+    assert "bindingProof" not in ev.keys()  # published once, in the call data
 
 
-def test_bind_publishes_the_binding_proof(system, accounts):
+def test_first_bind_writes_one_slot(system, accounts):
+    """Issue 14: a first binding with a real did:key proof stays within 60,000 gas."""
+    did, proof = owned_did(2)
+    assert not system.identity.isBound(accounts[2])  # the monitor's account never bound
+    tx = system.identity.bind(did, H("doc"), H("kak"), proof_bytes(proof), {"from": accounts[2]})
+    assert len(proof_bytes(proof)) > 400 and tx.gas_used <= 60_000, tx.gas_used
+
+
+def test_bind_publishes_the_binding_proof_in_its_input(system, accounts):
     did, proof = owned_did(2)
     tx = system.identity.bind(did, H("doc"), H("kak"), proof_bytes(proof), {"from": accounts[2]})
     ev = tx.events["IdentityBound"]
-    assert bytes(ev["bindingProof"]) == proof_bytes(proof)  # anyone reading the event can verify it
     assert ev["bindingProofHash"] == "0x" + binding_proof_hash(proof).hex()
-    assert system.identity.identityOf(accounts[2])[3] == "0x" + binding_proof_hash(proof).hex()
+    data = bytes(web3.eth.get_transaction(tx.txid)["input"])
+    assert proof_from_input(data, binding_proof_hash(proof)) == proof_bytes(proof)  # anyone can verify it
+    assert proof_from_input(data, keccak(b"another proof")) is None
+    assert system.identity.isCurrentIdentity(accounts[2], record(did, H("doc"), H("kak"), proof_bytes(proof)))
     verify_binding_proof(proof, did=did, address=accounts[2].address, chain_id=chain.id)
 
 
@@ -50,69 +74,42 @@ def test_bind_refuses_oversized_proof(system, accounts):
         system.identity.bind(DID, H("doc"), H("kak"), b"\x01" * 2049, {"from": accounts[0]})
 
 
-def test_owner_takes_over_squatted_did_on_operator_attestation(system, accounts):
-    """A squatter binds the owner's DID first; the operator checks the owner's proof and attests
-    it on chain; the owner's own bind then takes the DID over and the squatter loses its record."""
-    op, squatter, owner = system.cast.operator, accounts[1], accounts[2]
-    did, proof = owned_did(2)
-    system.identity.bind(did, H("doc"), H("kak"), H("squatter's proof"), {"from": squatter})
-    with reverts("DidAlreadyBound", did_hash(did), squatter):  # first come: the owner is blocked …
-        system.identity.bind(did, H("doc"), H("kak"), proof_bytes(proof), {"from": owner})
-    verify_binding_proof(proof, chain_id=chain.id)  # … until the operator has checked its proof off chain
-    tx = system.identity.attestBinding(did_hash(did), owner, binding_proof_hash(proof), {"from": op})
-    assert tx.events["BindingAttested"]["account"] == owner
-    attested = system.identity.bindingAttestation(did_hash(did))
-    assert attested[0] == owner and attested[1] == "0x" + binding_proof_hash(proof).hex()
-    tx = system.identity.bind(did, H("doc"), H("kak"), proof_bytes(proof), {"from": owner})
-    ev = tx.events["IdentitySuperseded"]
-    assert ev["didHash"] == did_hash(did) and ev["previous"] == squatter and ev["account"] == owner
-    assert system.identity.accountOfDid(did_hash(did)) == owner
-    assert system.identity.identityOf(squatter)[0] == "0x" + "00" * 32  # the squatter is unbound
-    assert system.identity.bindingAttestation(did_hash(did))[0] == ZERO  # used up
-    with reverts("DidAlreadyBound", did_hash(did), owner):  # and cannot squat it again
-        system.identity.bind(did, H("doc"), H("kak"), H("squatter's proof"), {"from": squatter})
-
-
-def test_take_over_refused_without_the_attested_proof_and_account(system, accounts):
-    op, squatter, owner = system.cast.operator, accounts[1], accounts[2]
-    did, proof = owned_did(2)
-    system.identity.bind(did, H("doc"), H("kak"), H("squatter's proof"), {"from": squatter})
-    system.identity.attestBinding(did_hash(did), owner, binding_proof_hash(proof), {"from": op})
-    with reverts("DidAlreadyBound", did_hash(did), squatter):  # another proof than the one attested
-        system.identity.bind(did, H("doc"), H("kak"), H("other proof"), {"from": owner})
-    with reverts("DidAlreadyBound", did_hash(did), squatter):  # another account presenting the proof
-        system.identity.bind(did, H("doc"), H("kak"), proof_bytes(proof), {"from": accounts[3]})
-    system.identity.attestBinding(did_hash(did), ZERO, "0x" + "00" * 32, {"from": op})  # withdrawn
-    with reverts("DidAlreadyBound", did_hash(did), squatter):
-        system.identity.bind(did, H("doc"), H("kak"), proof_bytes(proof), {"from": owner})
-
-
-def test_attest_binding_is_operator_only(system, accounts):
-    did, proof = owned_did(1)
-    with reverts("AccessControlUnauthorizedAccount", accounts[1], ROLES["OPERATOR"]):  # a squatter attesting itself
-        system.identity.attestBinding(did_hash(did), accounts[1], binding_proof_hash(proof), {"from": accounts[1]})
-
-
 def test_bind_refuses_empty_did(system, accounts):
     with reverts("EmptyDid"):
         system.identity.bind("", H("doc"), H("kak"), H("proof"), {"from": accounts[0]})
 
 
-def test_bind_refuses_did_bound_to_another_account(system, accounts):
-    system.identity.bind(DID, H("doc"), H("kak"), H("proof"), {"from": accounts[0]})
-    with reverts("DidAlreadyBound", did_hash(DID), accounts[0]):
-        system.identity.bind(DID, H("doc"), H("kak"), H("proof"), {"from": accounts[1]})
+def test_squatter_blocks_no_one(system, accounts):
+    """No DID uniqueness on chain: a squatter binds the owner's DID first, the owner still binds it;
+    both records stand, and only the owner's carries a proof the DID's key signed (readers' rule)."""
+    squatter, owner = accounts[1], accounts[2]
+    did, proof = owned_did(2)
+    system.identity.bind(did, H("doc"), H("kak"), H("squatter's proof"), {"from": squatter})
+    tx = system.identity.bind(did, H("doc"), H("kak"), proof_bytes(proof), {"from": owner})
+    assert tx.events["IdentityBound"]["account"] == owner
+    assert system.identity.isCurrentIdentity(owner, record(did, H("doc"), H("kak"), proof_bytes(proof)))
+    squatted = record(did, H("doc"), H("kak"), bytes.fromhex(H("squatter's proof")[2:]))
+    assert system.identity.isCurrentIdentity(squatter, squatted)
+    assert not system.identity.isCurrentIdentity(owner, squatted)  # a record is the account's own
 
 
-def test_rebind_same_did_rotates_key_and_new_did_releases_old(system, accounts):
+def test_rebind_overwrites_the_commitment(system, accounts):
     acct = accounts[0]
     system.identity.bind(DID, H("doc"), H("kak"), H("proof"), {"from": acct})
-    system.identity.bind(DID, H("doc2"), H("kak2"), H("proof2"), {"from": acct})
-    assert system.identity.identityOf(acct)[2] == H("kak2")
-    system.identity.bind(DID + "-2", H("doc"), H("kak"), H("proof"), {"from": acct})
-    assert system.identity.accountOfDid(did_hash(DID)) == "0x" + "00" * 20
-    system.identity.bind(DID, H("doc"), H("kak"), H("proof"), {"from": accounts[1]})  # released: free again
-    assert system.identity.accountOfDid(did_hash(DID)) == accounts[1]
+    old = record(DID, H("doc"), H("kak"), bytes.fromhex(H("proof")[2:]))
+    tx = system.identity.bind(DID, H("doc2"), H("kak2"), H("proof2"), {"from": acct})
+    new = record(DID, H("doc2"), H("kak2"), bytes.fromhex(H("proof2")[2:]))
+    assert system.identity.isCurrentIdentity(acct, new) and not system.identity.isCurrentIdentity(acct, old)
+    assert system.identity.commitmentOf(acct)[1] == tx.timestamp
+    assert tx.gas_used < 40_000  # the slot is overwritten, not created
+
+
+def test_unbound_account_has_no_identity(system, accounts):
+    monitor = accounts[2]  # the one cast member the fixture does not bind
+    assert not system.identity.isBound(monitor)
+    c, bound_at = system.identity.commitmentOf(monitor)
+    assert c == "0x" + "00" * 27 and bound_at == 0
+    assert not system.identity.isCurrentIdentity(monitor, (ZERO32, ZERO32, ZERO32, ZERO32))
 
 
 def test_operator_grants_role_backed_by_credential(system, accounts):

@@ -5,12 +5,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from did.binding import binding_proof_hash, make_binding_proof, proof_bytes
+from did.binding import make_binding_proof, proof_bytes
 from did.credentials import credential_hash, issue_role_credential, verify_role_credential
 from did.envelope import open_envelope, seal
 from did.errors import CredentialRevoked, DidNotBound, InvalidDocument, UnknownDid, UntrustedIssuer
 from did.identity import Identity
-from did.registry import ChainTrust, IdentityRegistryClient, did_hash
+from did.registry import ChainTrust, IdentityRegistryClient
 from chain.accounts import dev_account
 from chain.compiler import compile_project
 from chain.connection import connect
@@ -65,10 +65,16 @@ def test_bind_records_did_document_and_binding(chain, registry, people):
         view.resolve(Identity.create("ghost").did)
 
 
-def test_did_cannot_be_bound_by_another_account(registry, people):
-    thief = Identity(people["alice"].name, people["alice"].ed25519, people["alice"].x25519, dev_account(5))
-    with pytest.raises(Reverted, match="DidAlreadyBound"):
-        registry.bind(thief)
+def test_another_accounts_bind_of_a_did_is_not_taken_for_it(chain, registry, people):
+    """No uniqueness on chain: another account may bind alice's DID (here replaying her proof), but
+    its binding is never alice's: the proof names alice's account, not the binder's."""
+    alice, thief = people["alice"], dev_account(5)
+    registry.sender(thief).send(registry.contract.functions.bind(
+        alice.did, alice.document_digest, alice.x25519_public, proof_bytes(alice.binding)))
+    view = fresh_view(chain)
+    assert {b.account for b in view.bindings_of_did(alice.did)} == {alice.address, thief.address}
+    assert view.account_of_did(alice.did) == alice.address
+    assert view.identity_of(thief.address).did == alice.did  # the thief's record, unverified
 
 
 def test_credential_verifies_from_did_and_chain_then_revocation(chain, registry, people):
@@ -130,11 +136,8 @@ def test_seal_to_key_found_on_chain(chain, registry, people):
 
 
 def test_squatted_did_gains_nothing(chain, registry, people):
-    """bind is first come, first served: mallory's account binds a victim's DID before the victim.
-
-    The chain alone then says victim DID -> mallory; the DID side (operator-signed account or the
-    victim's binding proof) is what keeps the squatter out.
-    """
+    """mallory's account binds a victim's DID (the victim never binds): the chain holds that
+    record, but no reader takes it for the DID, since its proof is not signed by the victim's key."""
     op, mallory = people["operator"], people["mallory"]
     victim = Identity.create("victim", dev_account(7))
     squatter = Identity(victim.name, victim.ed25519, victim.x25519, dev_account(8))
@@ -142,19 +145,20 @@ def test_squatted_did_gains_nothing(chain, registry, people):
     registry.sender(dev_account(8)).send(registry.contract.functions.bind(
         victim.did, victim.document_digest, mallory.x25519_public, proof_bytes(squatter.binding)))
     view = fresh_view(chain)
-    assert view.account_of_did(victim.did) == dev_account(8).address  # the chain alone is fooled
-    assert view.verified_account_of_did(victim.did) is None  # its published proof is not the victim key's
+    assert [b.account for b in view.bindings_of_did(victim.did)] == [dev_account(8).address]  # on chain …
+    assert view.account_of_did(victim.did) is None  # … but its published proof is not the victim key's
+    assert view.verified_account_of_did(victim.did) is None
     with pytest.raises(DidNotBound):  # no proof signed by the victim's DID key matches the record
         view.verify_identity(victim.did, binding_proof=squatter.binding)
     with pytest.raises(DidNotBound):
         ChainTrust(view, binding_proofs=[squatter.binding])
     vc = issue_role_credential(op, victim.did, "PROVIDER", "Victim Co", days=1, subject_account=victim.address)
-    with pytest.raises(DidNotBound, match="bound on chain to"):  # the operator will not grant it to mallory
+    with pytest.raises(DidNotBound, match="binding proof"):  # the operator will not grant it to mallory
         registry.grant_from_credential(op.account, vc)
     bare = issue_role_credential(op, victim.did, "PROVIDER", "Victim Co", days=1)  # names no account
     with pytest.raises(DidNotBound, match="binding proof"):
         registry.grant_from_credential(op.account, bare)
-    with pytest.raises(DidNotBound, match="binding proof"):  # the squatter cannot hold it either
+    with pytest.raises(DidNotBound):  # the squatter cannot hold it either
         verify_role_credential(bare, ChainTrust(view), holder_account=dev_account(8).address)
     assert not view.has_participant_role(dev_account(8).address, "PROVIDER")
 
@@ -170,40 +174,44 @@ def test_holder_account_proven_by_binding_proof(chain, registry, people):
     assert fresh_view(chain).role_credential(alice.address, "CONSUMER")[0] == credential_hash(bare)
 
 
-def test_owner_takes_squatted_did_over_on_operator_attestation(chain, registry, people):
-    """The squatter of a DID blocks its owner only until an operator has checked the owner's
-    binding proof and attested it on chain; then the owner's own bind takes the DID over."""
-    op, mallory = people["operator"], people["mallory"]
+def test_squatter_blocks_no_one(chain, registry, people):
+    """A squatter binds the owner's DID first (replaying the owner's real proof): nothing is sealed
+    to its key, and the owner's own bind goes through and is the DID's account, before and after
+    the squatter binds again."""
+    mallory = people["mallory"]
     owner = Identity.create("owner", dev_account(9))
     squatter = dev_account(6)
     replayed = owner.binding_proof(registry.chain_id)  # the owner's real proof, replayed by the squatter
-    registry.sender(squatter).send(registry.contract.functions.bind(
-        owner.did, owner.document_digest, mallory.x25519_public, proof_bytes(replayed)))
+    squat = registry.contract.functions.bind(owner.did, owner.document_digest, mallory.x25519_public,
+                                             proof_bytes(replayed))
+    registry.sender(squatter).send(squat)
     view = fresh_view(chain)
-    assert view.account_of_did(owner.did) == squatter.address
     assert view.verified_account_of_did(owner.did) is None  # the proof names the owner's account, not the squatter's
-    with pytest.raises(DidNotBound, match="refusing to seal"):  # nothing is sealed to the squatter's key
+    with pytest.raises(DidNotBound, match="signed by the DID's key"):  # nothing is sealed to the squatter's key
         view.key_agreement_key(owner.did)
-    with pytest.raises(Reverted, match="DidAlreadyBound"):  # blocked …
-        registry.bind(owner)
-    forged = make_binding_proof(mallory.ed25519, squatter, registry.chain_id)
-    forged["statement"]["did"] = owner.did  # the squatter's own key cannot sign for the owner's DID
-    with pytest.raises(DidNotBound):  # the operator's client refuses to attest it, nothing is sent
-        registry.attest_binding(op.account, forged)
-    with pytest.raises(Reverted, match="AccessControl"):  # nor may the squatter attest on chain itself
-        registry.sender(squatter).send(registry.contract.functions.attestBinding(
-            did_hash(owner.did), squatter.address, binding_proof_hash(forged)))
-    registry.attest_binding(op.account, owner.binding)  # … until the operator checked the owner's proof
-    assert view.binding_attestation(owner.did) == (owner.address, binding_proof_hash(owner.binding))
-    registry.bind(owner)
+    assert view.key_agreement_key(owner.did, verified=False) == mallory.x25519_public  # what the chain alone says
+    registry.bind(owner)  # not blocked
     assert view.account_of_did(owner.did) == owner.address
-    assert view.verified_account_of_did(owner.did) == owner.address
     assert view.published_binding_proof(owner.did) == owner.binding
-    assert view.identity_of(squatter.address) is None  # the squatter lost its record
     assert view.key_agreement_key(owner.did) == owner.x25519_public  # answers are sealed to the owner's key
-    with pytest.raises(Reverted, match="DidAlreadyBound"):
-        registry.sender(squatter).send(registry.contract.functions.bind(
-            owner.did, owner.document_digest, mallory.x25519_public, proof_bytes(replayed)))
+    registry.sender(squatter).send(squat)  # the squatter binds again, later than the owner
+    assert view.account_of_did(owner.did) == owner.address  # the latest *verified* binding counts
+    assert view.bindings_of_did(owner.did)[0].account == squatter.address
+    assert view.identity_of(squatter.address).key_agreement_key == mallory.x25519_public
+
+
+def test_rebound_account_no_longer_names_its_old_did(chain, registry, people):
+    """Only current bindings count: an account that binds another DID drops out of the old one."""
+    holder = Identity.create("holder", dev_account(2))
+    registry.bind(holder)
+    view = fresh_view(chain)
+    assert view.account_of_did(holder.did) == holder.address
+    other = Identity.create("holder-2", dev_account(2))
+    registry.bind(other)
+    assert view.account_of_did(holder.did) is None and view.bindings_of_did(holder.did) == []
+    assert view.account_of_did(other.did) == holder.address
+    with pytest.raises(UnknownDid):
+        view.resolve(holder.did)
 
 
 def test_honest_binding_is_verified_from_the_chain(chain, registry, people):

@@ -1,6 +1,7 @@
-"""``tds id bind`` / ``tds id attest`` against a squatted DID (issue 12, item 13), on chain: the
-owner is refused and told what to do, the operator refuses a proof that does not verify and
-attests the owner's, and the owner's next bind takes the DID over."""
+"""``tds id bind`` against a squatted DID (issue 12, item 13; issue 14's registry), on chain: the
+squatter's earlier bind blocks no one, and every reader — the registry client, the gateway's
+caller check, the auditor's reader, the sealing directory — shows the owner under the DID, never
+the squatter. ``tds id attest`` is gone (there is nothing left to attest)."""
 from __future__ import annotations
 
 import json
@@ -8,16 +9,17 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from audit.events import UNVERIFIED, ChainReader
 from chain.accounts import dev_account
 from chain.compiler import compile_project
 from chain.connection import connect
-from chain.deploy import deploy_artifact, write_deployment
+from chain.deploy import deploy_artifact, read_deployment, write_deployment
 from chain.tx import Sender
-from did.binding import make_binding_proof
-from did.errors import DidNotBound
-from did.identity import Identity
 from did.registry import IdentityRegistryClient
+from did.sealing import ChainDirectory
 from tds.cli import cli
+from tds.gateway.callers import bound_account
+from tds.gateway.errors import Forbidden
 
 
 def run(*args: str, ok: bool = True):
@@ -34,41 +36,35 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_owner_reclaims_squatted_did_from_the_command_line(env, embedded_node, session_settings, monkeypatch):
+def test_squatter_blocks_no_one_and_no_reader_shows_it(env, embedded_node, session_settings, monkeypatch):
     w3 = connect(session_settings)
     admin = dev_account(0)
     art = compile_project(session_settings)
     reg = deploy_artifact(Sender(w3, admin), art["IdentityRegistry"], admin.address)
     deployment = env / "deployment.json"
-    write_deployment(deployment, w3, {"IdentityRegistry": reg}, art, w3.eth.block_number)
+    block = w3.eth.block_number
+    write_deployment(deployment, w3, {"IdentityRegistry": reg}, art, block)
     monkeypatch.setenv("TDS_RPC_URL", embedded_node.url)
     monkeypatch.setenv("TDS_DEPLOYMENT", str(deployment))
-    run("id", "new", "op", "--password-env", "PW", "--dev-account", "0")
     run("id", "new", "owner", "--password-env", "PW", "--dev-account", "7")
-    run("id", "bind", "op", "--password-env", "PW")
     owner = json.loads(run("id", "show", "owner", "--json").output)
 
     squatter = dev_account(8)  # binds the owner's DID first, with a proof of its own
     Sender(w3, squatter).send(reg.functions.bind(owner["did"], b"\1" * 32, b"\2" * 32, b"not a proof"))
-    res = run("id", "bind", "owner", "--password-env", "PW", ok=False)
-    assert isinstance(res.exception, DidNotBound)
-    assert f"already bound on chain {w3.eth.chain_id} to {squatter.address}" in str(res.exception)
-    assert "tds id attest" in str(res.exception)
-    published = json.loads(run("id", "show", "owner", "--json").output)["binding"]  # written despite the refusal
-    assert published["statement"]["address"] == owner["address"]
+    with pytest.raises(Forbidden):  # the gateway lets no one sign for the DID yet
+        bound_account(reg, owner["did"], block)
 
-    thief = Identity.create("thief", squatter)
-    forged = make_binding_proof(thief.ed25519, squatter, w3.eth.chain_id)
-    forged["statement"]["did"] = owner["did"]
-    (env / "forged.json").write_text(json.dumps(forged))
-    res = run("id", "attest", str(env / "forged.json"), "--operator", "op", "--password-env", "PW", ok=False)
-    assert isinstance(res.exception, DidNotBound) and "did not sign" in str(res.exception)
-    assert IdentityRegistryClient(w3, reg).binding_attestation(owner["did"]) is None  # nothing was sent
+    out = run("id", "bind", "owner", "--password-env", "PW").output  # not refused
+    assert f"bound {owner['did']} <-> {owner['address']}" in out
+    assert f"also bound, without a proof from this DID's key: {squatter.address}" in out
+    assert run("id", "attest", "owner", "--operator", "owner", ok=False).exit_code != 0  # the command is gone
 
-    out = run("id", "attest", "owner", "--operator", "op", "--password-env", "PW").output
-    assert f"attested {owner['did']} -> {owner['address']}" in out and squatter.address in out
-    out = run("id", "bind", "owner", "--password-env", "PW").output
-    assert f"took it over from {squatter.address}" in out
-    view = IdentityRegistryClient(w3, reg)
+    view = IdentityRegistryClient(w3, reg, block)
     assert view.verified_account_of_did(owner["did"]) == owner["address"]
-    assert view.identity_of(squatter.address) is None
+    assert view.key_agreement_key(owner["did"]) == bytes.fromhex(owner["keyAgreementKey"][2:])
+    assert bound_account(reg, owner["did"], block) == owner["address"]
+    reader = ChainReader(w3, read_deployment(deployment, w3.eth.chain_id))
+    assert reader.did_of(owner["address"]) == owner["did"]
+    assert reader.did_of(squatter.address) == UNVERIFIED + owner["did"]
+    assert ChainDirectory(reg, block).resolve(owner["address"]) == (owner["did"],
+                                                                    bytes.fromhex(owner["keyAgreementKey"][2:]))

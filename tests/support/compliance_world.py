@@ -22,6 +22,7 @@ from audit.anchor import Anchorer
 from audit.oplog import OpLog, OpRecord
 from chain import Member, Space
 from chain.accounts import dev_account
+from chain.collab import NodeKind, add_node
 from chain.config import Settings
 from chain.ops import HOM_AGG
 from did.credentials import issue_role_credential
@@ -158,6 +159,5 @@ def build(settings: Settings, space: Space, tmp: Path) -> CWorld:
                endpoints=("https://provider.example.org/keys",))
     w.grant("care", "patients", "consumer", "care research", ["sum:amount", "count"])
     w.released_job("care", "care", [("patients", "amount", "hom")])
-    space.send(operator, space.c["NodeRegistry"].functions.addNode(ids["node"].address, 1, "compute-1",
-                                                                    "https://compute-1.example.org:8443"))
+    add_node(space, operator, ids["node"].address, NodeKind.COMPUTE, "compute-1", "https://compute-1.example.org:8443")
     return w

@@ -87,14 +87,9 @@ async function refresh() {
 }
 
 async function showIdentity(box) {
-  const ident = await ctx.chain.view("IdentityRegistry", "identityOf", [ctx.wallet.account]);
-  const bound = ident.didHash !== "0x" + "00".repeat(32);
-  let did = "not bound: run 'tds id bind' first";
-  if (bound) {
-    const evs = await ctx.chain.events("IdentityRegistry", "IdentityBound", [ctx.wallet.account]);
-    const match = evs.reverse().find((e) => e.args.didHash === ident.didHash);
-    did = match ? match.args.did : ident.didHash;
-  }
+  const ident = await ctx.chain.identity(ctx.wallet.account);
+  const bound = ident !== null;
+  const did = bound ? ident.did : "not bound: run 'tds id bind' first";
   const roles = [];
   for (const [name, id] of Object.entries(ctx.config.roles)) {
     if (await ctx.chain.view("IdentityRegistry", "hasParticipantRole", [ctx.wallet.account, id])) roles.push(name);

@@ -1,7 +1,7 @@
 // The chain through the participant's wallet: calls, simulations (eth_call before anything is
 // signed), transactions with their pending / mined / failed states, logs, and contract errors
 // decoded to their names and said in plain words.
-import { Interface, formatEther } from "./vendor.js";
+import { AbiCoder, Interface, formatEther, keccak256 } from "./vendor.js";
 import { activity, notify } from "./ui.js";
 
 const STATUS = ["none", "pending", "approved", "rejected"];
@@ -170,6 +170,20 @@ export class Chain {
       } catch (_) { /* an event of no interest */ }
     }
     return out;
+  }
+
+  /** `account`'s current identity: its latest IdentityBound whose fields match the one commitment
+   *  the IdentityRegistry keeps per account (null if it never bound). Not a proof that the DID's key
+   *  vouches for the account: that is the published binding proof, checked off chain. */
+  async identity(account) {
+    const [commitment] = await this.view("IdentityRegistry", "commitmentOf", [account]);
+    if (BigInt(commitment) === 0n) return null;
+    const evs = await this.events("IdentityRegistry", "IdentityBound", [account]);
+    const coder = AbiCoder.defaultAbiCoder();
+    const commit = (a) => keccak256(coder.encode(["bytes32", "bytes32", "bytes32", "bytes32"],
+      [a.didHash, a.didDocDigest, a.keyAgreementKey, a.bindingProofHash])).slice(0, 56);
+    const match = evs.reverse().find(({ args }) => commit(args) === commitment.toLowerCase());
+    return match ? match.args : null;
   }
 
   /** Decoded events `event` of `contract` whose indexed arguments match `topics` (null: any). */

@@ -105,7 +105,10 @@ async function requestJob(ctx, grantId, form) {
   const { g, now, price, native, allowance } = await checkGrant(ctx, grantId, ops);
   const approve = !native && allowance < price;
   const holder = (await ctx.chain.view("AssetRegistry", "termsOf", [g.assetId]))[0];
-  const ident = await ctx.chain.view("IdentityRegistry", "identityOf", [holder]);
+  const ident = await ctx.chain.identity(holder);
+  if (ident === null) {
+    throw new ChainRefusal("NotBound", [holder], `the asset's holder ${holder} has no identity bound on chain`);
+  }
   const params = await sealParams(query, [getBytes(ident.keyAgreementKey)]);
   const text = canonical(params);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
@@ -235,10 +238,11 @@ async function grantProvider(ctx, jobId) {
   return issued.args.provider;
 }
 
-/** True if `did` is the DID bound on chain to `account` (identityOf keeps keccak256 of the DID). */
+/** True if `did` is the DID of `account`'s current binding on chain (its IdentityBound, checked
+ *  against the registry's commitment; the caller trusts the account, not the DID alone). */
 export async function boundTo(ctx, did, account) {
-  const ident = await ctx.chain.view("IdentityRegistry", "identityOf", [await account]);
-  return ident.didHash === keccak256(toUtf8Bytes(did));
+  const ident = await ctx.chain.identity(await account);
+  return ident !== null && ident.didHash === keccak256(toUtf8Bytes(did));
 }
 
 /** Fetch a wallet-proven sealed document and check it against the hash the chain recorded. */
