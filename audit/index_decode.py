@@ -19,6 +19,13 @@ from web3 import Web3
 from audit.events import ChainEvent
 
 
+def stored_proof(stored: dict[str, Any]) -> bytes | None:
+    """The binding proof the indexer stored beside an ``IdentityBound`` (read once from its
+    transaction input: :func:`audit.events.with_published_proof`), so index readers call no chain."""
+    value = stored.get("bindingProof")
+    return bytes.fromhex(value[2:]) if isinstance(value, str) else None
+
+
 def _unplain(value: Any, abi_input: dict[str, Any]) -> Any:
     """Undo :func:`audit.events.plain` for one argument of ABI type ``abi_input``: the stored
     ``0x`` hex of a bytes value back to bytes, arrays and structs element by element."""
@@ -98,6 +105,8 @@ class FastLogDecoder:
             args[abi_input["name"]] = bytes.fromhex(value[2:]) if hashed else _unplain(value, abi_input)
         for abi_input in data_inputs:
             args[abi_input["name"]] = _unplain(stored[abi_input["name"]], abi_input)
+        if event == "IdentityBound" and "bindingProof" in stored:  # the indexer's copy from the tx input
+            args["bindingProof"] = stored_proof(stored)
         return ChainEvent(contract=contract, name=event, args=args, block=int(row.block), tx=row.tx,
                           log_index=int(row.log_index), address=self.checksum(row.address))
 

@@ -6,6 +6,8 @@ verification built from the index can be compared with those built from the chai
 """
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -14,6 +16,7 @@ from web3 import Web3
 
 from audit.events import ChainReader, UNVERIFIED, iso_time
 from audit.index import CURSOR, EventIndex, stored_log
+from audit.index_decode import stored_proof
 from audit.index_tables import assets, blocks, cursor, events, grants, identities, jobs
 
 
@@ -119,6 +122,8 @@ class IndexedReader(ChainReader):
         for row in rows:
             ev = self.decoder.decode(stored_log(row))
             if ev is not None:
+                if ev.name == "IdentityBound":  # the proof the indexer stored: no chain call to verify it
+                    ev = replace(ev, args={**ev.args, "bindingProof": stored_proof(json.loads(row.args))})
                 out.append(ev)
                 self._times[row.block] = row.block_time
         self._events = out
