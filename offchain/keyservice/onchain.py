@@ -198,24 +198,12 @@ class JobChain:
     def record_release(self, sender: Sender, job_id: int, result_hash: bytes, gas: int | None = None) -> None:
         """The provider's transaction ``recordRelease``; a revert becomes a named refusal. With
         ``gas`` None the limit is estimated (a refusal is then named before anything is sent)."""
-        try:
-            sender.send(self.jobs.functions.recordRelease(job_id, result_hash), gas=gas)
-        except Exception as exc:
-            refusal = refused_by_chain(exc)
-            if refusal is None:
-                raise
-            raise refusal from None
+        _send_or_refuse(sender, self.jobs.functions.recordRelease(job_id, result_hash), gas)
 
     def record_releases(self, sender: Sender, job_ids: list[int], result_hashes: list[bytes],
                         gas: int | None = None) -> None:
         """``recordReleases``: several releases in one transaction, all or nothing."""
-        try:
-            sender.send(self.jobs.functions.recordReleases(job_ids, result_hashes), gas=gas)
-        except Exception as exc:
-            refusal = refused_by_chain(exc)
-            if refusal is None:
-                raise
-            raise refusal from None
+        _send_or_refuse(sender, self.jobs.functions.recordReleases(job_ids, result_hashes), gas)
 
     def terms_hash(self, grant_id: int) -> bytes:
         """The grant's ``purposeHash`` (its terms), from its ``GrantIssued`` event; immutable."""
@@ -227,3 +215,14 @@ class JobChain:
 
     def released_hash(self, job_id: int) -> bytes:
         return bytes(self.jobs.functions.releasedHash(job_id).call())
+
+
+def _send_or_refuse(sender: Sender, fn: Any, gas: int | None) -> None:
+    """Send ``fn``; a revert by the contract becomes the named refusal (:func:`refused_by_chain`)."""
+    try:
+        sender.send(fn, gas=gas)
+    except Exception as exc:
+        refusal = refused_by_chain(exc)
+        if refusal is None:
+            raise
+        raise refusal from None
