@@ -111,7 +111,8 @@ def test_state_survives_restart(tmp_settings):
 
         target = Web3.to_checksum_address("0x" + "ab" * 20)
         tx = {"to": target, "value": 12345, "gas": 21000, "gasPrice": 0, "nonce": 0, "chainId": 31337}
-        w3.eth.send_raw_transaction(sender.account.sign_transaction(tx).raw_transaction)
+        tx_hash = w3.eth.send_raw_transaction(sender.account.sign_transaction(tx).raw_transaction)
+        assert w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)["status"] == 1  # mined, not just pooled
         assert w3.eth.get_balance(target) == 12345
     finally:
         node.down()
